@@ -1,0 +1,218 @@
+package cluster
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/api/types/volume"
+	"github.com/docker/docker/client"
+	"github.com/jewelry-shop/lab/internal/ci"
+)
+
+// closedRegistry is a loopback port nothing listens on: every image of these
+// tests points there, so that no pull ever leaves the machine.
+const closedRegistry = "127.0.0.1:5999"
+
+func TestMain(m *testing.M) {
+	// k3d takes its helper images from these variables; without them it
+	// would pull from ghcr.io.
+	os.Setenv("K3D_IMAGE_LOADBALANCER", closedRegistry+"/k3d-io/k3d-proxy:5.9.0")
+	os.Setenv("K3D_IMAGE_TOOLS", closedRegistry+"/k3d-io/k3d-tools:5.9.0")
+	SetupLibraries(slog.New(slog.DiscardHandler), "5.9.0") // keep k3d's log lines out of the test output
+	os.Exit(m.Run())
+}
+
+// dockerClient returns a client of the local Docker daemon, or ends the test
+// through ci.Missing when there is none.
+func dockerClient(t *testing.T) *client.Client {
+	t.Helper()
+	c, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	if err != nil {
+		ci.Missing(t, "Docker client: %v (install docker.io and start dockerd; .ci/run does both)", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := c.Ping(ctx); err != nil {
+		ci.Missing(t, "no Docker daemon at %s: %v (install docker.io and start dockerd; .ci/run does both)", c.DaemonHost(), err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// unpullableSpec is a spec of a uniquely named cluster whose images cannot be
+// pulled.
+func unpullableSpec(t *testing.T) Spec {
+	t.Helper()
+	b := make([]byte, 3)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	s := testSpec()
+	s.Name = "labtest-" + hex.EncodeToString(b)
+	s.Image = closedRegistry + "/rancher/k3s:v1.33.6-k3s1"
+	s.LoadBalancerImage = closedRegistry + "/k3d-io/k3d-proxy:5.9.0"
+	s.ToolsImage = closedRegistry + "/k3d-io/k3d-tools:5.9.0"
+	s.APIPort, s.IngressPort = 0, 0 // let Docker choose: tests run in parallel
+	return s
+}
+
+// assertNothingLeft checks through the Docker API, not through the code under
+// test, that no container, network or volume of the cluster remains.
+func assertNothingLeft(t *testing.T, c *client.Client, name string) {
+	t.Helper()
+	ctx := context.Background()
+	byLabel := filters.NewArgs(filters.Arg("label", "k3d.cluster="+name))
+	cs, err := c.ContainerList(ctx, container.ListOptions{All: true, Filters: byLabel})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ct := range cs {
+		t.Errorf("container left behind: %v (%s)", ct.Names, ct.State)
+	}
+	ns, err := c.NetworkList(ctx, network.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range ns {
+		if strings.Contains(n.Name, name) {
+			t.Errorf("network left behind: %s", n.Name)
+		}
+	}
+	vs, err := c.VolumeList(ctx, volume.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range vs.Volumes {
+		if strings.Contains(v.Name, name) || v.Labels["k3d.cluster"] == name {
+			t.Errorf("volume left behind: %s", v.Name)
+		}
+	}
+}
+
+// TestCreateFailureLeavesNothing lets k3d itself run into the missing image:
+// it creates the network and the image volume first, fails, and its library
+// does not roll back. Create must remove both.
+func TestCreateFailureLeavesNothing(t *testing.T) {
+	t.Parallel()
+	dc := dockerClient(t)
+	spec := unpullableSpec(t)
+	m := New(nil)
+	start := time.Now()
+	err := m.Create(context.Background(), spec, time.Minute)
+	if err == nil {
+		t.Fatal("Create succeeded with an image that cannot be pulled")
+	}
+	t.Logf("Create failed after %s: %v", time.Since(start).Round(time.Millisecond), err)
+	assertNothingLeft(t, dc, spec.Name)
+	if _, err := m.Get(context.Background(), spec.Name); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Get after failed Create = %v, want ErrNotFound", err)
+	}
+}
+
+// TestCreateCancelledLeavesNothing cancels the creation while k3d works.
+func TestCreateCancelledLeavesNothing(t *testing.T) {
+	t.Parallel()
+	dc := dockerClient(t)
+	spec := unpullableSpec(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := New(nil).Create(ctx, spec, time.Minute); err == nil {
+		t.Fatal("Create succeeded with a cancelled context")
+	}
+	assertNothingLeft(t, dc, spec.Name)
+}
+
+// TestEnsureImagesNamesTheImage checks that a missing image is reported by
+// name, with the fix, before anything is created.
+func TestEnsureImagesNamesTheImage(t *testing.T) {
+	t.Parallel()
+	dockerClient(t)
+	spec := unpullableSpec(t)
+	var pulled []string
+	err := New(nil).EnsureImages(context.Background(), spec.Images(), func(img string) { pulled = append(pulled, img) })
+	var iu *ImageUnavailableError
+	if !errors.As(err, &iu) {
+		t.Fatalf("EnsureImages error = %v, want an ImageUnavailableError", err)
+	}
+	if iu.Image != spec.Image || !strings.Contains(err.Error(), "docker pull "+spec.Image) {
+		t.Errorf("error names %q: %v; want the k3s image %s and how to get it", iu.Image, err, spec.Image)
+	}
+	if len(pulled) != 1 || pulled[0] != spec.Image {
+		t.Errorf("pull attempts = %v, want only the first image", pulled)
+	}
+}
+
+// TestDeleteResidue removes the leftovers of a failed creation made by hand
+// the way k3d leaves them, and succeeds when nothing exists.
+func TestDeleteResidue(t *testing.T) {
+	t.Parallel()
+	dc := dockerClient(t)
+	ctx := context.Background()
+	spec := unpullableSpec(t)
+	m := New(nil)
+
+	existed, err := m.Delete(ctx, spec.Name, false)
+	if err != nil || existed {
+		t.Fatalf("Delete of a cluster that does not exist = %v, %v; want false, nil", existed, err)
+	}
+
+	labels := map[string]string{"app": "k3d", "k3d.cluster": spec.Name}
+	if _, err := dc.NetworkCreate(ctx, "k3d-"+spec.Name, network.CreateOptions{Labels: labels}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dc.VolumeCreate(ctx, volume.CreateOptions{Name: "k3d-" + spec.Name + "-images", Labels: labels}); err != nil {
+		t.Fatal(err)
+	}
+	existed, err = m.Delete(ctx, spec.Name, false)
+	if err != nil || !existed {
+		t.Fatalf("Delete of leftovers = %v, %v; want true, nil", existed, err)
+	}
+	assertNothingLeft(t, dc, spec.Name)
+}
+
+// TestNodeErrors checks the errors of StopNode and StartNode for clusters
+// and nodes that do not exist.
+func TestNodeErrors(t *testing.T) {
+	t.Parallel()
+	dockerClient(t)
+	m := New(nil)
+	name := unpullableSpec(t).Name
+	for _, op := range []struct {
+		name string
+		fn   func(context.Context, string, string) error
+	}{{"StopNode", m.StopNode}, {"StartNode", m.StartNode}} {
+		err := op.fn(context.Background(), name, "k3d-"+name+"-agent-0")
+		if !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), name) {
+			t.Errorf("%s on a missing cluster = %v, want ErrNotFound naming %s", op.name, err, name)
+		}
+	}
+}
+
+// TestDockerUnavailable points the client at a socket nobody serves.
+func TestDockerUnavailable(t *testing.T) {
+	t.Setenv("DOCKER_HOST", "unix://"+t.TempDir()+"/no-docker.sock")
+	start := time.Now()
+	_, err := New(nil).Docker(context.Background())
+	var du *DockerUnavailableError
+	if !errors.As(err, &du) {
+		t.Fatalf("Docker() error = %v, want DockerUnavailableError", err)
+	}
+	if took := time.Since(start); took > 2*pingTimeout {
+		t.Errorf("took %s to notice, want at most the ping timeout %s", took, pingTimeout)
+	}
+	for _, want := range []string{"no-docker.sock", "fix:", "DOCKER_HOST"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %q", err, want)
+		}
+	}
+}

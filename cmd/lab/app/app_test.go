@@ -1,0 +1,209 @@
+package app
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+// run executes the lab command line as main does and returns its exit code
+// and output. Signals are not involved.
+func run(t *testing.T, stdin string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	root := NewRoot(Streams{In: strings.NewReader(stdin), Out: &out, Err: &errb}, Build{Version: "v0.0.0-test", Commit: "test"})
+	root.SetArgs(args)
+	err := root.Execute()
+	if err != nil {
+		printError(&errb, err)
+	}
+	return exitCode(err), out.String(), errb.String()
+}
+
+// golden compares got with testdata/<name>, or rewrites it under -update.
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("read golden file (run go test -update to create it): %v", err)
+	}
+	if diff := cmp.Diff(string(want), got); diff != "" {
+		t.Errorf("%s differs (-want +got; go test -update rewrites it):\n%s", path, diff)
+	}
+}
+
+// clearLabEnv removes LAB_* variables of the developer's shell from the test.
+func clearLabEnv(t *testing.T) {
+	t.Helper()
+	for _, kv := range os.Environ() {
+		if name, _, _ := strings.Cut(kv, "="); strings.HasPrefix(name, "LAB_") {
+			t.Setenv(name, "")
+			os.Unsetenv(name)
+		}
+	}
+}
+
+func TestHelp(t *testing.T) {
+	for _, args := range [][]string{
+		{"--help"},
+		{"up", "--help"},
+		{"down", "--help"},
+		{"status", "--help"},
+		{"config", "print", "--help"},
+		{"version", "--help"},
+	} {
+		name := strings.Join(args[:len(args)-1], "-")
+		if name == "" {
+			name = "lab"
+		}
+		t.Run(name, func(t *testing.T) {
+			code, stdout, stderr := run(t, "", args...)
+			if code != exitOK || stderr != "" {
+				t.Fatalf("exit %d, stderr %q", code, stderr)
+			}
+			golden(t, filepath.Join("help", name+".golden"), stdout)
+		})
+	}
+}
+
+// TestConfigFiles loads every fixture in testdata/config through `lab config
+// print` and compares what it prints (the effective configuration, or the
+// errors) and its exit code with the golden file beside it.
+func TestConfigFiles(t *testing.T) {
+	clearLabEnv(t)
+	files, err := filepath.Glob(filepath.Join("testdata", "config", "*.yaml"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no fixtures: %v", err)
+	}
+	for _, f := range files {
+		name := strings.TrimSuffix(filepath.Base(f), ".yaml")
+		t.Run(name, func(t *testing.T) {
+			code, stdout, stderr := run(t, "", "config", "print", "--config", f)
+			wantCode := exitOK
+			if strings.HasPrefix(name, "invalid-") {
+				wantCode = exitUsage
+			}
+			if code != wantCode {
+				t.Errorf("exit code %d, want %d; stderr:\n%s", code, wantCode, stderr)
+			}
+			golden(t, filepath.Join("config", name+".golden"), stdout+stderr)
+		})
+	}
+}
+
+// TestConfigPrecedence checks defaults < file < environment < flags, each key
+// on its own.
+func TestConfigPrecedence(t *testing.T) {
+	clearLabEnv(t)
+	file := filepath.Join(t.TempDir(), "lab.yaml")
+	if err := os.WriteFile(file, []byte("cluster:\n  name: from-file\n  ingressPort: 9000\n  apiPort: 7000\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("LAB_CLUSTER_INGRESSPORT", "9001")
+	t.Setenv("LAB_CLUSTER_AGENTS", "4")
+
+	o := &options{streams: Streams{In: strings.NewReader("")}, environ: os.Environ()}
+	up := newUpCmd(o)
+	if err := up.ParseFlags([]string{"--ingress-port", "9002"}); err != nil {
+		t.Fatal(err)
+	}
+	o.configPath = file
+	o.logFormat = "text"
+	if err := o.setup(up); err != nil {
+		t.Fatalf("setup: %v", err)
+	}
+	got := map[string]any{
+		"name (file)":           o.cfg.Cluster.Name,
+		"apiPort (file)":        o.cfg.Cluster.APIPort,
+		"agents (env)":          o.cfg.Cluster.Agents,
+		"ingressPort (flag)":    o.cfg.Cluster.IngressPort,
+		"servers (default)":     o.cfg.Cluster.Servers,
+		"ingressHost (default)": o.cfg.Cluster.IngressHost,
+	}
+	want := map[string]any{
+		"name (file)":           "from-file",
+		"apiPort (file)":        7000,
+		"agents (env)":          4,
+		"ingressPort (flag)":    9002,
+		"servers (default)":     1,
+		"ingressHost (default)": "127.0.0.1",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("effective configuration (-want +got):\n%s", diff)
+	}
+}
+
+func TestConfigFromStdin(t *testing.T) {
+	clearLabEnv(t)
+	code, stdout, stderr := run(t, "cluster:\n  agents: 5\n", "config", "print", "-c", "-")
+	if code != exitOK || !strings.Contains(stdout, "agents: 5") || !strings.Contains(stdout, "file: standard input") {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+}
+
+func TestUnknownEnvironmentVariable(t *testing.T) {
+	clearLabEnv(t)
+	t.Setenv("LAB_CLUSTER_NAEM", "typo")
+	code, _, stderr := run(t, "", "config", "print")
+	if code != exitUsage || !strings.Contains(stderr, "LAB_CLUSTER_NAEM: environment variable names no configuration key") {
+		t.Fatalf("exit %d, stderr:\n%s", code, stderr)
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	clearLabEnv(t)
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"up", "--no-such-flag"}, "unknown flag: --no-such-flag"},
+		{[]string{"up", "extra"}, `unknown command "extra" for "lab up"`},
+		{[]string{"frobnicate"}, `unknown command "frobnicate" for "lab"`},
+		{[]string{"up", "--ingress-port", "http"}, `invalid argument "http" for "--ingress-port"`},
+		{[]string{"status", "--log-format", "xml"}, "--log-format must be text or json"},
+		{[]string{"down", "-q", "-v"}, "--quiet and --verbose contradict each other"},
+		{[]string{"up", "--config", "/does/not/exist.yaml"}, "configuration file /does/not/exist.yaml"},
+		{[]string{"up", "--name", "Not_Valid"}, `cluster.name: "Not_Valid" is not a valid cluster name`},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			code, stdout, stderr := run(t, "", tt.args...)
+			if code != exitUsage {
+				t.Errorf("exit code %d, want %d", code, exitUsage)
+			}
+			if !strings.Contains(stderr, tt.want) {
+				t.Errorf("stderr does not contain %q:\n%s", tt.want, stderr)
+			}
+			if strings.Count(stderr, "Error:") != 1 {
+				t.Errorf("the error is not printed exactly once:\n%s", stderr)
+			}
+			if stdout != "" {
+				t.Errorf("usage error wrote to stdout:\n%s", stdout)
+			}
+		})
+	}
+}
+
+func TestVersion(t *testing.T) {
+	code, stdout, _ := run(t, "", "version")
+	if code != exitOK || !strings.HasPrefix(stdout, "lab v0.0.0-test (commit test,") || !strings.Contains(stdout, "k3s image       docker.io/rancher/k3s:v1.33.6-k3s1") {
+		t.Fatalf("exit %d, stdout:\n%s", code, stdout)
+	}
+}

@@ -1,0 +1,134 @@
+package app
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/api/types/volume"
+	"github.com/docker/docker/client"
+	"github.com/jewelry-shop/lab/internal/ci"
+)
+
+// closedRegistry is a loopback port nothing listens on; images that point
+// there cannot be pulled, and no pull attempt leaves the machine.
+const closedRegistry = "127.0.0.1:5999"
+
+func requireDocker(t *testing.T) *client.Client {
+	t.Helper()
+	c, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	if err != nil {
+		ci.Missing(t, "Docker client: %v (install docker.io and start dockerd; .ci/run does both)", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := c.Ping(ctx); err != nil {
+		ci.Missing(t, "no Docker daemon at %s: %v (install docker.io and start dockerd; .ci/run does both)", c.DaemonHost(), err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+}
+
+// TestUpWithoutImageLeavesNothing runs `lab up` against the real Docker
+// daemon with a k3s image that cannot be pulled (as on any machine without
+// internet): it must fail fast, name the image and the fix, and leave no
+// container, network or volume behind; `lab down` then succeeds.
+func TestUpWithoutImageLeavesNothing(t *testing.T) {
+	clearLabEnv(t)
+	dc := requireDocker(t)
+	b := make([]byte, 3)
+	_, _ = rand.Read(b)
+	name := "labtest-" + hex.EncodeToString(b)
+	image := closedRegistry + "/rancher/k3s:v1.33.6-k3s1"
+	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
+	common := []string{"--name", name, "--kubeconfig", kubeconfig}
+
+	start := time.Now()
+	code, stdout, stderr := run(t, "", append([]string{"up", "--k3s-image", image, "--api-port", freePort(t), "--ingress-port", freePort(t)}, common...)...)
+	t.Logf("lab up failed after %s:\n%s", time.Since(start).Round(time.Millisecond), stderr)
+	if code != exitFail {
+		t.Errorf("lab up exit code %d, want %d", code, exitFail)
+	}
+	for _, want := range []string{"Error: image " + image + " is not available locally", "docker pull " + image, "✗ Checking images"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr does not contain %q", want)
+		}
+	}
+	if stdout != "" {
+		t.Errorf("a failed lab up wrote to stdout:\n%s", stdout)
+	}
+
+	ctx := context.Background()
+	byLabel := filters.NewArgs(filters.Arg("label", "k3d.cluster="+name))
+	cs, err := dc.ContainerList(ctx, container.ListOptions{All: true, Filters: byLabel})
+	if err != nil || len(cs) != 0 {
+		t.Errorf("containers left behind: %v (%v)", cs, err)
+	}
+	ns, err := dc.NetworkList(ctx, network.ListOptions{Filters: filters.NewArgs(filters.Arg("name", name))})
+	if err != nil || len(ns) != 0 {
+		t.Errorf("networks left behind: %v (%v)", ns, err)
+	}
+	vs, err := dc.VolumeList(ctx, volume.ListOptions{Filters: byLabel})
+	if err != nil || len(vs.Volumes) != 0 {
+		t.Errorf("volumes left behind: %v (%v)", vs.Volumes, err)
+	}
+	if _, err := os.Stat(kubeconfig); !os.IsNotExist(err) {
+		t.Errorf("kubeconfig left behind: %v", err)
+	}
+
+	code, stdout, stderr = run(t, "", append([]string{"down"}, common...)...)
+	if code != exitOK || !strings.Contains(stdout, "Nothing to remove: there is no cluster "+name) {
+		t.Errorf("lab down: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	code, stdout, _ = run(t, "", append([]string{"status"}, common...)...)
+	if code != exitOK || !strings.Contains(stdout, "does not exist") {
+		t.Errorf("lab status: exit %d\n%s", code, stdout)
+	}
+}
+
+// TestNoDockerDaemon runs the commands against a socket nobody serves: each
+// fails at once with the fix, not after a timeout.
+func TestNoDockerDaemon(t *testing.T) {
+	clearLabEnv(t)
+	sock := filepath.Join(t.TempDir(), "docker.sock")
+	t.Setenv("DOCKER_HOST", "unix://"+sock)
+	t.Setenv("LAB_CLUSTER_KUBECONFIG", filepath.Join(t.TempDir(), "kubeconfig"))
+	for _, cmd := range []string{"up", "down", "status"} {
+		t.Run(cmd, func(t *testing.T) {
+			start := time.Now()
+			code, stdout, stderr := run(t, "", cmd)
+			t.Logf("lab %s failed after %s", cmd, time.Since(start).Round(time.Millisecond))
+			if code != exitFail {
+				t.Errorf("exit code %d, want %d", code, exitFail)
+			}
+			for _, want := range []string{"Error: cannot reach the Docker daemon at unix://" + sock, "fix: start Docker"} {
+				if !strings.Contains(stderr, want) {
+					t.Errorf("stderr does not contain %q:\n%s", want, stderr)
+				}
+			}
+			if strings.Count(stderr, "Error:") != 1 || stdout != "" {
+				t.Errorf("want the error once on stderr and nothing on stdout; stdout:\n%s\nstderr:\n%s", stdout, stderr)
+			}
+		})
+	}
+}

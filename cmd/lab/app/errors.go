@@ -1,0 +1,67 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/spf13/cobra"
+)
+
+// Exit codes of every lab command.
+const (
+	exitOK    = 0 // success
+	exitFail  = 1 // the operation failed
+	exitUsage = 2 // usage or configuration error: nothing was attempted
+)
+
+// usageError marks an error in what the user asked for (flags, arguments,
+// configuration): exit code 2.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+func usagef(format string, args ...any) error {
+	return usageError{fmt.Errorf(format, args...)}
+}
+
+// exitCode maps an error returned by a command to the process exit code.
+func exitCode(err error) int {
+	var u usageError
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.As(err, &u):
+		return exitUsage
+	default:
+		return exitFail
+	}
+}
+
+// printError prints err once, in plain words: the first line after "Error:",
+// the rest (details and fixes) indented below it.
+func printError(w io.Writer, err error) {
+	msg := err.Error()
+	if errors.Is(err, context.Canceled) {
+		msg = "interrupted: " + msg
+	}
+	lines := strings.Split(strings.TrimRight(msg, "\n"), "\n")
+	fmt.Fprintf(w, "Error: %s\n", lines[0])
+	for _, l := range lines[1:] {
+		if strings.TrimSpace(l) == "" {
+			continue
+		}
+		fmt.Fprintf(w, "  %s\n", strings.TrimLeft(l, " "))
+	}
+}
+
+// noArgs rejects positional arguments as a usage error.
+func noArgs(cmd *cobra.Command, args []string) error {
+	if err := cobra.NoArgs(cmd, args); err != nil {
+		return usageError{fmt.Errorf("%w\n  fix: see `%s --help`", err, cmd.CommandPath())}
+	}
+	return nil
+}

@@ -1,0 +1,79 @@
+package app
+
+import (
+	"fmt"
+	"runtime"
+	"runtime/debug"
+
+	"github.com/jewelry-shop/lab/lab"
+	"github.com/spf13/cobra"
+)
+
+func newConfigCmd(o *options) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "config",
+		Short: "Show the effective configuration",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return cmd.Help()
+		},
+	}
+	var env bool
+	print := &cobra.Command{
+		Use:   "print",
+		Short: "Print the effective configuration as lab.yaml (or as LAB_* variables with --env)",
+		Long: `Print the configuration lab would use: the defaults, overridden by lab.yaml (or
+--config FILE), then by LAB_* environment variables. The output is a valid
+lab.yaml; start your own from it. With --env, print the environment variable
+of every key instead.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := o.setup(cmd); err != nil {
+				return err
+			}
+			if env {
+				printEnv(o.streams.Out, o.cfg)
+				return nil
+			}
+			if o.src.file != "" {
+				fmt.Fprintf(o.streams.Out, "# effective configuration; file: %s\n", displayName(o.src.file))
+			} else {
+				fmt.Fprintln(o.streams.Out, "# effective configuration; no file read")
+			}
+			return printConfig(o.streams.Out, o.cfg)
+		},
+	}
+	print.Flags().BoolVar(&env, "env", false, "print LAB_* environment variables instead of YAML")
+	cmd.AddCommand(print)
+	return cmd
+}
+
+func newVersionCmd(o *options) *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version of lab and of what it pins",
+		Args:  noArgs,
+		RunE: func(*cobra.Command, []string) error {
+			w := o.streams.Out
+			fmt.Fprintf(w, "lab %s (commit %s, %s %s/%s)\n", o.build.Version, o.build.Commit, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+			fmt.Fprintf(w, "  k3d library     %s\n", moduleVersion("github.com/k3d-io/k3d/v5"))
+			fmt.Fprintf(w, "  k3s image       %s\n", lab.DefaultK3sImage)
+			fmt.Fprintf(w, "  k3d helpers     %s\n", lab.DefaultHelperImageTag)
+			return nil
+		},
+	}
+}
+
+// moduleVersion is the version of a dependency compiled into the binary.
+func moduleVersion(path string) string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	for _, d := range bi.Deps {
+		if d.Path == path {
+			return d.Version
+		}
+	}
+	return "unknown"
+}

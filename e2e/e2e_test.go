@@ -1,0 +1,110 @@
+//go:build e2e
+
+// Package e2e runs lab against a real k3d cluster: `make e2e`. It needs a
+// Docker daemon and the internet (to pull the k3s and k3d images), so it is
+// built only with the e2e tag and runs only when LAB_E2E=1; without Docker,
+// or when the images cannot be pulled, it skips and says why.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+// labCmd runs the lab binary and returns its exit code and output.
+func labCmd(t *testing.T, bin string, env []string, args ...string) (int, string, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("run lab %v: %v", args, err)
+	}
+	t.Logf("lab %s: exit %d\n%s%s", strings.Join(args, " "), code, out.String(), errb.String())
+	return code, out.String(), errb.String()
+}
+
+func TestE2EUpStatusDown(t *testing.T) {
+	if os.Getenv("LAB_E2E") != "1" {
+		t.Skip("end-to-end test: run it with `make e2e` (needs Docker and internet)")
+	}
+	if err := exec.Command("docker", "info").Run(); err != nil {
+		t.Skipf("skipped: no Docker daemon (%v); make e2e needs Docker and internet", err)
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "lab")
+	build := exec.Command("go", "build", "-o", bin, "../cmd/lab")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build lab: %v\n%s", err, out)
+	}
+	kubeconfig := filepath.Join(dir, "kubeconfig")
+	env := []string{"LAB_CLUSTER_NAME=lab-e2e", "LAB_CLUSTER_KUBECONFIG=" + kubeconfig, "LAB_CLUSTER_APIPORT=6560", "LAB_CLUSTER_INGRESSPORT=8090"}
+	t.Cleanup(func() { labCmd(t, bin, env, "down") })
+
+	code, _, stderr := labCmd(t, bin, env, "up")
+	if code != 0 && strings.Contains(stderr, "could not be pulled") {
+		t.Skipf("skipped: the images cannot be pulled here (no internet?):\n%s", stderr)
+	}
+	if code != 0 {
+		t.Fatalf("lab up failed")
+	}
+
+	data, err := os.ReadFile(kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Stat(kubeconfig); fi.Mode().Perm() != 0o600 {
+		t.Errorf("kubeconfig mode %v, want 0600", fi.Mode().Perm())
+	}
+	rc, err := clientcmd.RESTConfigFromKubeConfig(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := kubernetes.NewForConfigOrDie(rc)
+	nodes, err := cs.CoreV1().Nodes().List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ready := 0
+	for _, n := range nodes.Items {
+		for _, c := range n.Status.Conditions {
+			if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
+				ready++
+			}
+		}
+	}
+	if ready != 3 {
+		t.Errorf("%d Ready nodes, want 3", ready)
+	}
+
+	if code, out, _ := labCmd(t, bin, env, "up"); code != 0 || !strings.Contains(out, "reused") {
+		t.Errorf("second lab up did not reuse the cluster")
+	}
+	if code, out, _ := labCmd(t, bin, env, "status"); code != 0 || strings.Count(out, " Ready") < 3 {
+		t.Errorf("lab status does not show 3 Ready nodes")
+	}
+	if code, out, _ := labCmd(t, bin, env, "down"); code != 0 || !strings.Contains(out, "removed") {
+		t.Errorf("lab down failed")
+	}
+	if code, out, _ := labCmd(t, bin, env, "down"); code != 0 || !strings.Contains(out, "Nothing to remove") {
+		t.Errorf("second lab down is not a no-op")
+	}
+}

@@ -1,0 +1,70 @@
+package lab
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDefaultConfigIsValid(t *testing.T) {
+	t.Parallel()
+	if err := DefaultConfig().Validate(); err != nil {
+		t.Fatalf("DefaultConfig().Validate() = %v", err)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		modify func(*Config)
+		want   []string // every one must appear in the error
+	}{
+		{"bad name", func(c *Config) { c.Cluster.Name = "Jewelry_Shop" }, []string{`cluster.name: "Jewelry_Shop" is not a valid cluster name`}},
+		{"name with trailing dash", func(c *Config) { c.Cluster.Name = "shop-" }, []string{"cluster.name"}},
+		{"no servers", func(c *Config) { c.Cluster.Servers = 0 }, []string{"cluster.servers: must be between 1 and 3, got 0"}},
+		{"negative agents", func(c *Config) { c.Cluster.Agents = -1 }, []string{"cluster.agents: must be between 0 and 9, got -1"}},
+		{"latest image", func(c *Config) { c.Cluster.Image = "rancher/k3s:latest" }, []string{"cluster.image", "latest tag"}},
+		{"untagged image", func(c *Config) { c.Cluster.Image = "rancher/k3s" }, []string{"cluster.image", "has no tag"}},
+		{"registry port is not a tag", func(c *Config) { c.Cluster.Image = "127.0.0.1:5000/k3s" }, []string{"has no tag"}},
+		{"unpinned helpers", func(c *Config) { c.Cluster.HelperImageTag = "latest" }, []string{"cluster.helperImageTag"}},
+		{"host name instead of IP", func(c *Config) { c.Cluster.IngressHost = "localhost" }, []string{`cluster.ingressHost: "localhost" is not an IP address`}},
+		{"port out of range", func(c *Config) { c.Cluster.IngressPort = 70000 }, []string{"cluster.ingressPort: must be a TCP port between 1 and 65535, got 70000"}},
+		{"same ports", func(c *Config) { c.Cluster.IngressPort = c.Cluster.APIPort }, []string{"must differ from cluster.apiPort"}},
+		{"arg without dashes", func(c *Config) { c.Cluster.ServerArgs = []string{"disable=traefik"} }, []string{"cluster.serverArgs[0]"}},
+		{"zero timeout", func(c *Config) { c.Cluster.ReadyTimeout = 0 }, []string{"cluster.readyTimeout"}},
+		{"bad memory", func(c *Config) { c.Preflight.MinMemory = "lots" }, []string{`preflight.minMemory: "lots" is not a size`}},
+		{"every problem at once", func(c *Config) {
+			c.Cluster.Name, c.Cluster.Servers, c.Cluster.CreateTimeout = "", 9, -time.Second
+		}, []string{"cluster.name", "cluster.servers", "cluster.createTimeout"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c := DefaultConfig()
+			tt.modify(&c)
+			err := c.Validate()
+			if err == nil {
+				t.Fatal("Validate() = nil, want an error")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("Validate() = %q\nwant it to contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestPinnedImages(t *testing.T) {
+	t.Parallel()
+	for _, ref := range []string{
+		"docker.io/rancher/k3s:v1.33.6-k3s1",
+		"127.0.0.1:5999/rancher/k3s:v1.33.6-k3s1",
+		"rancher/k3s@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+	} {
+		if err := checkPinnedImage(ref); err != nil {
+			t.Errorf("checkPinnedImage(%q) = %v, want nil", ref, err)
+		}
+	}
+}
