@@ -8,6 +8,7 @@ import (
 	"io"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
@@ -101,7 +102,7 @@ func (m *Manager) EnsureImages(ctx context.Context, images []string, pulling fun
 		if _, err := c.ImageInspect(ctx, ref); err == nil {
 			m.log.Debug("image present", "image", ref)
 			continue
-		} else if !client.IsErrNotFound(err) {
+		} else if !cerrdefs.IsNotFound(err) {
 			return fmt.Errorf("inspect image %s: %w", ref, err)
 		}
 		if pulling != nil {
@@ -215,19 +216,19 @@ func (m *Manager) removeResidue(ctx context.Context, name string) error {
 	var errs []error
 	for _, ct := range r.Containers {
 		m.log.Debug("removing container", "container", ct)
-		if err := c.ContainerRemove(ctx, ct, container.RemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !client.IsErrNotFound(err) {
+		if err := c.ContainerRemove(ctx, ct, container.RemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !cerrdefs.IsNotFound(err) {
 			errs = append(errs, fmt.Errorf("remove container %s: %w", ct, err))
 		}
 	}
 	for _, n := range r.Networks {
 		m.log.Debug("removing network", "network", n)
-		if err := c.NetworkRemove(ctx, n); err != nil && !client.IsErrNotFound(err) {
+		if err := c.NetworkRemove(ctx, n); err != nil && !cerrdefs.IsNotFound(err) {
 			errs = append(errs, fmt.Errorf("remove network %s: %w", n, err))
 		}
 	}
 	for _, v := range r.Volumes {
 		m.log.Debug("removing volume", "volume", v)
-		if err := c.VolumeRemove(ctx, v, true); err != nil && !client.IsErrNotFound(err) {
+		if err := c.VolumeRemove(ctx, v, true); err != nil && !cerrdefs.IsNotFound(err) {
 			errs = append(errs, fmt.Errorf("remove volume %s: %w", v, err))
 		}
 	}

@@ -14,7 +14,6 @@ import (
 	"github.com/k3d-io/k3d/v5/pkg/config/types"
 	"github.com/k3d-io/k3d/v5/pkg/config/v1alpha5"
 	"github.com/k3d-io/k3d/v5/pkg/runtimes"
-	k3d "github.com/k3d-io/k3d/v5/pkg/types"
 )
 
 // Labels that mark every Docker object lab creates, so that a cluster lab did
@@ -115,7 +114,7 @@ func (s Spec) clusterConfig(ctx context.Context, rt runtimes.Runtime) (*v1alpha5
 	// The load balancer image is otherwise taken from K3D_IMAGE_LOADBALANCER
 	// or k3d's build-time version; pin it to what the spec says.
 	if lb := cc.ServerLoadBalancer; lb != nil && lb.Node != nil && s.LoadBalancerImage != "" {
-		lb.Node.Image = s.LoadBalancerImage
+		lb.Image = s.LoadBalancerImage
 	}
 	// Wait for the servers to log that they are up; lab then waits for
 	// every node to be Ready through the Kubernetes API.
@@ -133,9 +132,4 @@ func mergeLabels(a, b map[string]string) map[string]string {
 		out[k] = v
 	}
 	return out
-}
-
-// nodeName is k3d's container name of a node, e.g. k3d-jewelry-shop-agent-0.
-func nodeName(cluster string, role k3d.Role, i int) string {
-	return fmt.Sprintf("%s-%s-%s-%d", k3d.DefaultObjectNamePrefix, cluster, role, i)
 }

@@ -35,7 +35,7 @@ func TestClusterConfig(t *testing.T) {
 		t.Fatalf("clusterConfig: %v", err)
 	}
 	var got []string
-	for _, n := range cc.Cluster.Nodes {
+	for _, n := range cc.Nodes {
 		got = append(got, string(n.Role)+" "+n.Name+" "+n.Image)
 	}
 	want := []string{
@@ -47,14 +47,14 @@ func TestClusterConfig(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("nodes (-want +got):\n%s", diff)
 	}
-	if cc.Cluster.Network.Name != "k3d-jewelry-shop" {
-		t.Errorf("network = %q, want k3d-jewelry-shop", cc.Cluster.Network.Name)
+	if cc.Network.Name != "k3d-jewelry-shop" {
+		t.Errorf("network = %q, want k3d-jewelry-shop", cc.Network.Name)
 	}
-	api := cc.Cluster.KubeAPI
+	api := cc.KubeAPI
 	if api.Binding.HostIP != "127.0.0.1" || api.Binding.HostPort != "6550" {
 		t.Errorf("API bound to %s:%s, want 127.0.0.1:6550", api.Binding.HostIP, api.Binding.HostPort)
 	}
-	for _, n := range cc.Cluster.Nodes {
+	for _, n := range cc.Nodes {
 		switch n.Role {
 		case k3d.LoadBalancerRole:
 			if !hasIngressPort(n, "127.0.0.1", "8080", "80/tcp") {

@@ -292,7 +292,7 @@ func TestUpFailureRemovesWhatItCreated(t *testing.T) {
 
 func TestUpPreflight(t *testing.T) {
 	t.Parallel()
-	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	busy, err := (&net.ListenConfig{}).Listen(t.Context(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}

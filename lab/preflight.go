@@ -26,10 +26,10 @@ func (l *Lab) checkDocker(ctx context.Context) (cluster.DockerInfo, error) {
 	if err != nil {
 		return info, err
 	}
-	if min := l.cfg.MinMemoryBytes(); info.MemTotal > 0 && info.MemTotal < min {
+	if need := l.cfg.MinMemoryBytes(); info.MemTotal > 0 && info.MemTotal < need {
 		return info, &PreflightError{
 			Problem: fmt.Sprintf("the Docker host has %s of memory, the lab needs at least %s",
-				units.BytesSize(float64(info.MemTotal)), units.BytesSize(float64(min))),
+				units.BytesSize(float64(info.MemTotal)), units.BytesSize(float64(need))),
 			Fix: "give Docker more memory (Docker Desktop: Settings → Resources), or lower preflight.minMemory if you know the stack fits",
 		}
 	}

@@ -178,14 +178,18 @@ func (l *Lab) create(ctx context.Context, undo *cleanups) error {
 func (l *Lab) checkReusable(info *cluster.Info) error {
 	c := l.cfg.Cluster
 	if !info.Managed {
-		return &BrokenClusterError{Name: c.Name, Problem: "was not created by lab, so lab will not use or change it",
-			Fix: "choose another name with cluster.name (or --name), or remove it yourself with `k3d cluster delete " + c.Name + "`"}
+		return &BrokenClusterError{
+			Name: c.Name, Problem: "was not created by lab, so lab will not use or change it",
+			Fix: "choose another name with cluster.name (or --name), or remove it yourself with `k3d cluster delete " + c.Name + "`",
+		}
 	}
 	servers, agents := len(info.NodesByRole("server")), len(info.NodesByRole("agent"))
 	if servers != c.Servers || agents != c.Agents {
-		return &BrokenClusterError{Name: c.Name,
+		return &BrokenClusterError{
+			Name:    c.Name,
 			Problem: fmt.Sprintf("has %d servers and %d agents, the configuration asks for %d and %d", servers, agents, c.Servers, c.Agents),
-			Fix:     "run `lab down` and then `lab up` to recreate it with the configured shape"}
+			Fix:     "run `lab down` and then `lab up` to recreate it with the configured shape",
+		}
 	}
 	var stopped []string
 	for _, n := range info.Nodes {
@@ -194,9 +198,11 @@ func (l *Lab) checkReusable(info *cluster.Info) error {
 		}
 	}
 	if len(stopped) > 0 {
-		return &BrokenClusterError{Name: c.Name,
+		return &BrokenClusterError{
+			Name:    c.Name,
 			Problem: "these node containers are not running: " + strings.Join(stopped, ", "),
-			Fix:     "start them with `docker start " + firstWord(stopped) + " …`, or run `lab down` and then `lab up` to recreate the cluster"}
+			Fix:     "start them with `docker start " + firstWord(stopped) + " …`, or run `lab down` and then `lab up` to recreate the cluster",
+		}
 	}
 	l.progress.Start("Reusing existing cluster " + c.Name)
 	l.progress.End(nil)

@@ -20,10 +20,10 @@ func Enabled() bool {
 // Missing ends the test because something it needs is not available: it fails
 // under CI and skips elsewhere. The message should name what is missing and the
 // command that provides it.
-func Missing(t testing.TB, format string, args ...any) {
-	t.Helper()
+func Missing(tb testing.TB, format string, args ...any) {
+	tb.Helper()
 	if Enabled() {
-		t.Fatalf("missing test dependency (CI=true, so this fails instead of skipping): "+format, args...)
+		tb.Fatalf("missing test dependency (CI=true, so this fails instead of skipping): "+format, args...)
 	}
-	t.Skipf("skipped, missing test dependency: "+format, args...)
+	tb.Skipf("skipped, missing test dependency: "+format, args...)
 }

@@ -19,7 +19,7 @@ func newConfigCmd(o *options) *cobra.Command {
 		},
 	}
 	var env bool
-	print := &cobra.Command{
+	printCmd := &cobra.Command{
 		Use:   "print",
 		Short: "Print the effective configuration as lab.yaml (or as LAB_* variables with --env)",
 		Long: `Print the configuration lab would use: the defaults, overridden by lab.yaml (or
@@ -43,8 +43,8 @@ of every key instead.`,
 			return printConfig(o.streams.Out, o.cfg)
 		},
 	}
-	print.Flags().BoolVar(&env, "env", false, "print LAB_* environment variables instead of YAML")
-	cmd.AddCommand(print)
+	printCmd.Flags().BoolVar(&env, "env", false, "print LAB_* environment variables instead of YAML")
+	cmd.AddCommand(printCmd)
 	return cmd
 }
 
