@@ -66,6 +66,7 @@ func TestHelp(t *testing.T) {
 		{"up", "--help"},
 		{"down", "--help"},
 		{"status", "--help"},
+		{"load", "--help"},
 		{"config", "print", "--help"},
 		{"version", "--help"},
 	} {
@@ -205,5 +206,12 @@ func TestVersion(t *testing.T) {
 	code, stdout, _ := run(t, "", "version")
 	if code != exitOK || !strings.HasPrefix(stdout, "lab v0.0.0-test (commit test,") || !strings.Contains(stdout, "k3s image       docker.io/rancher/k3s:v1.33.6-k3s1") {
 		t.Fatalf("exit %d, stdout:\n%s", code, stdout)
+	}
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
 	}
 }

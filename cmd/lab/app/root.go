@@ -124,6 +124,7 @@ Exit codes: 0 success, 1 the operation failed, 2 usage or configuration error.`,
 		newUpCmd(o),
 		newDownCmd(o),
 		newStatusCmd(o),
+		newLoadCmd(o),
 		newConfigCmd(o),
 		newVersionCmd(o),
 	)

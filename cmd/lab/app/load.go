@@ -1,0 +1,224 @@
+package app
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jewelry-shop/lab/load"
+	"github.com/spf13/cobra"
+)
+
+// loadFlags are the flags of `lab load`.
+type loadFlags struct {
+	target       string
+	allowHosts   []string
+	scenario     string
+	printDefault bool
+	model        string
+	users        int
+	spawnRate    float64
+	rate         float64
+	stages       []string
+	maxInFlight  int
+	duration     time.Duration
+	maxRequests  int64
+	timeout      time.Duration
+	maxConns     int
+	think        string
+	thresholds   []string
+	seed         uint64
+	jsonPath     string
+}
+
+func newLoadCmd(o *options) *cobra.Command {
+	var f loadFlags
+	cmd := &cobra.Command{
+		Use:   "load",
+		Short: "Run the load generator on its own against the shop",
+		Long: `Run a load scenario against the shop and print per-endpoint figures: requests,
+failures by class, p50/p95/p99 latency (corrected for coordinated omission and
+raw), and whether the generator kept up.
+
+Two models: closed (--users virtual users spawned at --spawn-rate, each with
+think time between steps) and open (--rate iterations per second, optionally
+ramping with --stage, whatever the target does).
+
+The target defaults to the lab's own ingress; loopback is always allowed, any
+other host needs --allow-host. Every run is bounded by --duration and
+--max-requests. Thresholds come from the scenario and --threshold; lab load
+exits with 1 when one fails.`,
+		Example: `  lab load --users 100 --duration 2m
+  lab load --model open --rate 200 --stage 1m:500 --duration 3m --threshold 'p99 < 1s'
+  lab load --target http://127.0.0.1:8000 --scenario my-shop.yaml --json result.json
+  lab load --print-scenario > my-shop.yaml`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if f.printDefault {
+				_, err := o.streams.Out.Write(load.DefaultScenarioYAML())
+				return err
+			}
+			if err := o.setup(cmd); err != nil {
+				return err
+			}
+			opts, err := f.options(o)
+			if err != nil {
+				return err
+			}
+			return runLoad(cmd, o, f, opts)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.target, "target", "", "base URL of the shop (default: the lab's ingress, http://cluster.ingressHost:cluster.ingressPort)")
+	fl.StringSliceVar(&f.allowHosts, "allow-host", nil, "also allow this non-loopback host as a target (repeatable; * allows any)")
+	fl.StringVar(&f.scenario, "scenario", "", "scenario file (YAML; default: the built-in jewelry-shop scenario)")
+	fl.BoolVar(&f.printDefault, "print-scenario", false, "print the built-in scenario and exit")
+	fl.StringVar(&f.model, "model", string(load.Closed), "closed (virtual users) or open (arrival rate)")
+	fl.IntVar(&f.users, "users", 10, "closed model: virtual users")
+	fl.Float64Var(&f.spawnRate, "spawn-rate", 10, "closed model: users started per second (0: all at once)")
+	fl.Float64Var(&f.rate, "rate", 50, "open model: behaviour iterations started per second")
+	fl.StringSliceVar(&f.stages, "stage", nil, "open model: ramp to a rate over a time, DURATION:RATE (repeatable, in order)")
+	fl.IntVar(&f.maxInFlight, "max-in-flight", 5000, "open model: most iterations in flight; arrivals beyond are dropped and reported")
+	fl.DurationVar(&f.duration, "duration", time.Minute, "how long to send")
+	fl.Int64Var(&f.maxRequests, "max-requests", 10_000_000, "stop after this many requests")
+	fl.DurationVar(&f.timeout, "timeout", 10*time.Second, "timeout of each request")
+	fl.IntVar(&f.maxConns, "max-conns", 0, "most connections to the target (0: no limit); connections are kept alive")
+	fl.StringVar(&f.think, "think", "", "replace the scenario's think time: DURATION or MIN-MAX, e.g. 0 or 500ms-1.5s")
+	fl.StringArrayVar(&f.thresholds, "threshold", nil, "pass criterion such as 'p95 < 2s', 'error_rate < 1%', 'p99{checkout} < 3s' (repeatable)")
+	fl.Uint64Var(&f.seed, "seed", 1, "seed of the users' random choices")
+	fl.StringVar(&f.jsonPath, "json", "", "write every figure as JSON to this file (- for standard output; the summary then goes to standard error)")
+	return cmd
+}
+
+// options turns the flags into the load generator's options.
+func (f loadFlags) options(o *options) (load.Options, error) {
+	cl := o.cfg.Cluster
+	target := f.target
+	if target == "" {
+		target = fmt.Sprintf("http://%s:%d", cl.IngressHost, cl.IngressPort)
+	}
+	opts := load.Options{
+		Target:      target,
+		AllowHosts:  append([]string{cl.IngressHost}, f.allowHosts...),
+		Model:       load.Model(f.model),
+		Users:       f.users,
+		SpawnRate:   f.spawnRate,
+		Rate:        f.rate,
+		MaxInFlight: f.maxInFlight,
+		Duration:    f.duration,
+		MaxRequests: f.maxRequests,
+		Timeout:     f.timeout,
+		MaxConns:    f.maxConns,
+		Seed:        f.seed,
+		Logger:      o.log,
+	}
+	if _, err := load.CheckTarget(target, opts.AllowHosts); err != nil {
+		return opts, usageError{fmt.Errorf("%w\n  fix: --allow-host %s, if you mean it", err, hostOf(target))}
+	}
+	opts.Scenario = load.DefaultScenario()
+	if f.scenario != "" {
+		data, err := os.ReadFile(f.scenario)
+		if err != nil {
+			return opts, usageError{fmt.Errorf("read scenario: %w", err)}
+		}
+		if opts.Scenario, err = load.ParseScenario(data); err != nil {
+			return opts, usageError{fmt.Errorf("scenario %s:\n%w", f.scenario, err)}
+		}
+	}
+	for _, s := range f.stages {
+		d, r, ok := strings.Cut(s, ":")
+		dur, err1 := time.ParseDuration(d)
+		rate, err2 := strconv.ParseFloat(r, 64)
+		if !ok || err1 != nil || err2 != nil {
+			return opts, usagef("--stage %q is not DURATION:RATE, e.g. 30s:200", s)
+		}
+		opts.Stages = append(opts.Stages, load.Stage{Duration: dur, Rate: rate})
+	}
+	if f.think != "" {
+		lo, hi, ok := strings.Cut(f.think, "-")
+		if !ok {
+			hi = lo
+		}
+		a, err1 := parseThink(lo)
+		b, err2 := parseThink(hi)
+		if err1 != nil || err2 != nil || b < a {
+			return opts, usagef("--think %q is not DURATION or MIN-MAX, e.g. 0 or 500ms-1.5s", f.think)
+		}
+		opts.Think = &load.ThinkTime{Min: a, Max: b}
+	}
+	for _, s := range f.thresholds {
+		t, err := load.ParseThreshold(s)
+		if err != nil {
+			return opts, usageError{err}
+		}
+		opts.Thresholds = append(opts.Thresholds, t)
+	}
+	return opts, nil
+}
+
+func parseThink(s string) (time.Duration, error) {
+	if s = strings.TrimSpace(s); s == "0" {
+		return 0, nil
+	}
+	return time.ParseDuration(s)
+}
+
+func hostOf(target string) string {
+	h := strings.TrimPrefix(strings.TrimPrefix(target, "http://"), "https://")
+	h, _, _ = strings.Cut(h, "/")
+	if i := strings.LastIndex(h, ":"); i > 0 && !strings.HasSuffix(h, "]") {
+		h = h[:i]
+	}
+	return h
+}
+
+// runLoad runs the load, shows progress, prints the summary (and JSON) and
+// fails when a threshold fails.
+func runLoad(cmd *cobra.Command, o *options, f loadFlags, opts load.Options) error {
+	summary, jsonOut := o.streams.Out, io.Writer(nil)
+	switch f.jsonPath {
+	case "":
+	case "-":
+		summary, jsonOut = o.streams.Err, o.streams.Out
+	default:
+		file, err := os.Create(f.jsonPath)
+		if err != nil {
+			return fmt.Errorf("create JSON output: %w", err)
+		}
+		defer file.Close()
+		jsonOut = file
+	}
+	view := o.progress()
+	view.Start(fmt.Sprintf("load %s (%s model, %s)", opts.Target, opts.Model, opts.Duration))
+	opts.OnProgress = func(p load.Progress) { view.Update(load.FormatProgress(p)) }
+	res, err := load.Run(cmd.Context(), opts)
+	view.End(err)
+	if err != nil {
+		return err
+	}
+	if err := load.WriteSummary(summary, res); err != nil {
+		return err
+	}
+	if jsonOut != nil {
+		if err := load.WriteJSON(jsonOut, res); err != nil {
+			return err
+		}
+	}
+	if !res.Passed() {
+		var failed []string
+		for _, t := range res.Thresholds {
+			if !t.Pass {
+				failed = append(failed, t.Source)
+			}
+		}
+		return fmt.Errorf("%d threshold(s) failed: %s", len(failed), strings.Join(failed, "; "))
+	}
+	if res.StopReason == "cancelled" {
+		return errors.New("load run interrupted: the figures above cover only what ran")
+	}
+	return nil
+}
