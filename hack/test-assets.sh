@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Builds the test control plane (verification tier 3 in DESIGN.md) from the Go
+# modules pinned in hack/tools: kube-apiserver, kube-controller-manager,
+# kube-scheduler, etcd, kwok and controller-gen.
+#
+# The binaries go to one cache directory keyed by every pinned version:
+#   ${LAB_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/lab}/test-assets/<key>/
+# When all of them are already there the script builds nothing. Its last line
+# of output is always that directory (tests find it the same way, see
+# internal/controlplane/assets.go).
+#
+# All binaries are built by one `go build` with the same flags (-trimpath and
+# the version ldflags below), so the Go build cache is shared between runs: a
+# cold build takes minutes and ~3 GB of RAM, a warm one seconds. Do not build
+# these packages elsewhere with other flags.
+set -euo pipefail
+
+# The pinned versions. They must match hack/tools/go.mod and the constants in
+# internal/controlplane/assets.go (TestAssetsScriptAgrees checks the latter).
+KUBERNETES_VERSION=v1.37.2
+ETCD_VERSION=v3.7.0
+KWOK_VERSION=v0.8.0
+CONTROLLER_TOOLS_VERSION=v0.23.0
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cache="${LAB_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/lab}"
+key="k8s-${KUBERNETES_VERSION}-etcd-${ETCD_VERSION}-kwok-${KWOK_VERSION}-cg-${CONTROLLER_TOOLS_VERSION}"
+dir="${cache}/test-assets/${key}"
+binaries=(kube-apiserver kube-controller-manager kube-scheduler etcd kwok controller-gen)
+
+complete() {
+  local b
+  for b in "${binaries[@]}"; do
+    [[ -x "${dir}/${b}" ]] || return 1
+  done
+}
+
+if ! complete; then
+  major_minor="${KUBERNETES_VERSION#v}"
+  major="${major_minor%%.*}"
+  minor="${major_minor#*.}"
+  minor="${minor%%.*}"
+  # Without the component-base version the apiserver reports v0.0.0 and Helm
+  # rejects charts that carry a kubeVersion constraint. etcd and
+  # controller-gen take their versions from their module; kwok's is set to
+  # the same value its release build sets.
+  ldflags=(
+    "-X k8s.io/component-base/version.gitVersion=${KUBERNETES_VERSION}"
+    "-X k8s.io/component-base/version.gitMajor=${major}"
+    "-X k8s.io/component-base/version.gitMinor=${minor}"
+    "-X k8s.io/component-base/version.gitTreeState=clean"
+    "-X k8s.io/client-go/pkg/version.gitVersion=${KUBERNETES_VERSION}"
+    "-X k8s.io/client-go/pkg/version.gitMajor=${major}"
+    "-X k8s.io/client-go/pkg/version.gitMinor=${minor}"
+    "-X sigs.k8s.io/kwok/pkg/consts.Version=${KWOK_VERSION#v}"
+  )
+  mkdir -p "${cache}/test-assets"
+  tmp="$(mktemp -d "${cache}/test-assets/.build-XXXXXX")"
+  trap 'rm -rf "${tmp}"' EXIT
+  echo "building test assets into ${dir} (cold: several minutes, ~3 GB of RAM)" >&2
+  start=$(date +%s)
+  # The tools module is built on its own, whatever go.work may say.
+  GOWORK=off go -C "${root}/hack/tools" build \
+    -mod=readonly -trimpath -ldflags "${ldflags[*]}" -o "${tmp}/" \
+    k8s.io/kubernetes/cmd/kube-apiserver \
+    k8s.io/kubernetes/cmd/kube-controller-manager \
+    k8s.io/kubernetes/cmd/kube-scheduler \
+    go.etcd.io/etcd/server/v3 \
+    sigs.k8s.io/kwok/cmd/kwok \
+    sigs.k8s.io/controller-tools/cmd/controller-gen
+  # The etcd main package is the root of go.etcd.io/etcd/server/v3, so go
+  # build names its binary after "server".
+  mv "${tmp}/server" "${tmp}/etcd"
+  chmod 755 "${tmp}"
+  rm -rf "${dir}"
+  mv "${tmp}" "${dir}"
+  trap - EXIT
+  echo "built test assets in $(($(date +%s) - start)) s" >&2
+fi
+
+echo "${dir}"
