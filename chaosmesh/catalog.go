@@ -1,0 +1,327 @@
+// Package chaosmesh is the lab's catalogue of failure experiments, as typed
+// objects of the Chaos Mesh API, and the engine that applies them: validated
+// with Chaos Mesh's own webhook code before they are sent, labelled with the
+// run, scoped to the lab's namespace, observed through their status, and
+// always removed again.
+//
+// Node failure is in the catalogue too, but it is not a Chaos Mesh object: the
+// lab stops a k3d agent container through package cluster.
+package chaosmesh
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/chaos-mesh/chaos-mesh/api/v1alpha1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// Labels on every object the engine creates.
+const (
+	ManagedByLabel = "app.kubernetes.io/managed-by"
+	ManagedByValue = "lab"
+	// RunLabel carries the id of the validation run that created the object.
+	RunLabel = "lab.jewelry-shop.dev/run"
+	// ExperimentLabel carries the catalogue name of the experiment.
+	ExperimentLabel = "lab.jewelry-shop.dev/experiment"
+)
+
+// Kind says how an experiment is carried out.
+type Kind string
+
+const (
+	// KindChaos experiments are Chaos Mesh objects.
+	KindChaos Kind = "chaos-mesh"
+	// KindNodeFailure experiments stop a k3d node container; the lab does it
+	// through package cluster, not through Chaos Mesh.
+	KindNodeFailure Kind = "node-failure"
+)
+
+// Catalogue names.
+const (
+	PostgresPrimaryFailure = "postgres-primary-failure"
+	RedisMasterFailure     = "redis-master-failure"
+	WebPodKill             = "web-pod-kill"
+	WebPodFailure          = "web-pod-failure"
+	WebPostgresPartition   = "web-postgres-partition"
+	WebCPUStress           = "web-cpu-stress"
+	WebMemoryStress        = "web-memory-stress"
+	NodeFailure            = "node-failure"
+)
+
+// Experiment is one entry of the catalogue.
+type Experiment struct {
+	// Name is the catalogue name, e.g. "postgres-primary-failure".
+	Name string
+	// Requirements are the ids of DESIGN.md's requirement table it serves.
+	Requirements []string
+	// Title says in words what is broken.
+	Title string
+	// Target says what is hit, in words.
+	Target string
+	// Duration is how long the fault is held; zero for a one-shot kill.
+	Duration time.Duration
+	// Recovery says what the lab measures as recovery for this fault. The
+	// fault being removed (Chaos Mesh's AllRecovered) is never recovery.
+	Recovery string
+	Kind     Kind
+	// Object is the Chaos Mesh object for KindChaos, without run labels and
+	// name suffix (Engine.Apply adds them); nil for node failure.
+	Object client.Object
+	// Node is the node to stop, for KindNodeFailure.
+	Node string
+}
+
+// OneShot reports whether the fault is done once injected (a kill), as
+// opposed to a fault held for Duration.
+func (e Experiment) OneShot() bool { return e.Kind == KindChaos && e.Duration == 0 }
+
+// Targets say where the lab's workloads are and how to select them; the lab
+// fills them from the installed stack and from what it asked the cluster.
+type Targets struct {
+	// Namespace is the lab namespace; every selector is scoped to it.
+	Namespace string
+	// Web selects the web pods, Postgres the pods of the lab's PostgreSQL
+	// cluster (all instances).
+	Web      map[string]string
+	Postgres map[string]string
+	// RedisMasterPod is the pod Sentinel reports as master right now. Ask
+	// Sentinel: pod names say nothing about roles after a failover.
+	RedisMasterPod string
+	// Node is the k3d agent to stop for the node-failure experiment.
+	Node string
+}
+
+// Timing holds the durations of the held faults.
+type Timing struct {
+	// PrimaryDown keeps the PostgreSQL primary down; it must exceed Patroni's
+	// ttl, or the old primary can return before its leader key expires and no
+	// failover happens.
+	PrimaryDown time.Duration
+	// PodFailure holds the web pod failure, Partition the network partition,
+	// Stress the CPU and memory stress, NodeDown the stopped node.
+	PodFailure time.Duration
+	Partition  time.Duration
+	Stress     time.Duration
+	NodeDown   time.Duration
+}
+
+// DefaultTiming is a timing that fits the chart's Patroni ttl of 20 s and the
+// lab's 30 s eviction tolerations.
+func DefaultTiming() Timing {
+	return Timing{
+		PrimaryDown: 60 * time.Second,
+		PodFailure:  30 * time.Second,
+		Partition:   30 * time.Second,
+		Stress:      60 * time.Second,
+		NodeDown:    90 * time.Second,
+	}
+}
+
+// Catalogue returns every experiment, in the order the full profile runs them.
+func Catalogue(t Targets, tm Timing) []Experiment {
+	ns := t.Namespace
+	postgresPrimary := merge(t.Postgres, map[string]string{"spilo-role": "master"})
+	return []Experiment{
+		{
+			Name:         WebPodKill,
+			Requirements: []string{"R27"},
+			Title:        "Kill one random web pod",
+			Target:       "one web pod, chosen at random",
+			Recovery:     "the web Deployment has all replicas Ready again; user requests succeed",
+			Kind:         KindChaos,
+			Object: &v1alpha1.PodChaos{
+				ObjectMeta: objectMeta(WebPodKill, ns),
+				Spec: v1alpha1.PodChaosSpec{
+					ContainerSelector: v1alpha1.ContainerSelector{PodSelector: podSelector(ns, t.Web, v1alpha1.OneMode)},
+					Action:            v1alpha1.PodKillAction,
+				},
+			},
+		},
+		{
+			Name:         WebPodFailure,
+			Requirements: []string{"R27", "R31"},
+			Title:        "Make one web pod fail for a fixed time",
+			Target:       "one web pod, chosen at random",
+			Duration:     tm.PodFailure,
+			Recovery:     "the pod is Ready again after the fault is removed; user requests succeed throughout",
+			Kind:         KindChaos,
+			Object: &v1alpha1.PodChaos{
+				ObjectMeta: objectMeta(WebPodFailure, ns),
+				Spec: v1alpha1.PodChaosSpec{
+					ContainerSelector: v1alpha1.ContainerSelector{PodSelector: podSelector(ns, t.Web, v1alpha1.OneMode)},
+					Action:            v1alpha1.PodFailureAction,
+					Duration:          duration(tm.PodFailure),
+				},
+			},
+		},
+		{
+			Name:         PostgresPrimaryFailure,
+			Requirements: []string{"R26", "R29"},
+			Title:        "Take the PostgreSQL primary down",
+			Target:       "the pod labelled spilo-role=master",
+			Duration:     tm.PrimaryDown,
+			Recovery:     "the prober's first acknowledged write through the primary Service after the fault (RTO), and whether another pod became primary or the old one came back",
+			Kind:         KindChaos,
+			Object: &v1alpha1.PodChaos{
+				ObjectMeta: objectMeta(PostgresPrimaryFailure, ns),
+				Spec: v1alpha1.PodChaosSpec{
+					// pod-failure keeps the pod's containers down for the whole
+					// duration, longer than Patroni's ttl, so the leader key
+					// expires and a replica takes over. A grace-0 pod-kill
+					// comes back before that and no failover happens.
+					ContainerSelector: v1alpha1.ContainerSelector{PodSelector: podSelector(ns, postgresPrimary, v1alpha1.OneMode)},
+					Action:            v1alpha1.PodFailureAction,
+					Duration:          duration(tm.PrimaryDown),
+				},
+			},
+		},
+		{
+			Name:         RedisMasterFailure,
+			Requirements: []string{"R26", "R30"},
+			Title:        "Kill the Redis master",
+			Target:       fmt.Sprintf("the master as Sentinel reports it (pod %s)", orUnknown(t.RedisMasterPod)),
+			Recovery:     "the prober's first acknowledged write through Sentinel after the kill (RTO), and the new master Sentinel reports",
+			Kind:         KindChaos,
+			Object: &v1alpha1.PodChaos{
+				ObjectMeta: objectMeta(RedisMasterFailure, ns),
+				Spec: v1alpha1.PodChaosSpec{
+					ContainerSelector: v1alpha1.ContainerSelector{PodSelector: v1alpha1.PodSelector{
+						Selector: v1alpha1.PodSelectorSpec{
+							GenericSelectorSpec: v1alpha1.GenericSelectorSpec{Namespaces: []string{ns}},
+							Pods:                map[string][]string{ns: {orUnknown(t.RedisMasterPod)}},
+						},
+						Mode: v1alpha1.OneMode,
+					}},
+					Action: v1alpha1.PodKillAction,
+				},
+			},
+		},
+		{
+			Name:         WebPostgresPartition,
+			Requirements: []string{"R32"},
+			Title:        "Partition the network between web and PostgreSQL, both directions",
+			Target:       "all web pods ↔ all PostgreSQL pods",
+			Duration:     tm.Partition,
+			Recovery:     "user requests that need PostgreSQL succeed again after the partition heals",
+			Kind:         KindChaos,
+			Object: &v1alpha1.NetworkChaos{
+				ObjectMeta: objectMeta(WebPostgresPartition, ns),
+				Spec: v1alpha1.NetworkChaosSpec{
+					PodSelector: podSelector(ns, t.Web, v1alpha1.AllMode),
+					Action:      v1alpha1.PartitionAction,
+					Direction:   v1alpha1.Both,
+					Duration:    duration(tm.Partition),
+					Target:      ptr(podSelector(ns, t.Postgres, v1alpha1.AllMode)),
+				},
+			},
+		},
+		{
+			Name:         WebCPUStress,
+			Requirements: []string{"R34", "R35"},
+			Title:        "Exhaust CPU on the web pods",
+			Target:       "all web pods",
+			Duration:     tm.Stress,
+			Recovery:     "availability held during the stress and the HPA reacted; the stress is only reported if the pods' CPU usage rose",
+			Kind:         KindChaos,
+			Object: &v1alpha1.StressChaos{
+				ObjectMeta: objectMeta(WebCPUStress, ns),
+				Spec: v1alpha1.StressChaosSpec{
+					ContainerSelector: v1alpha1.ContainerSelector{PodSelector: podSelector(ns, t.Web, v1alpha1.AllMode)},
+					Stressors: &v1alpha1.Stressors{CPUStressor: &v1alpha1.CPUStressor{
+						Stressor: v1alpha1.Stressor{Workers: 1},
+						Load:     ptr(80),
+					}},
+					Duration: duration(tm.Stress),
+				},
+			},
+		},
+		{
+			Name:         WebMemoryStress,
+			Requirements: []string{"R34"},
+			Title:        "Exhaust memory on the web pods",
+			Target:       "all web pods",
+			Duration:     tm.Stress,
+			Recovery:     "availability held during the stress; the stress is only reported if the pods' memory usage rose",
+			Kind:         KindChaos,
+			Object: &v1alpha1.StressChaos{
+				ObjectMeta: objectMeta(WebMemoryStress, ns),
+				Spec: v1alpha1.StressChaosSpec{
+					ContainerSelector: v1alpha1.ContainerSelector{PodSelector: podSelector(ns, t.Web, v1alpha1.AllMode)},
+					Stressors: &v1alpha1.Stressors{MemoryStressor: &v1alpha1.MemoryStressor{
+						Stressor: v1alpha1.Stressor{Workers: 1},
+						Size:     "256MB",
+					}},
+					Duration: duration(tm.Stress),
+				},
+			},
+		},
+		{
+			Name:         NodeFailure,
+			Requirements: []string{"R28"},
+			Title:        "Stop one k3d agent node",
+			Target:       fmt.Sprintf("node %s and the pods on it", orUnknown(t.Node)),
+			Duration:     tm.NodeDown,
+			Recovery:     "the evicted stateless pods run Ready on other nodes; the node is Ready again after it is started",
+			Kind:         KindNodeFailure,
+			Node:         t.Node,
+		},
+	}
+}
+
+// Find returns the experiment of the given name from a catalogue.
+func Find(cat []Experiment, name string) (Experiment, bool) {
+	for _, e := range cat {
+		if e.Name == name {
+			return e, true
+		}
+	}
+	return Experiment{}, false
+}
+
+func objectMeta(name, ns string) metav1.ObjectMeta {
+	return metav1.ObjectMeta{Name: name, Namespace: ns, Labels: map[string]string{
+		ManagedByLabel:  ManagedByValue,
+		ExperimentLabel: name,
+	}}
+}
+
+func podSelector(ns string, labels map[string]string, mode v1alpha1.SelectorMode) v1alpha1.PodSelector {
+	return v1alpha1.PodSelector{
+		Selector: v1alpha1.PodSelectorSpec{GenericSelectorSpec: v1alpha1.GenericSelectorSpec{
+			Namespaces:     []string{ns},
+			LabelSelectors: merge(labels, nil),
+		}},
+		Mode: mode,
+	}
+}
+
+func merge(a, b map[string]string) map[string]string {
+	out := make(map[string]string, len(a)+len(b))
+	for k, v := range a {
+		out[k] = v
+	}
+	for k, v := range b {
+		out[k] = v
+	}
+	return out
+}
+
+func duration(d time.Duration) *string {
+	s := d.String()
+	return &s
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// unknownTarget stands for a target only known at run time (the Redis master,
+// the node), e.g. when a plan is rendered without a cluster.
+const unknownTarget = "resolved-at-run-time"
+
+func orUnknown(s string) string {
+	if s == "" {
+		return unknownTarget
+	}
+	return s
+}

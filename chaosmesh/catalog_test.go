@@ -1,0 +1,162 @@
+package chaosmesh
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chaos-mesh/chaos-mesh/api/v1alpha1"
+	"github.com/google/go-cmp/cmp"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+func testTargets() Targets {
+	return Targets{
+		Namespace:      "jewelry-shop",
+		Web:            map[string]string{"app.kubernetes.io/name": "jewelry-shop", "app.kubernetes.io/component": "web"},
+		Postgres:       map[string]string{"application": "spilo", "cluster-name": "jewelry-shop-db"},
+		RedisMasterPod: "jewelry-shop-redis-1",
+		Node:           "k3d-jewelry-shop-agent-1",
+	}
+}
+
+func TestCatalogueValidates(t *testing.T) {
+	t.Parallel()
+	cat := Catalogue(testTargets(), DefaultTiming())
+	seen := map[string]bool{}
+	for _, e := range cat {
+		t.Run(e.Name, func(t *testing.T) {
+			t.Parallel()
+			if err := Validate(context.Background(), e); err != nil {
+				t.Fatalf("Validate: %v", err)
+			}
+			if len(e.Requirements) == 0 || e.Title == "" || e.Target == "" || e.Recovery == "" {
+				t.Errorf("incomplete entry: %+v", e)
+			}
+		})
+		if seen[e.Name] {
+			t.Errorf("duplicate catalogue name %s", e.Name)
+		}
+		seen[e.Name] = true
+	}
+	for _, want := range []string{PostgresPrimaryFailure, RedisMasterFailure, WebPodKill, WebPodFailure, WebPostgresPartition, WebCPUStress, WebMemoryStress, NodeFailure} {
+		if !seen[want] {
+			t.Errorf("catalogue lacks %s", want)
+		}
+	}
+}
+
+// TestPrimaryOutlivesPatroniTTL guards the pitfall that a primary killed for
+// less than Patroni's ttl comes back before any failover.
+func TestPrimaryOutlivesPatroniTTL(t *testing.T) {
+	t.Parallel()
+	const patroniTTL = 20 * time.Second
+	e, _ := Find(Catalogue(testTargets(), DefaultTiming()), PostgresPrimaryFailure)
+	pc := e.Object.(*v1alpha1.PodChaos)
+	if pc.Spec.Action != v1alpha1.PodFailureAction {
+		t.Errorf("action %s: a pod-kill with grace 0 comes back before the leader key expires", pc.Spec.Action)
+	}
+	d, err := time.ParseDuration(*pc.Spec.Duration)
+	if err != nil || d <= patroniTTL {
+		t.Errorf("primary down for %s, want more than Patroni's ttl %s", *pc.Spec.Duration, patroniTTL)
+	}
+	if pc.Spec.Selector.LabelSelectors["spilo-role"] != "master" {
+		t.Errorf("selector %v does not select the primary", pc.Spec.Selector.LabelSelectors)
+	}
+}
+
+func TestValidateRejects(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		exp    string
+		modify func(*Experiment)
+		want   error
+		text   string
+	}{
+		{"duration forever", WebPodFailure, func(e *Experiment) {
+			e.Object.(*v1alpha1.PodChaos).Spec.Duration = ptr("forever")
+		}, nil, "rejected by Chaos Mesh's validation"},
+		{"container kill without container", WebPodKill, func(e *Experiment) {
+			e.Object.(*v1alpha1.PodChaos).Spec.Action = v1alpha1.ContainerKillAction
+		}, nil, "container is required"},
+		{"selector with a second namespace", WebPodKill, func(e *Experiment) {
+			e.Object.(*v1alpha1.PodChaos).Spec.Selector.Namespaces = []string{"jewelry-shop", "default"}
+		}, ErrOutOfScope, "default"},
+		{"object without namespace", WebPodKill, func(e *Experiment) {
+			e.Object.SetNamespace("")
+			e.Object.(*v1alpha1.PodChaos).Spec.Selector.Namespaces = nil
+		}, ErrOutOfScope, "no namespace"},
+		{"selector in another namespace", WebCPUStress, func(e *Experiment) {
+			e.Object.(*v1alpha1.StressChaos).Spec.Selector.Namespaces = []string{"kube-system"}
+		}, ErrOutOfScope, "kube-system"},
+		{"partition target in another namespace", WebPostgresPartition, func(e *Experiment) {
+			e.Object.(*v1alpha1.NetworkChaos).Spec.Target.Selector.Namespaces = []string{"default"}
+		}, ErrOutOfScope, "Target"},
+		{"pods of another namespace", RedisMasterFailure, func(e *Experiment) {
+			e.Object.(*v1alpha1.PodChaos).Spec.Selector.Pods = map[string][]string{"default": {"x"}}
+		}, ErrOutOfScope, "default"},
+		{"node failure without node", NodeFailure, func(e *Experiment) { e.Node = "" }, nil, "no node"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			e, ok := Find(Catalogue(testTargets(), DefaultTiming()), tt.exp)
+			if !ok {
+				t.Fatalf("no experiment %s", tt.exp)
+			}
+			tt.modify(&e)
+			err := Validate(context.Background(), e)
+			if err == nil {
+				t.Fatal("Validate accepted it")
+			}
+			if tt.want != nil && !errors.Is(err, tt.want) {
+				t.Errorf("Validate = %v, want %v", err, tt.want)
+			}
+			if !strings.Contains(err.Error(), tt.text) {
+				t.Errorf("Validate = %v, want it to contain %q", err, tt.text)
+			}
+		})
+	}
+}
+
+// TestRender compares each experiment's YAML, as --dry-run writes it, with
+// testdata/<name>.golden.yaml (go test -update rewrites them).
+func TestRender(t *testing.T) {
+	t.Parallel()
+	for _, e := range Catalogue(testTargets(), DefaultTiming()) {
+		t.Run(e.Name, func(t *testing.T) {
+			t.Parallel()
+			got, ok, err := Render(e, "run1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !ok {
+				if e.Kind != KindNodeFailure {
+					t.Fatalf("%s rendered nothing", e.Name)
+				}
+				return
+			}
+			path := filepath.Join("testdata", e.Name+".golden.yaml")
+			if *update {
+				if err := os.WriteFile(path, got, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("%v (go test -update writes it)", err)
+			}
+			if diff := cmp.Diff(string(want), string(got)); diff != "" {
+				t.Errorf("%s (-want +got):\n%s", path, diff)
+			}
+		})
+	}
+}
