@@ -1,0 +1,35 @@
+{{/*
+nginx's server block: proxy to the web Service, retry a failed request once on
+another pod, and answer its own health check.
+*/}}
+{{- define "jewelry-shop.nginx.conf" -}}
+upstream web {
+    server {{ include "jewelry-shop.fullname" . }}-web.{{ .Release.Namespace }}.svc.{{ .Values.clusterDomain }}:{{ .Values.web.port }};
+    keepalive 32;
+}
+
+server {
+    listen {{ .Values.nginx.port }};
+    server_tokens off;
+
+    location = /nginx-healthz {
+        access_log off;
+        default_type text/plain;
+        return 200 "ok\n";
+    }
+
+    location / {
+        proxy_pass http://web;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+        proxy_set_header Host $host;
+        proxy_set_header X-Real-IP $remote_addr;
+        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+        proxy_set_header X-Forwarded-Proto $scheme;
+        proxy_connect_timeout {{ .Values.nginx.proxyConnectTimeout }};
+        proxy_read_timeout {{ .Values.nginx.proxyReadTimeout }};
+        proxy_next_upstream error timeout http_502 http_503;
+        proxy_next_upstream_tries 2;
+    }
+}
+{{- end }}
