@@ -24,7 +24,8 @@ build: ## Build bin/lab with its version stamped in
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/lab ./cmd/lab
 
 .PHONY: up
-up: ## Bring the lab up (needs Docker and internet)
+up: ## Build the shop image, create the cluster, install the stack (needs Docker and internet)
+	$(GO) run ./hack/image -out dist -platforms linux/$$($(GO) env GOARCH) -version $(VERSION) -commit $(COMMIT)
 	$(GO) run -ldflags '$(LDFLAGS)' ./cmd/lab up
 
 .PHONY: down

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -42,6 +43,8 @@ func labCmd(t *testing.T, bin string, env []string, args ...string) (int, string
 	return code, out.String(), errb.String()
 }
 
+// TestE2EUpStatusDown brings the whole lab up (cluster, shop image, operators,
+// Chaos Mesh, the stack), checks that it is ready, reuses it, and removes it.
 func TestE2EUpStatusDown(t *testing.T) {
 	if os.Getenv("LAB_E2E") != "1" {
 		t.Skip("end-to-end test: run it with `make e2e` (needs Docker and internet)")
@@ -55,8 +58,16 @@ func TestE2EUpStatusDown(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build lab: %v\n%s", err, out)
 	}
+	image := exec.Command("go", "run", "./hack/image", "-out", dir, "-platforms", "linux/"+runtime.GOARCH, "-version", "e2e")
+	image.Dir = ".."
+	if out, err := image.CombinedOutput(); err != nil {
+		t.Fatalf("build the shop image: %v\n%s", err, out)
+	}
 	kubeconfig := filepath.Join(dir, "kubeconfig")
-	env := []string{"LAB_CLUSTER_NAME=lab-e2e", "LAB_CLUSTER_KUBECONFIG=" + kubeconfig, "LAB_CLUSTER_APIPORT=6560", "LAB_CLUSTER_INGRESSPORT=8090"}
+	env := []string{
+		"LAB_CLUSTER_NAME=lab-e2e", "LAB_CLUSTER_KUBECONFIG=" + kubeconfig, "LAB_CLUSTER_APIPORT=6560", "LAB_CLUSTER_INGRESSPORT=8090",
+		"LAB_STACK_SHOPIMAGEARCHIVE=" + filepath.Join(dir, "shop-image-linux-"+runtime.GOARCH+".tar"),
+	}
 	t.Cleanup(func() { labCmd(t, bin, env, "down") })
 
 	code, _, stderr := labCmd(t, bin, env, "up")
@@ -98,8 +109,17 @@ func TestE2EUpStatusDown(t *testing.T) {
 	if code, out, _ := labCmd(t, bin, env, "up"); code != 0 || !strings.Contains(out, "reused") {
 		t.Errorf("second lab up did not reuse the cluster")
 	}
-	if code, out, _ := labCmd(t, bin, env, "status"); code != 0 || strings.Count(out, " Ready") < 3 {
+	code, out, _ := labCmd(t, bin, env, "status")
+	if code != 0 || strings.Count(out, " Ready") < 3 {
 		t.Errorf("lab status does not show 3 Ready nodes")
+	}
+	for _, check := range []string{"✓ PostgreSQL", "✓ Redis Sentinel", "✓ web through the ingress", "✓ metrics API"} {
+		if !strings.Contains(out, check) {
+			t.Errorf("lab status does not show %q", check)
+		}
+	}
+	if code, _, _ := labCmd(t, bin, env, "validate", "--profile", "quick", "--dry-run", "--out", filepath.Join(dir, "plan")); code != 0 {
+		t.Errorf("lab validate --dry-run failed")
 	}
 	if code, out, _ := labCmd(t, bin, env, "down"); code != 0 || !strings.Contains(out, "removed") {
 		t.Errorf("lab down failed")

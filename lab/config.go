@@ -17,7 +17,24 @@ import (
 // e.g. cluster.ingressPort or LAB_CLUSTER_INGRESSPORT.
 type Config struct {
 	Cluster   ClusterConfig   `mapstructure:"cluster" json:"cluster"`
+	Stack     StackConfig     `mapstructure:"stack" json:"stack"`
 	Preflight PreflightConfig `mapstructure:"preflight" json:"preflight"`
+}
+
+// StackConfig describes what `lab up` installs into the cluster.
+type StackConfig struct {
+	// Install is false to create only the cluster.
+	Install bool `mapstructure:"install" json:"install"`
+	// Profile picks the chart values of a validation profile: quick or full.
+	Profile string `mapstructure:"profile" json:"profile"`
+	// ShopImageArchive is the reference shop's image as `make image` writes
+	// it; empty means dist/shop-image-linux-<this machine's arch>.tar.
+	ShopImageArchive string `mapstructure:"shopImageArchive" json:"shopImageArchive"`
+	// ChartCache keeps downloaded upstream charts so later runs work
+	// offline; empty means <user cache dir>/lab/charts.
+	ChartCache string `mapstructure:"chartCache" json:"chartCache"`
+	// ReadyTimeout bounds the wait for the whole stack to be ready.
+	ReadyTimeout time.Duration `mapstructure:"readyTimeout" json:"readyTimeout"`
 }
 
 // ClusterConfig describes the k3d cluster that `lab up` creates.
@@ -90,6 +107,11 @@ func DefaultConfig() Config {
 			CreateTimeout: 5 * time.Minute,
 			ReadyTimeout:  3 * time.Minute,
 		},
+		Stack: StackConfig{
+			Install:      true,
+			Profile:      "quick",
+			ReadyTimeout: 15 * time.Minute,
+		},
 		Preflight: PreflightConfig{MinMemory: "6GiB"},
 	}
 }
@@ -147,6 +169,12 @@ func (c Config) Validate() error {
 	}
 	if cl.ReadyTimeout <= 0 {
 		bad("cluster.readyTimeout", "must be a positive duration such as 3m, got %s", cl.ReadyTimeout)
+	}
+	if c.Stack.Profile != "quick" && c.Stack.Profile != "full" {
+		bad("stack.profile", "must be quick or full, got %q", c.Stack.Profile)
+	}
+	if c.Stack.ReadyTimeout <= 0 {
+		bad("stack.readyTimeout", "must be a positive duration such as 15m, got %s", c.Stack.ReadyTimeout)
 	}
 	if _, err := units.RAMInBytes(c.Preflight.MinMemory); err != nil {
 		bad("preflight.minMemory", "%q is not a size: write it like 6GiB", c.Preflight.MinMemory)

@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/jewelry-shop/lab/chaosmesh"
+	"github.com/jewelry-shop/lab/charts"
 	"github.com/jewelry-shop/lab/cluster"
 )
 
@@ -45,8 +47,12 @@ type Lab struct {
 	cfg      Config
 	clusters Clusters
 	nodes    Nodes
-	log      *slog.Logger
-	progress Progress
+	images   ImageLoader
+	probe    StackProbe
+	// newInstaller makes the chart installer once the cluster exists.
+	newInstaller func(kubeconfig []byte) (StackInstaller, error)
+	log          *slog.Logger
+	progress     Progress
 	// listen checks that a host port is free; replaced in tests.
 	listen func(ctx context.Context, addr string) error
 }
@@ -66,6 +72,17 @@ func WithClusters(c Clusters) Option { return func(x *Lab) { x.clusters = c } }
 // WithNodes replaces the Kubernetes node adapter, e.g. by a fake in tests.
 func WithNodes(n Nodes) Option { return func(x *Lab) { x.nodes = n } }
 
+// WithImages replaces the image loader, e.g. by a fake in tests.
+func WithImages(i ImageLoader) Option { return func(x *Lab) { x.images = i } }
+
+// WithStackProbe replaces the stack's readiness checks, e.g. by a fake in tests.
+func WithStackProbe(p StackProbe) Option { return func(x *Lab) { x.probe = p } }
+
+// WithInstaller replaces the chart installer, e.g. by a fake in tests.
+func WithInstaller(f func(kubeconfig []byte) (StackInstaller, error)) Option {
+	return func(x *Lab) { x.newInstaller = f }
+}
+
 // New returns a Lab for a validated configuration, wired to the real k3d and
 // Kubernetes adapters unless options replace them.
 func New(cfg Config, opts ...Option) *Lab {
@@ -78,22 +95,37 @@ func New(cfg Config, opts ...Option) *Lab {
 	for _, o := range opts {
 		o(l)
 	}
-	if l.clusters == nil || l.nodes == nil {
-		m := cluster.New(l.log)
-		if l.clusters == nil {
-			l.clusters = m
-		}
-		if l.nodes == nil {
-			l.nodes = m
+	m := cluster.New(l.log)
+	if l.clusters == nil {
+		l.clusters = m
+	}
+	if l.nodes == nil {
+		l.nodes = m
+	}
+	if l.images == nil {
+		l.images = m
+	}
+	if l.probe == nil {
+		l.probe = newKubeProbe(defaultStackTargets(l.upURLs().IngressURL))
+	}
+	if l.newInstaller == nil {
+		l.newInstaller = func(kubeconfig []byte) (StackInstaller, error) {
+			in, err := charts.NewInstaller(kubeconfig, charts.Options{Logger: l.log, CacheDir: cfg.chartCache()})
+			if err != nil {
+				return nil, err
+			}
+			return helmStack{in}, nil
 		}
 	}
 	return l
 }
 
-// SetupLibraries routes the logging of the libraries lab drives (k3d, client-go)
-// into log and pins k3d's helper images. cmd calls it once at start-up.
+// SetupLibraries routes the logging of the libraries lab drives (k3d,
+// client-go, controller-runtime) into log and pins k3d's helper images. cmd
+// calls it once at start-up.
 func SetupLibraries(log *slog.Logger, cfg Config) {
 	cluster.SetupLibraries(log, cfg.Cluster.HelperImageTag)
+	chaosmesh.SetupLibraries(log)
 }
 
 type noProgress struct{}

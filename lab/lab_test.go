@@ -123,6 +123,7 @@ func testConfig(t *testing.T) Config {
 	t.Helper()
 	c := DefaultConfig()
 	c.Cluster.Kubeconfig = filepath.Join(t.TempDir(), "kube", "config")
+	c.Stack.Install = false // the stack has tests of its own
 	return c
 }
 
@@ -137,7 +138,7 @@ func TestUpCreates(t *testing.T) {
 	cfg := testConfig(t)
 	fc := &fakeClusters{docker: cluster.DockerInfo{Version: "28.2.2", MemTotal: 16 << 30}}
 	rec := &recorder{}
-	res, err := newTestLab(cfg, fc, &fakeNodes{nodes: readyNodes()}, rec).Up(context.Background())
+	res, err := newTestLab(cfg, fc, &fakeNodes{nodes: readyNodes()}, rec).Up(context.Background(), UpOptions{})
 	if err != nil {
 		t.Fatalf("Up: %v", err)
 	}
@@ -168,7 +169,7 @@ func TestUpReusesHealthyCluster(t *testing.T) {
 	t.Parallel()
 	fc := &fakeClusters{existing: healthy("jewelry-shop")}
 	rec := &recorder{}
-	res, err := newTestLab(testConfig(t), fc, &fakeNodes{nodes: readyNodes()}, rec).Up(context.Background())
+	res, err := newTestLab(testConfig(t), fc, &fakeNodes{nodes: readyNodes()}, rec).Up(context.Background(), UpOptions{})
 	if err != nil {
 		t.Fatalf("Up: %v", err)
 	}
@@ -203,7 +204,7 @@ func TestUpRefusesBrokenCluster(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			fc := &fakeClusters{existing: tt.existing}
-			_, err := newTestLab(testConfig(t), fc, &fakeNodes{}, &recorder{}).Up(context.Background())
+			_, err := newTestLab(testConfig(t), fc, &fakeNodes{}, &recorder{}).Up(context.Background(), UpOptions{})
 			var be *BrokenClusterError
 			if !errors.As(err, &be) {
 				t.Fatalf("Up error = %v, want a BrokenClusterError", err)
@@ -273,7 +274,7 @@ func TestUpFailureRemovesWhatItCreated(t *testing.T) {
 			if tt.cancel {
 				time.AfterFunc(10*time.Millisecond, cancel)
 			}
-			_, err := newTestLab(cfg, tt.fc, tt.fn, &recorder{}).Up(ctx)
+			_, err := newTestLab(cfg, tt.fc, tt.fn, &recorder{}).Up(ctx, UpOptions{})
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Fatalf("Up error = %v, want one containing %q", err, tt.wantErr)
 			}
@@ -317,7 +318,7 @@ func TestUpPreflight(t *testing.T) {
 			fc := &fakeClusters{docker: cluster.DockerInfo{MemTotal: 16 << 30}}
 			tt.modify(&cfg, fc)
 			l := New(cfg, WithClusters(fc), WithNodes(&fakeNodes{}))
-			_, err := l.Up(context.Background())
+			_, err := l.Up(context.Background(), UpOptions{})
 			if err == nil {
 				t.Fatal("Up succeeded")
 			}

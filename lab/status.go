@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"sort"
 	"strconv"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/jewelry-shop/lab/cluster"
 )
@@ -26,9 +29,13 @@ type Status struct {
 	NodesError string
 	APIServer  string
 	IngressURL string
-	// Installed lists what is installed into the cluster. The stack's
-	// installation arrives with its own issue; until then it stays empty.
+	// Installed lists the Helm releases deployed in the cluster.
 	Installed []string
+	// Stack is the readiness of the installed stack; empty when it is not
+	// installed or the API is not reachable.
+	Stack Readiness
+	// StackError says why the installed releases could not be read.
+	StackError string
 }
 
 // Status reads the state of the lab's cluster without changing anything.
@@ -62,7 +69,36 @@ func (l *Lab) Status(ctx context.Context) (*Status, error) {
 		return st, nil
 	}
 	st.Nodes = nodes
+	st.Installed, err = installedReleases(ctx, kubeconfig)
+	if err != nil {
+		st.StackError = err.Error()
+		return st, nil
+	}
+	if len(st.Installed) > 0 {
+		if rd, err := l.probe.Check(ctx, kubeconfig); err == nil {
+			st.Stack = rd
+		}
+	}
 	return st, nil
+}
+
+// installedReleases lists the deployed Helm releases from the Secrets Helm
+// keeps them in, as "name (namespace, revision N)".
+func installedReleases(ctx context.Context, kubeconfig []byte) ([]string, error) {
+	_, kube, err := kubeClients(kubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	secrets, err := kube.CoreV1().Secrets("").List(ctx, metav1.ListOptions{LabelSelector: "owner=helm,status=deployed"})
+	if err != nil {
+		return nil, fmt.Errorf("list Helm releases: %w", err)
+	}
+	var out []string
+	for _, s := range secrets.Items {
+		out = append(out, fmt.Sprintf("%s (%s, revision %s)", s.Labels["name"], s.Namespace, s.Labels["version"]))
+	}
+	sort.Strings(out)
+	return out, nil
 }
 
 // upURLs returns a result naming the cluster and the addresses it publishes.

@@ -22,7 +22,17 @@ type UpResult struct {
 	APIServer         string
 	IngressURL        string
 	Nodes             []cluster.NodeStatus
-	Elapsed           time.Duration
+	// Stack is what was installed into the cluster; nil when
+	// stack.install is off.
+	Stack   *StackResult
+	Elapsed time.Duration
+}
+
+// UpOptions change how Up behaves on failure.
+type UpOptions struct {
+	// KeepOnFailure keeps a cluster this run created when a later step
+	// fails, to look into it; by default a failed Up removes it.
+	KeepOnFailure bool
 }
 
 // BrokenClusterError says that a cluster of the lab's name exists but cannot
@@ -58,7 +68,7 @@ func (l *Lab) spec() cluster.Spec {
 // the wait for every node to be Ready. An existing healthy cluster is reused.
 // When Up fails or ctx is cancelled after it created the cluster, it deletes
 // the cluster again, so a failed Up leaves nothing behind.
-func (l *Lab) Up(ctx context.Context) (res *UpResult, err error) {
+func (l *Lab) Up(ctx context.Context, opts UpOptions) (res *UpResult, err error) {
 	start := time.Now()
 	c := l.cfg.Cluster
 	res = l.upURLs()
@@ -71,6 +81,11 @@ func (l *Lab) Up(ctx context.Context) (res *UpResult, err error) {
 	var undo cleanups
 	defer func() {
 		if err == nil || len(undo) == 0 {
+			return
+		}
+		if opts.KeepOnFailure && ctx.Err() == nil {
+			l.progress.Start("Keeping the cluster to look into (--keep-on-failure); `lab down` removes it")
+			l.progress.End(nil)
 			return
 		}
 		l.progress.Start("Removing what this run created")
@@ -146,6 +161,12 @@ func (l *Lab) Up(ctx context.Context) (res *UpResult, err error) {
 		return err
 	}); err != nil {
 		return nil, err
+	}
+	if l.cfg.Stack.Install {
+		res.Stack, err = l.installStack(ctx, kubeconfig)
+		if err != nil {
+			return nil, err
+		}
 	}
 	res.Elapsed = time.Since(start)
 	return res, nil

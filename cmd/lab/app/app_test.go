@@ -67,8 +67,11 @@ func TestHelp(t *testing.T) {
 		{"down", "--help"},
 		{"status", "--help"},
 		{"load", "--help"},
+		{"validate", "--help"},
+		{"report", "--help"},
 		{"config", "print", "--help"},
 		{"version", "--help"},
+		{"images", "--help"},
 	} {
 		name := strings.Join(args[:len(args)-1], "-")
 		if name == "" {
@@ -199,6 +202,25 @@ func TestUsageErrors(t *testing.T) {
 				t.Errorf("usage error wrote to stdout:\n%s", stdout)
 			}
 		})
+	}
+}
+
+// TestReport re-renders a golden report of package reports from its JSON.
+func TestReport(t *testing.T) {
+	src := filepath.Join("..", "..", "..", "reports", "testdata", "TestGolden_failing.golden")
+	code, stdout, stderr := run(t, "", "report", src+".json")
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	want, err := os.ReadFile(src + ".md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(string(want), stdout); diff != "" {
+		t.Errorf("re-rendered report differs (-want +got):\n%s", diff)
+	}
+	if code, _, stderr := run(t, "", "report", "nope.json"); code != exitUsage || !strings.Contains(stderr, "nope.json") {
+		t.Errorf("missing file: exit %d, stderr %s", code, stderr)
 	}
 }
 

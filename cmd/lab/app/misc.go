@@ -48,6 +48,31 @@ of every key instead.`,
 	return cmd
 }
 
+func newImagesCmd(o *options) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "images",
+		Short: "List every image the lab needs",
+		Long: `List every image lab up needs: the k3s node image, k3d's helper images, the
+reference shop's (built by make image) and those of the charts it installs.
+Pull them with docker pull while you have a network: lab up imports those the
+local Docker has into the nodes instead of letting the nodes pull them.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := o.setup(cmd); err != nil {
+				return err
+			}
+			imgs, err := o.newLab().Images(cmd.Context())
+			for _, i := range imgs {
+				fmt.Fprintln(o.streams.Out, i)
+			}
+			return err
+		},
+	}
+	cmd.Flags().String("profile", "quick", "chart values of a validation profile: quick or full (stack.profile)")
+	bindKey(cmd, "stack.profile", "profile")
+	return cmd
+}
+
 func newVersionCmd(o *options) *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",

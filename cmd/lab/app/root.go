@@ -91,9 +91,11 @@ func NewRoot(s Streams, b Build) *cobra.Command {
 		Long: `lab gives you a reproducible local copy of the jewelry-shop production stack on a
 3-node k3d cluster, and proves by measurement that it survives load and failure.
 
-  lab up        create the cluster (Docker and internet needed the first time)
+  lab up        create the cluster and install the stack (Docker and internet
+                needed the first time; make image builds the shop's image)
   lab status    show the nodes, the kubeconfig and what is installed
   lab down      remove the cluster and everything lab created for it
+  lab validate  run load and failures and write a measured report (--dry-run for now)
 
 Configuration comes from lab.yaml (or --config FILE), then LAB_* environment
 variables, then flags, each overriding the one before. ` + "`lab config print`" + ` shows
@@ -124,7 +126,10 @@ Exit codes: 0 success, 1 the operation failed, 2 usage or configuration error.`,
 		newUpCmd(o),
 		newDownCmd(o),
 		newStatusCmd(o),
+		newValidateCmd(o),
+		newReportCmd(o),
 		newLoadCmd(o),
+		newImagesCmd(o),
 		newConfigCmd(o),
 		newVersionCmd(o),
 	)

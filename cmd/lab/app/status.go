@@ -79,8 +79,11 @@ func printStatus(w io.Writer, st *lab.Status) {
 	} else {
 		fmt.Fprintln(w, "Kubeconfig   missing: run `lab up` to write it again")
 	}
-	if len(st.Installed) == 0 {
-		fmt.Fprintln(w, "Installed    nothing yet (the cluster is empty)")
+	switch {
+	case st.StackError != "":
+		fmt.Fprintf(w, "Installed    unknown: %s\n", st.StackError)
+	case len(st.Installed) == 0:
+		fmt.Fprintln(w, "Installed    nothing yet (the cluster is empty; `lab up` installs the stack)")
 	}
 	for i, s := range st.Installed {
 		label := ""
@@ -88,5 +91,16 @@ func printStatus(w io.Writer, st *lab.Status) {
 			label = "Installed"
 		}
 		fmt.Fprintf(w, "%-12s %s\n", label, s)
+	}
+	for i, c := range st.Stack.Checks {
+		label := ""
+		if i == 0 {
+			label = "Ready"
+		}
+		mark := "✓"
+		if !c.OK {
+			mark = "✗"
+		}
+		fmt.Fprintf(w, "%-12s %s %s: %s\n", label, mark, c.Name, c.Detail)
 	}
 }

@@ -10,18 +10,27 @@ import (
 )
 
 func newUpCmd(o *options) *cobra.Command {
+	var upOpts lab.UpOptions
 	cmd := &cobra.Command{
 		Use:   "up",
-		Short: "Create the 3-node k3d cluster and wait until every node is Ready",
+		Short: "Create the 3-node k3d cluster and install the jewelry-shop stack",
 		Long: `Create the lab's k3d cluster (1 server and 2 agents by default), wait until every
 node is Ready, and write a kubeconfig for it to a file of lab's own (mode 0600);
 ~/.kube/config is only changed with --update-default-kubeconfig.
 
+Then install the stack: import the reference shop's image (built by make image)
+and every image this machine's Docker already has, install the postgres-operator,
+Chaos Mesh and the jewelry-shop chart, and wait until the stack is really ready:
+PostgreSQL running with a primary and its replicas, the Sentinels agreeing on one
+master, the shop answering through the ingress, and the metrics API available.
+
 Before anything is created, lab checks that Docker answers, that the host ports
 are free and that Docker has enough memory, and pulls the pinned images. If a
-step fails, or you press Ctrl-C, lab removes whatever it created.
+step fails, or you press Ctrl-C, lab removes whatever it created (unless
+--keep-on-failure).
 
-Running it again is safe: an existing healthy cluster is reused.`,
+Running it again is safe: an existing healthy cluster is reused and the charts
+are upgraded in place.`,
 		Example: `  lab up
   lab up --name shop-dev --ingress-port 8081
   LAB_CLUSTER_AGENTS=3 lab up`,
@@ -30,7 +39,7 @@ Running it again is safe: an existing healthy cluster is reused.`,
 			if err := o.setup(cmd); err != nil {
 				return err
 			}
-			res, err := o.newLab().Up(cmd.Context())
+			res, err := o.newLab().Up(cmd.Context(), upOpts)
 			if err != nil {
 				return err
 			}
@@ -46,6 +55,9 @@ Running it again is safe: an existing healthy cluster is reused.`,
 	f.String("kubeconfig", "", "where to write the kubeconfig (cluster.kubeconfig; default <user config dir>/lab/<name>/kubeconfig)")
 	f.Bool("update-default-kubeconfig", false, "also merge the cluster into ~/.kube/config, without switching context (cluster.updateDefaultKubeconfig)")
 	f.Duration("ready-timeout", 3*time.Minute, "how long to wait for every node to be Ready (cluster.readyTimeout)")
+	f.Bool("stack", true, "install the jewelry-shop stack; --stack=false creates the cluster only (stack.install)")
+	f.String("profile", "quick", "chart values of a validation profile: quick or full (stack.profile)")
+	f.BoolVar(&upOpts.KeepOnFailure, "keep-on-failure", false, "keep a cluster this run created when a later step fails, to look into it")
 	bindKey(cmd, "cluster.name", "name")
 	bindKey(cmd, "cluster.ingressPort", "ingress-port")
 	bindKey(cmd, "cluster.apiPort", "api-port")
@@ -53,6 +65,8 @@ Running it again is safe: an existing healthy cluster is reused.`,
 	bindKey(cmd, "cluster.kubeconfig", "kubeconfig")
 	bindKey(cmd, "cluster.updateDefaultKubeconfig", "update-default-kubeconfig")
 	bindKey(cmd, "cluster.readyTimeout", "ready-timeout")
+	bindKey(cmd, "stack.install", "stack")
+	bindKey(cmd, "stack.profile", "profile")
 	return cmd
 }
 
@@ -79,7 +93,25 @@ func printUp(w io.Writer, r *lab.UpResult) {
 		}
 		fmt.Fprintf(w, "  %-12s %s %s\n", label, n.Name, state)
 	}
-	fmt.Fprintf(w, "\nUse it:\n  export KUBECONFIG=%s\n  kubectl get nodes\n\nThen: lab status, and lab down to remove it all.\n", r.Kubeconfig)
+	if s := r.Stack; s != nil {
+		fmt.Fprintf(w, "  %-12s %s\n", "Shop image", s.ShopImage)
+		for i, rel := range s.Releases {
+			label := ""
+			if i == 0 {
+				label = "Releases"
+			}
+			fmt.Fprintf(w, "  %-12s %s (%s) chart %s %s\n", label, rel.Release, rel.Namespace, rel.Chart, rel.Version)
+		}
+		for i, c := range s.Readiness.Checks {
+			label := ""
+			if i == 0 {
+				label = "Ready"
+			}
+			fmt.Fprintf(w, "  %-12s %s: %s\n", label, c.Name, c.Detail)
+		}
+		fmt.Fprintf(w, "\nThe shop: %s/api/products\n", r.IngressURL)
+	}
+	fmt.Fprintf(w, "\nUse it:\n  export KUBECONFIG=%s\n  kubectl get nodes\n\nThen: lab status; lab validate --profile quick --dry-run to see the validation plan; lab down to remove it all.\n", r.Kubeconfig)
 }
 
 func newDownCmd(o *options) *cobra.Command {

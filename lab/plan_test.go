@@ -1,0 +1,165 @@
+package lab
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/jewelry-shop/lab/chaosmesh"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+func dryRunTargets() chaosmesh.Targets {
+	return chaosmesh.Targets{
+		Namespace: "jewelry-shop",
+		Web:       map[string]string{"app.kubernetes.io/name": "jewelry-shop", "app.kubernetes.io/component": "web"},
+		Postgres:  map[string]string{"application": "spilo", "cluster-name": "jewelry-shop-db"},
+	}
+}
+
+func TestBuiltinPlansFitTheirBudget(t *testing.T) {
+	t.Parallel()
+	cat := chaosmesh.Catalogue(dryRunTargets(), chaosmesh.DefaultTiming())
+	tests := []struct {
+		profile     string
+		experiments int
+		total       time.Duration
+	}{
+		{"quick", 3, 10 * time.Minute},
+		{"full", 8, 38 * time.Minute},
+	}
+	for _, tt := range tests {
+		t.Run(tt.profile, func(t *testing.T) {
+			t.Parallel()
+			p := BuiltinProfiles()[tt.profile]
+			pl, err := NewPlan(p, cat)
+			if err != nil {
+				t.Fatalf("NewPlan: %v", err)
+			}
+			if pl.Total != tt.total || pl.Total > p.Budget {
+				t.Errorf("total %s, want %s within the budget %s", pl.Total, tt.total, p.Budget)
+			}
+			var exps []Step
+			for _, s := range pl.Steps {
+				if s.Kind == StepExperiment {
+					exps = append(exps, s)
+				}
+			}
+			if len(exps) != tt.experiments {
+				t.Fatalf("%d experiments, want %d", len(exps), tt.experiments)
+			}
+			for i, s := range exps {
+				want := pl.LoadStart + p.Baseline + time.Duration(i)*p.Spacing
+				if s.Offset != want {
+					t.Errorf("experiment %s at %s, want %s", s.Experiment.Name, s.Offset, want)
+				}
+				if end := s.Offset + s.Duration + settleAllowance; end > pl.LoadEnd {
+					t.Errorf("experiment %s and its recovery end at %s, after the load (%s)", s.Experiment.Name, end, pl.LoadEnd)
+				}
+				if i > 0 {
+					prev := exps[i-1]
+					if prev.Offset+prev.Duration > s.Offset {
+						t.Errorf("experiments %s and %s overlap", prev.Experiment.Name, s.Experiment.Name)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestPlanRejects(t *testing.T) {
+	t.Parallel()
+	cat := chaosmesh.Catalogue(dryRunTargets(), chaosmesh.DefaultTiming())
+	tests := []struct {
+		name   string
+		modify func(*Profile)
+		want   string
+	}{
+		{"experiments do not fit", func(p *Profile) { p.Load = 2 * time.Minute }, "lengthen load or shorten spacing"},
+		{"over budget", func(p *Profile) { p.Budget = 5 * time.Minute }, "over its budget of 5m0s"},
+		{"unknown experiment", func(p *Profile) { p.Experiments = append(p.Experiments, "meteor-strike") }, `unknown experiment "meteor-strike"`},
+		{"too many users", func(p *Profile) { p.Users = 5000 }, "users must be between 1 and 1000"},
+		{"bad fraction", func(p *Profile) { p.Thresholds.Availability = 99 }, "thresholds.availability must be a fraction"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			p := BuiltinProfiles()["quick"]
+			p.Experiments = append([]string(nil), p.Experiments...)
+			tt.modify(&p)
+			_, err := NewPlan(p, cat)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("NewPlan = %v, want an error containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestDryRun(t *testing.T) {
+	t.Parallel()
+	cat := chaosmesh.Catalogue(dryRunTargets(), chaosmesh.DefaultTiming())
+	for _, name := range ProfileNames() {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			pl, err := NewPlan(BuiltinProfiles()[name], cat)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dir := t.TempDir()
+			written, err := DryRun(t.Context(), pl, dir, "dryrun")
+			if err != nil {
+				t.Fatalf("DryRun: %v", err)
+			}
+			chaosFiles, _ := filepath.Glob(filepath.Join(dir, "chaos", "*.yaml"))
+			wantChaos := 0
+			for _, e := range pl.Profile.Experiments {
+				if e != chaosmesh.NodeFailure {
+					wantChaos++
+				}
+			}
+			if len(chaosFiles) != wantChaos || len(written) != wantChaos+1 {
+				t.Errorf("wrote %v, want plan.md and %d chaos objects", written, wantChaos)
+			}
+			var md bytes.Buffer
+			if err := pl.WriteMarkdown(&md); err != nil {
+				t.Fatal(err)
+			}
+			got, err := os.ReadFile(filepath.Join(dir, "plan.md"))
+			if err != nil || !bytes.Equal(got, md.Bytes()) {
+				t.Fatalf("plan.md differs from WriteMarkdown (%v)", err)
+			}
+			golden := filepath.Join("testdata", "plan-"+name+".golden.md")
+			if *update {
+				if err := os.WriteFile(golden, got, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (go test -update writes it)", err)
+			}
+			if diff := cmp.Diff(string(want), string(got)); diff != "" {
+				t.Errorf("%s (-want +got):\n%s", golden, diff)
+			}
+		})
+	}
+}
+
+func TestFmtDur(t *testing.T) {
+	t.Parallel()
+	for d, want := range map[time.Duration]string{
+		0: "0s", 30 * time.Second: "30s", 90 * time.Second: "1m30s", 5 * time.Minute: "5m", time.Hour: "1h", 50 * time.Minute: "50m",
+	} {
+		if got := fmtDur(d); got != want {
+			t.Errorf("fmtDur(%v) = %q, want %q", d, got, want)
+		}
+	}
+}

@@ -1,0 +1,92 @@
+package lab
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/jewelry-shop/lab/chaosmesh"
+)
+
+// Selectors of the jewelry-shop chart's workloads, as the catalogue targets
+// them. They follow the chart's standard labels and the postgres-operator's.
+func chartTargets(namespace, release string) chaosmesh.Targets {
+	return chaosmesh.Targets{
+		Namespace: namespace,
+		Web: map[string]string{
+			"app.kubernetes.io/name":      "jewelry-shop",
+			"app.kubernetes.io/instance":  release,
+			"app.kubernetes.io/component": "web",
+		},
+		Postgres: map[string]string{"application": "spilo", "cluster-name": "jewelry-shop-db"},
+	}
+}
+
+// Lab namespace and release of the stack.
+const (
+	StackNamespace = "jewelry-shop"
+	StackRelease   = "jewelry-shop"
+)
+
+// ValidateOptions are the choices of one `lab validate`.
+type ValidateOptions struct {
+	Profile string
+	// Out is the directory for the plan, the chaos objects and the report;
+	// empty means ./lab-reports/<run id>.
+	Out    string
+	DryRun bool
+	// Now is the clock that names the run; time.Now when nil.
+	Now func() time.Time
+}
+
+// DryRunResult says what a dry run wrote.
+type DryRunResult struct {
+	RunID string
+	Plan  *Plan
+	Dir   string
+	Files []string
+}
+
+// ValidateDryRun lays out the profile's plan and writes it with every Chaos
+// Mesh object it would create, touching no cluster and needing no Docker.
+func (l *Lab) ValidateDryRun(ctx context.Context, opts ValidateOptions) (*DryRunResult, error) {
+	p, ok := BuiltinProfiles()[opts.Profile]
+	if !ok {
+		names := ProfileNames()
+		sort.Strings(names)
+		return nil, &UnknownProfileError{Name: opts.Profile, Known: names}
+	}
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	runID := now().UTC().Format("20060102-150405")
+	cat := chaosmesh.Catalogue(chartTargets(StackNamespace, StackRelease), chaosmesh.DefaultTiming())
+	pl, err := NewPlan(p, cat)
+	if err != nil {
+		return nil, err
+	}
+	dir := opts.Out
+	if dir == "" {
+		dir = filepath.Join("lab-reports", runID+"-"+p.Name)
+	}
+	l.progress.Start(fmt.Sprintf("Writing the %s plan to %s", p.Name, dir))
+	files, err := DryRun(ctx, pl, dir, runID)
+	l.progress.End(err)
+	if err != nil {
+		return nil, err
+	}
+	return &DryRunResult{RunID: runID, Plan: pl, Dir: dir, Files: files}, nil
+}
+
+// UnknownProfileError names a profile that does not exist and those that do.
+type UnknownProfileError struct {
+	Name  string
+	Known []string
+}
+
+func (e *UnknownProfileError) Error() string {
+	return fmt.Sprintf("no profile %q; the profiles are %v", e.Name, e.Known)
+}
