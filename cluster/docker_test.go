@@ -32,6 +32,10 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
+// The tests of this file do not run in parallel: k3d's Docker runtime keeps
+// process-wide state in docker/cli's globals, and concurrent k3d calls race
+// on it (the race detector reports it).
+
 // dockerClient returns a client of the local Docker daemon, or ends the test
 // through ci.Missing when there is none.
 func dockerClient(t *testing.T) *client.Client {
@@ -103,7 +107,6 @@ func assertNothingLeft(t *testing.T, c *client.Client, name string) {
 // it creates the network and the image volume first, fails, and its library
 // does not roll back. Create must remove both.
 func TestCreateFailureLeavesNothing(t *testing.T) {
-	t.Parallel()
 	dc := dockerClient(t)
 	spec := unpullableSpec(t)
 	m := New(nil)
@@ -121,7 +124,6 @@ func TestCreateFailureLeavesNothing(t *testing.T) {
 
 // TestCreateCancelledLeavesNothing cancels the creation while k3d works.
 func TestCreateCancelledLeavesNothing(t *testing.T) {
-	t.Parallel()
 	dc := dockerClient(t)
 	spec := unpullableSpec(t)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -135,7 +137,6 @@ func TestCreateCancelledLeavesNothing(t *testing.T) {
 // TestEnsureImagesNamesTheImage checks that a missing image is reported by
 // name, with the fix, before anything is created.
 func TestEnsureImagesNamesTheImage(t *testing.T) {
-	t.Parallel()
 	dockerClient(t)
 	spec := unpullableSpec(t)
 	var pulled []string
@@ -155,7 +156,6 @@ func TestEnsureImagesNamesTheImage(t *testing.T) {
 // TestDeleteResidue removes the leftovers of a failed creation made by hand
 // the way k3d leaves them, and succeeds when nothing exists.
 func TestDeleteResidue(t *testing.T) {
-	t.Parallel()
 	dc := dockerClient(t)
 	ctx := context.Background()
 	spec := unpullableSpec(t)
@@ -183,7 +183,6 @@ func TestDeleteResidue(t *testing.T) {
 // TestNodeErrors checks the errors of StopNode and StartNode for clusters
 // and nodes that do not exist.
 func TestNodeErrors(t *testing.T) {
-	t.Parallel()
 	dockerClient(t)
 	m := New(nil)
 	name := unpullableSpec(t).Name
