@@ -48,6 +48,7 @@ type Lab struct {
 	clusters Clusters
 	nodes    Nodes
 	images   ImageLoader
+	stopper  NodeStopper
 	probe    StackProbe
 	// newInstaller makes the chart installer once the cluster exists.
 	newInstaller func(kubeconfig []byte) (StackInstaller, error)
@@ -104,6 +105,9 @@ func New(cfg Config, opts ...Option) *Lab {
 	}
 	if l.images == nil {
 		l.images = m
+	}
+	if l.stopper == nil {
+		l.stopper = m
 	}
 	if l.probe == nil {
 		l.probe = newKubeProbe(defaultStackTargets(l.upURLs().IngressURL))

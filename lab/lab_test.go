@@ -387,3 +387,29 @@ func TestKubeconfigPathDefault(t *testing.T) {
 		t.Errorf("KubeconfigPath() = %s", p)
 	}
 }
+
+func TestValidateRefuses(t *testing.T) {
+	t.Parallel()
+	foreign := healthy("jewelry-shop")
+	foreign.Managed = false
+	tests := []struct {
+		name     string
+		existing *cluster.Info
+		opts     ValidateOptions
+		want     string
+	}{
+		{"no lab", nil, ValidateOptions{Profile: "quick"}, "bring it up first with `lab up`"},
+		{"foreign cluster", foreign, ValidateOptions{Profile: "quick"}, "--allow-chaos-on-foreign-cluster"},
+		{"unknown profile", healthy("jewelry-shop"), ValidateOptions{Profile: "soak"}, `no profile "soak"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			fc := &fakeClusters{existing: tt.existing}
+			res, err := newTestLab(testConfig(t), fc, &fakeNodes{}, &recorder{}).Validate(context.Background(), tt.opts)
+			if err == nil || res != nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Validate = %v, %v; want no result and an error containing %q", res, err, tt.want)
+			}
+		})
+	}
+}

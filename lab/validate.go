@@ -37,6 +37,10 @@ type ValidateOptions struct {
 	// empty means ./lab-reports/<run id>.
 	Out    string
 	DryRun bool
+	// Seed seeds the load's random choices; the report states it.
+	Seed uint64
+	// AllowForeignCluster allows faults on a cluster lab did not create.
+	AllowForeignCluster bool
 	// Now is the clock that names the run; time.Now when nil.
 	Now func() time.Time
 }

@@ -113,13 +113,17 @@ func TestNoDockerDaemon(t *testing.T) {
 	sock := filepath.Join(t.TempDir(), "docker.sock")
 	t.Setenv("DOCKER_HOST", "unix://"+sock)
 	t.Setenv("LAB_CLUSTER_KUBECONFIG", filepath.Join(t.TempDir(), "kubeconfig"))
-	for _, cmd := range []string{"up", "down", "status"} {
+	for _, cmd := range []string{"up", "down", "status", "validate"} {
 		t.Run(cmd, func(t *testing.T) {
 			start := time.Now()
 			code, stdout, stderr := run(t, "", cmd)
 			t.Logf("lab %s failed after %s", cmd, time.Since(start).Round(time.Millisecond))
-			if code != exitFail {
-				t.Errorf("exit code %d, want %d", code, exitFail)
+			want := exitFail
+			if cmd == "validate" {
+				want = exitUsage // the run could not be carried out
+			}
+			if code != want {
+				t.Errorf("exit code %d, want %d", code, want)
 			}
 			for _, want := range []string{"Error: cannot reach the Docker daemon at unix://" + sock, "fix: start Docker"} {
 				if !strings.Contains(stderr, want) {

@@ -28,12 +28,30 @@ func usagef(format string, args ...any) error {
 	return usageError{fmt.Errorf(format, args...)}
 }
 
+// codeError carries an exit code decided by the command, e.g. lab validate's
+// verdict; err, when set, is printed.
+type codeError struct {
+	code int
+	err  error
+}
+
+func (e codeError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit code %d", e.code)
+	}
+	return e.err.Error()
+}
+func (e codeError) Unwrap() error { return e.err }
+
 // exitCode maps an error returned by a command to the process exit code.
 func exitCode(err error) int {
 	var u usageError
+	var c codeError
 	switch {
 	case err == nil:
 		return exitOK
+	case errors.As(err, &c):
+		return c.code
 	case errors.As(err, &u):
 		return exitUsage
 	default:

@@ -59,6 +59,9 @@ func Main(args []string, s Streams, b Build) int {
 	root := NewRoot(s, b)
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
+	if c, ok := err.(codeError); ok && c.err == nil {
+		return c.code // the command said all it had to say
+	}
 	if err != nil {
 		printError(s.Err, err)
 	}

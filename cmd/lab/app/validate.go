@@ -24,11 +24,18 @@ Profiles:
   full    ramp to 1000 users for 30 minutes; every experiment, spaced apart; the
           HPA must reach its maximum and return to its minimum (about 40 minutes)
 
+The report goes to <out>/report.md, with report.json (every figure; lab report
+renders the Markdown again from it) and report.xml (JUnit, one test case per
+requirement). A requirement that could not be measured says why; it is never
+a pass. A first Ctrl-C stops the run, removes every fault and still writes the
+report; a second exits at once.
+
 --dry-run prints the plan with its timing and writes it to <out>/plan.md, with
 every Chaos Mesh object it would create in <out>/chaos/, touching no cluster.
 
-This version runs --dry-run only: the measured run is being built, and lab
-reports nothing it did not measure.`,
+Exit codes: 0 every requirement passed, 1 one failed, 2 the run could not be
+carried out or some requirement could not be measured (the report says how far
+it got and why).`,
 		Example: `  lab validate --profile quick --dry-run
   lab validate --profile full --dry-run --out /tmp/full-plan`,
 		Args: noArgs,
@@ -37,7 +44,7 @@ reports nothing it did not measure.`,
 				return err
 			}
 			if !opts.DryRun {
-				return usagef("lab validate runs with --dry-run only in this version: the measured run (load, chaos, report) is not built yet, and lab will not report what it did not measure\n  fix: lab validate --profile %s --dry-run", opts.Profile)
+				return runValidate(cmd, o, opts)
 			}
 			res, err := o.newLab().ValidateDryRun(cmd.Context(), opts)
 			var up *lab.UnknownProfileError
@@ -58,5 +65,24 @@ reports nothing it did not measure.`,
 	f.StringVar(&opts.Profile, "profile", "quick", "validation profile: quick or full")
 	f.StringVar(&opts.Out, "out", "", "directory for the plan and report (default ./lab-reports/<run id>-<profile>)")
 	f.BoolVar(&opts.DryRun, "dry-run", false, "write the plan and the Chaos Mesh objects without touching a cluster")
+	f.Uint64Var(&opts.Seed, "seed", 1, "seed of the simulated users' random choices (stated in the report)")
+	f.BoolVar(&opts.AllowForeignCluster, "allow-chaos-on-foreign-cluster", false, "allow faults on a cluster that lab did not create")
 	return cmd
+}
+
+// runValidate runs the measured validation and exits with its verdict.
+func runValidate(cmd *cobra.Command, o *options, opts lab.ValidateOptions) error {
+	res, err := o.newLab().Validate(cmd.Context(), opts)
+	var up *lab.UnknownProfileError
+	switch {
+	case errors.As(err, &up):
+		return usageError{fmt.Errorf("%w\n  fix: --profile %s", err, strings.Join(up.Known, " or --profile "))}
+	case res == nil && err != nil:
+		return codeError{code: exitUsage, err: err} // the run could not be carried out
+	}
+	fmt.Fprintf(o.streams.Out, "Verdict: %s (exit code %d)\n", res.Report.Verdict(), res.ExitCode)
+	for _, f := range res.Files {
+		fmt.Fprintf(o.streams.Out, "  %s\n", f)
+	}
+	return codeError{code: res.ExitCode, err: err}
 }

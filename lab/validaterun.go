@@ -1,0 +1,236 @@
+package lab
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/jewelry-shop/lab/chaosmesh"
+	"github.com/jewelry-shop/lab/cluster"
+	"github.com/jewelry-shop/lab/load"
+	"github.com/jewelry-shop/lab/reports"
+)
+
+// ValidateResult says where the report of a run went and how it ended.
+type ValidateResult struct {
+	RunID    string
+	Dir      string
+	Files    []string
+	Report   *reports.Run
+	ExitCode int
+}
+
+// NotALabError says that the cluster is missing or was not made by lab.
+type NotALabError struct{ Problem, Fix string }
+
+func (e *NotALabError) Error() string { return e.Problem + "\n  fix: " + e.Fix }
+
+// Validate runs the profile's plan against the lab: load, the experiments at
+// their offsets, the scale-down watch, collection, and writes the report
+// (Markdown, JSON, JUnit) to the run's directory. The report is written on
+// every path once the run started, also when ctx is cancelled.
+func (l *Lab) Validate(ctx context.Context, opts ValidateOptions) (*ValidateResult, error) {
+	p, ok := BuiltinProfiles()[opts.Profile]
+	if !ok {
+		return nil, &UnknownProfileError{Name: opts.Profile, Known: ProfileNames()}
+	}
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	runID := now().UTC().Format("20060102-150405")
+	c := l.cfg.Cluster
+
+	info, err := l.clusters.Get(ctx, c.Name)
+	switch {
+	case errors.Is(err, cluster.ErrNotFound):
+		return nil, &NotALabError{Problem: fmt.Sprintf("there is no lab: cluster %s does not exist", c.Name), Fix: "bring it up first with `lab up`"}
+	case err != nil:
+		return nil, err
+	case !info.Managed && !opts.AllowForeignCluster:
+		return nil, &NotALabError{Problem: fmt.Sprintf("cluster %s was not created by lab; lab breaks things on purpose and will not do it there", c.Name),
+			Fix: "validate a lab made by `lab up`, or pass --allow-chaos-on-foreign-cluster if you really mean it"}
+	}
+	kubeconfig, err := l.clusters.Kubeconfig(ctx, c.Name)
+	if err != nil {
+		return nil, err
+	}
+	rc, kube, err := kubeClients(kubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	chaosClient, err := chaosmesh.NewClient(rc)
+	if err != nil {
+		return nil, err
+	}
+	engine := chaosmesh.NewEngine(chaosClient, l.log)
+
+	targets := chartTargets(StackNamespace, StackRelease)
+	if err := l.step("Finding the targets", func() error {
+		var err error
+		targets.RedisMasterPod, _, err = RedisMaster(ctx, PodExecer{Config: rc, Kube: kube}, kube, StackNamespace,
+			defaultStackTargets("").RedisLabels, "sentinel", "mymaster")
+		if err != nil {
+			return err
+		}
+		targets.Node, err = busiestAgent(ctx, kube, StackNamespace)
+		if err == nil {
+			l.progress.Update(fmt.Sprintf("Redis master %s, node to stop %s", targets.RedisMasterPod, targets.Node))
+		}
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	pl, err := NewPlan(p, chaosmesh.Catalogue(targets, chaosmesh.DefaultTiming()))
+	if err != nil {
+		return nil, err
+	}
+	dir := opts.Out
+	if dir == "" {
+		dir = filepath.Join("lab-reports", runID+"-"+p.Name)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create the report directory: %w", err)
+	}
+
+	proxyClient, err := rest.HTTPClientFor(rc)
+	if err != nil {
+		return nil, fmt.Errorf("create the service proxy client: %w", err)
+	}
+	ingress := l.upURLs().IngressURL
+	runner := NewRunner(RunnerConfig{
+		Load: GeneratorLoad(load.Options{
+			Target:      ingress,
+			AllowHosts:  []string{c.IngressHost},
+			Scenario:    load.DefaultScenario(),
+			Model:       load.Closed,
+			Users:       p.Users,
+			SpawnRate:   p.SpawnRate,
+			MaxRequests: 100_000_000,
+			Timeout:     10 * time.Second,
+			Seed:        opts.Seed,
+			Logger:      l.log,
+		}, now),
+		Prober:   HTTPProber{Client: proxyClient, Base: strings.TrimSuffix(rc.Host, "/") + "/api/v1/namespaces/" + StackNamespace + "/services/" + StackRelease + "-probe:http/proxy"},
+		Chaos:    engine,
+		Nodes:    ClusterNodeFailer{Stopper: l.stopper, Kube: kube, Cluster: c.Name, Namespace: StackNamespace, Now: now, Log: l.log},
+		Replicas: KubeReplicaObserver{Kube: kube, Namespace: StackNamespace, Deployment: StackRelease + "-web", HPA: StackRelease + "-web", Now: now},
+		Preflight: func(ctx context.Context) error {
+			rd, err := l.probe.Check(ctx, kubeconfig)
+			if err != nil {
+				return err
+			}
+			if !rd.Ready() {
+				return fmt.Errorf("the lab is not ready: %s\n  fix: `lab status` shows what is missing; `lab up` repairs an incomplete stack", rd.Summary())
+			}
+			removed, err := engine.Sweep(ctx, StackNamespace)
+			if len(removed) > 0 {
+				l.log.Info("removed leftovers of an earlier run", "objects", removed)
+			}
+			return err
+		},
+		Sweep:       func(ctx context.Context) ([]string, error) { return engine.Sweep(ctx, StackNamespace) },
+		RunID:       runID,
+		Seed:        int64(opts.Seed),
+		Environment: l.environment(p.Name),
+		Now:         now,
+		Log:         l.log,
+		Progress:    l.progress,
+	})
+	run, runErr := runner.Run(ctx, pl)
+	res := &ValidateResult{RunID: runID, Dir: dir, Report: run, ExitCode: run.ExitCode()}
+	files, werr := writeReports(dir, run)
+	res.Files = files
+	return res, errors.Join(runErr, werr)
+}
+
+// environment lists the versions the report states.
+func (l *Lab) environment(profile string) map[string]string {
+	env := map[string]string{
+		"k3s image":       l.cfg.Cluster.Image,
+		"k3d helpers":     l.cfg.Cluster.HelperImageTag,
+		"profile":         profile,
+		"stack profile":   l.cfg.Stack.Profile,
+		"shop image file": l.cfg.ShopImageArchive(),
+	}
+	if ref, err := cluster.ArchiveRef(l.cfg.ShopImageArchive()); err == nil {
+		env["shop image"] = ref
+	}
+	return env
+}
+
+// writeReports writes report.md, report.json and report.xml (JUnit).
+func writeReports(dir string, run *reports.Run) ([]string, error) {
+	var files []string
+	var errs []error
+	for _, f := range []struct {
+		name  string
+		write func(*os.File) error
+	}{
+		{"report.md", func(w *os.File) error { return reports.WriteMarkdown(w, run) }},
+		{"report.json", func(w *os.File) error { return reports.WriteJSON(w, run) }},
+		{"report.xml", func(w *os.File) error { return reports.WriteJUnit(w, run) }},
+	} {
+		path := filepath.Join(dir, f.name)
+		file, err := os.Create(path)
+		if err == nil {
+			err = f.write(file)
+			if cerr := file.Close(); err == nil {
+				err = cerr
+			}
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("write %s: %w", path, err))
+			continue
+		}
+		files = append(files, path)
+	}
+	return files, errors.Join(errs...)
+}
+
+// busiestAgent picks the agent node that runs the most pods of the
+// namespace, so that the node-failure experiment moves as much as it can.
+func busiestAgent(ctx context.Context, kube kubernetes.Interface, namespace string) (string, error) {
+	nodes, err := kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return "", fmt.Errorf("list nodes: %w", err)
+	}
+	count := map[string]int{}
+	for _, n := range nodes.Items {
+		if _, server := n.Labels["node-role.kubernetes.io/control-plane"]; !server {
+			count[n.Name] = 0
+		}
+	}
+	if len(count) == 0 {
+		return "", errors.New("no agent node to stop: the node-failure experiment needs a cluster with agents")
+	}
+	pods, err := kube.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return "", fmt.Errorf("list pods: %w", err)
+	}
+	for _, p := range pods.Items {
+		if _, ok := count[p.Spec.NodeName]; ok {
+			count[p.Spec.NodeName]++
+		}
+	}
+	names := make([]string, 0, len(count))
+	for n := range count {
+		names = append(names, n)
+	}
+	sort.Slice(names, func(i, j int) bool {
+		if count[names[i]] != count[names[j]] {
+			return count[names[i]] > count[names[j]]
+		}
+		return names[i] < names[j]
+	})
+	return names[0], nil
+}
