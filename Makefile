@@ -41,7 +41,7 @@ test: test-assets ## Run every test (CI=true turns missing services into failure
 	$(GO) test -race -timeout 15m ./...
 
 .PHONY: e2e
-e2e: ## up, check, down on a real k3d cluster (needs Docker and internet)
+e2e: ## up, status, validate quick, down on a real k3d cluster (needs Docker and internet)
 	LAB_E2E=1 $(GO) test -tags e2e -count=1 -timeout 30m -v ./e2e/...
 
 .PHONY: image

@@ -44,7 +44,8 @@ func labCmd(t *testing.T, bin string, env []string, args ...string) (int, string
 }
 
 // TestE2EUpStatusDown brings the whole lab up (cluster, shop image, operators,
-// Chaos Mesh, the stack), checks that it is ready, reuses it, and removes it.
+// Chaos Mesh, the stack), checks that it is ready, runs the quick validation,
+// reuses the cluster, and removes it.
 func TestE2EUpStatusDown(t *testing.T) {
 	if os.Getenv("LAB_E2E") != "1" {
 		t.Skip("end-to-end test: run it with `make e2e` (needs Docker and internet)")
@@ -120,6 +121,16 @@ func TestE2EUpStatusDown(t *testing.T) {
 	}
 	if code, _, _ := labCmd(t, bin, env, "validate", "--profile", "quick", "--dry-run", "--out", filepath.Join(dir, "plan")); code != 0 {
 		t.Errorf("lab validate --dry-run failed")
+	}
+	reportDir := filepath.Join(dir, "report")
+	code, out, _ = labCmd(t, bin, env, "validate", "--profile", "quick", "--out", reportDir)
+	if code != 0 {
+		t.Errorf("lab validate --profile quick exited %d; the report says why:\n%s", code, out)
+	}
+	for _, f := range []string{"report.md", "report.json", "report.xml"} {
+		if _, err := os.Stat(filepath.Join(reportDir, f)); err != nil {
+			t.Errorf("the validation wrote no %s: %v", f, err)
+		}
 	}
 	if code, out, _ := labCmd(t, bin, env, "down"); code != 0 || !strings.Contains(out, "removed") {
 		t.Errorf("lab down failed")
