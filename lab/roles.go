@@ -15,6 +15,8 @@ import (
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/remotecommand"
+
+	"github.com/jewelry-shop/lab/chaosmesh"
 )
 
 // PostgresPrimary returns the pod the postgres-operator labels as primary
@@ -124,4 +126,26 @@ func (e PodExecer) Exec(ctx context.Context, namespace, pod, container string, c
 		return "", fmt.Errorf("exec %v in %s/%s: %w (%s)", cmd, namespace, pod, err, strings.TrimSpace(stderr.String()))
 	}
 	return stdout.String(), nil
+}
+
+// StackLeaders is the real LeaderReader: the PostgreSQL primary from the
+// operator's role labels, the Redis master from the Sentinels.
+type StackLeaders struct {
+	Exec      Execer
+	Kube      kubernetes.Interface
+	Namespace string
+	Postgres  map[string]string // the PostgreSQL cluster's pods
+	Redis     map[string]string // the Redis and Sentinel pods
+}
+
+// Leader implements LeaderReader.
+func (s StackLeaders) Leader(ctx context.Context, experiment string) (string, error) {
+	switch experiment {
+	case chaosmesh.PostgresPrimaryFailure:
+		return PostgresPrimary(ctx, s.Kube, s.Namespace, s.Postgres)
+	case chaosmesh.RedisMasterFailure:
+		pod, _, err := RedisMaster(ctx, s.Exec, s.Kube, s.Namespace, s.Redis, "sentinel", "mymaster")
+		return pod, err
+	}
+	return "", nil
 }

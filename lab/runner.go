@@ -111,6 +111,12 @@ func (p HTTPProber) get(ctx context.Context, path string, out any, accept503 boo
 	return nil
 }
 
+// LeaderReader names the current leader (PostgreSQL primary, Redis master)
+// that an experiment targets; "" with a nil error for experiments without one.
+type LeaderReader interface {
+	Leader(ctx context.Context, experiment string) (string, error)
+}
+
 // ChaosApplier applies Chaos Mesh experiments and confirms their injection;
 // *chaosmesh.Engine implements it. The undo must work after ctx was
 // cancelled.
@@ -166,6 +172,11 @@ type RunnerConfig struct {
 	// Replicas watches the web workload and its HPA from the load's start
 	// to the end of the scale-down watch.
 	Replicas ReplicaObserver
+	// Leaders names the PostgreSQL primary or the Redis master an
+	// experiment targets, asked before it and again before the next one
+	// starts (or after the load), so the report says whether another pod
+	// took over or the old one came back.
+	Leaders LeaderReader
 	// Preflight, when set, runs first; its failure stops the run.
 	Preflight func(ctx context.Context) error
 	// Sweep, when set, runs last on every path after the load started,
@@ -276,6 +287,9 @@ type expRun struct {
 	applied, undone                  bool
 	node                             *NodeFailure
 	events                           []reports.Event
+	// leaderBefore and leaderAfter are the primary or master before the
+	// experiment and once it settled; leaderWhy says why one is missing.
+	leaderBefore, leaderAfter, leaderWhy string
 }
 
 func (x *expRun) event(at time.Time, source, what string) {
@@ -325,6 +339,7 @@ func (r *Runner) Run(ctx context.Context, pl *Plan) (*reports.Run, error) {
 	}()
 	stopObserving := r.observe(ctx, o)
 
+	var prev *expRun
 	for _, s := range pl.Steps {
 		if s.Kind != StepExperiment || s.Experiment == nil {
 			continue
@@ -335,13 +350,17 @@ func (r *Runner) Run(ctx context.Context, pl *Plan) (*reports.Run, error) {
 			x.notRun = "the run was interrupted before this experiment"
 			continue
 		}
+		r.leaderAfter(ctx, prev)
 		o.reached = s.Name
 		r.cfg.Progress.Update(s.Experiment.Name)
+		r.leaderBefore(ctx, x)
 		if err := r.experiment(ctx, x); err != nil {
 			errs = append(errs, err)
 		}
+		prev = x
 	}
 	<-loadDone
+	r.leaderAfter(ctx, prev)
 	o.loadEnd = r.cfg.Now()
 	r.cfg.Progress.End(o.loadErr)
 	if o.loadErr != nil {
@@ -494,6 +513,36 @@ func (r *Runner) experiment(ctx context.Context, x *expRun) (err error) {
 		x.event(r.cfg.Now(), "lab", "run interrupted while the fault was held")
 	}
 	return remove()
+}
+
+// leaderBefore asks who leads before the experiment starts.
+func (r *Runner) leaderBefore(ctx context.Context, x *expRun) {
+	if r.cfg.Leaders == nil || ctx.Err() != nil {
+		return
+	}
+	l, err := r.cfg.Leaders.Leader(ctx, x.exp.Name)
+	if err != nil {
+		x.leaderWhy = "the leader before the fault could not be read: " + err.Error()
+		return
+	}
+	x.leaderBefore = l
+	if l != "" {
+		x.event(r.cfg.Now(), "lab", "leader before the fault: "+l)
+	}
+}
+
+// leaderAfter asks again once the experiment had its time to settle.
+func (r *Runner) leaderAfter(ctx context.Context, x *expRun) {
+	if x == nil || x.leaderBefore == "" || ctx.Err() != nil {
+		return
+	}
+	l, err := r.cfg.Leaders.Leader(ctx, x.exp.Name)
+	if err != nil {
+		x.leaderWhy = "the leader after the fault could not be read: " + err.Error()
+		return
+	}
+	x.leaderAfter = l
+	x.event(r.cfg.Now(), "lab", "leader after the fault: "+l)
 }
 
 // collect reads the prober's timeline and verification. The timeline is

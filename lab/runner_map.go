@@ -381,7 +381,20 @@ func (r *Runner) experimentReport(o *observed, d runData, f *figures) reports.Ex
 		}
 	}
 	if store != "" {
-		e.NotMeasured["leader"] = noRoleObserver
+		switch {
+		case x.leaderBefore != "" && x.leaderAfter != "":
+			path := "failover to another pod"
+			if x.leaderBefore == x.leaderAfter {
+				path = "restart in place: the old leader came back, no failover"
+			}
+			e.Leader = &reports.Leader{Old: x.leaderBefore, New: x.leaderAfter, Path: path}
+		case x.leaderWhy != "":
+			e.NotMeasured["leader"] = x.leaderWhy
+		case r.cfg.Leaders != nil:
+			e.NotMeasured["leader"] = "the run ended before the leader was asked again"
+		default:
+			e.NotMeasured["leader"] = noRoleObserver
+		}
 		switch {
 		case o.verify == nil:
 			e.NotMeasured["lost_writes"] = o.verifyWhy

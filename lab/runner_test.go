@@ -558,18 +558,24 @@ func TestKubeReplicaObserver(t *testing.T) {
 		wantHPA     []int32
 		wantMissing string
 	}{
-		{name: "pod kill and scale", hpa: "web", ready: []int32{2, 2, 3}, hpas: []int32{5, 7, 3},
-			wantReady: []int32{3, 2, 3}, wantHPA: []int32{3, 5, 7, 3}},
-		{name: "no such HPA", hpa: "other", ready: []int32{3}, hpas: []int32{3},
-			wantReady: []int32{3}, wantMissing: "HPA jewelry-shop/other not found"},
+		{
+			name: "pod kill and scale", hpa: "web", ready: []int32{2, 2, 3}, hpas: []int32{5, 7, 3},
+			wantReady: []int32{3, 2, 3}, wantHPA: []int32{3, 5, 7, 3},
+		},
+		{
+			name: "no such HPA", hpa: "other", ready: []int32{3}, hpas: []int32{3},
+			wantReady: []int32{3}, wantMissing: "HPA jewelry-shop/other not found",
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			kube := fake.NewClientset(deploy.DeepCopy(), hpa.DeepCopy())
 			var polls atomic.Int64
-			obs := KubeReplicaObserver{Kube: kube, Namespace: ns, Deployment: "web", HPA: tt.hpa, Poll: 5 * time.Millisecond,
-				Now: func() time.Time { polls.Add(1); return time.Now() }}
+			obs := KubeReplicaObserver{
+				Kube: kube, Namespace: ns, Deployment: "web", HPA: tt.hpa, Poll: 5 * time.Millisecond,
+				Now: func() time.Time { polls.Add(1); return time.Now() },
+			}
 			ctx, cancel := context.WithCancel(t.Context())
 			defer cancel()
 			type result struct {
@@ -666,7 +672,7 @@ type fakeNodeFailer struct{ stopped, started *time.Time }
 
 const movedAfter = 800 * time.Millisecond
 
-func (f fakeNodeFailer) FailNode(ctx context.Context, exp chaosmesh.Experiment, down time.Duration) (*NodeFailure, error) {
+func (f fakeNodeFailer) FailNode(ctx context.Context, _ chaosmesh.Experiment, down time.Duration) (*NodeFailure, error) {
 	nf := &NodeFailure{Node: "k3d-lab-agent-1", StoppedAt: time.Now()}
 	select {
 	case <-ctx.Done():
@@ -707,4 +713,60 @@ func TestRunnerNodeFailure(t *testing.T) {
 	if len(w.applied) != 0 {
 		t.Errorf("chaos applied %v for a node failure", w.applied)
 	}
+}
+
+// fakeLeaders answers a different primary after the PostgreSQL fault and the
+// same master after the Redis one.
+type fakeLeaders struct {
+	mu    sync.Mutex
+	asked map[string]int
+}
+
+func (f *fakeLeaders) Leader(_ context.Context, exp string) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.asked[exp]++
+	switch exp {
+	case chaosmesh.PostgresPrimaryFailure:
+		return fmt.Sprintf("jewelry-shop-db-%d", f.asked[exp]-1), nil // db-0 before, db-1 after
+	case chaosmesh.RedisMasterFailure:
+		return "jewelry-shop-redis-2", nil
+	}
+	return "", nil
+}
+
+// TestRunnerRecordsLeaders: the primary and master are asked before each
+// store fault and once it settled; the report says failover or restart in
+// place from those answers.
+func TestRunnerRecordsLeaders(t *testing.T) {
+	t.Parallel()
+	w := newWorld()
+	pl := shortPlan(t, chaosmesh.WebPodKill, chaosmesh.PostgresPrimaryFailure, chaosmesh.RedisMasterFailure)
+	r, _, _ := newTestRunner(w, pl.Profile.Users, false)
+	fl := &fakeLeaders{asked: map[string]int{}}
+	r.cfg.Leaders = fl
+	run, err := r.Run(t.Context(), pl)
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	tests := []struct {
+		exp  string
+		want reports.Leader
+	}{
+		{chaosmesh.PostgresPrimaryFailure, reports.Leader{Old: "jewelry-shop-db-0", New: "jewelry-shop-db-1", Path: "failover to another pod"}},
+		{chaosmesh.RedisMasterFailure, reports.Leader{Old: "jewelry-shop-redis-2", New: "jewelry-shop-redis-2", Path: "restart in place: the old leader came back, no failover"}},
+	}
+	for _, tt := range tests {
+		e := experimentNamed(run, tt.exp)
+		if e == nil || e.Leader == nil {
+			t.Fatalf("%s: no leader in %+v", tt.exp, e)
+		}
+		if diff := cmp.Diff(tt.want, *e.Leader); diff != "" {
+			t.Errorf("%s leader (-want +got):\n%s", tt.exp, diff)
+		}
+	}
+	if e := experimentNamed(run, chaosmesh.WebPodKill); e == nil || e.Leader != nil {
+		t.Errorf("web pod kill has a leader: %+v", e)
+	}
+	checkRenders(t, run)
 }

@@ -120,9 +120,13 @@ func (l *Lab) Validate(ctx context.Context, opts ValidateOptions) (*ValidateResu
 			Seed:        opts.Seed,
 			Logger:      l.log,
 		}, now),
-		Prober:   HTTPProber{Client: proxyClient, Base: strings.TrimSuffix(rc.Host, "/") + "/api/v1/namespaces/" + StackNamespace + "/services/" + StackRelease + "-probe:http/proxy"},
-		Chaos:    engine,
-		Nodes:    ClusterNodeFailer{Stopper: l.stopper, Kube: kube, Cluster: c.Name, Namespace: StackNamespace, Now: now, Log: l.log},
+		Prober: HTTPProber{Client: proxyClient, Base: strings.TrimSuffix(rc.Host, "/") + "/api/v1/namespaces/" + StackNamespace + "/services/" + StackRelease + "-probe:http/proxy"},
+		Chaos:  engine,
+		Nodes:  ClusterNodeFailer{Stopper: l.stopper, Kube: kube, Cluster: c.Name, Namespace: StackNamespace, Now: now, Log: l.log},
+		Leaders: StackLeaders{
+			Exec: PodExecer{Config: rc, Kube: kube}, Kube: kube, Namespace: StackNamespace,
+			Postgres: targets.Postgres, Redis: defaultStackTargets("").RedisLabels,
+		},
 		Replicas: KubeReplicaObserver{Kube: kube, Namespace: StackNamespace, Deployment: StackRelease + "-web", HPA: StackRelease + "-web", Now: now},
 		Preflight: func(ctx context.Context) error {
 			rd, err := l.probe.Check(ctx, kubeconfig)
