@@ -413,3 +413,27 @@ func TestValidateRefuses(t *testing.T) {
 		})
 	}
 }
+
+// recordingStopper records the nodes started.
+type recordingStopper struct{ started []string }
+
+func (r *recordingStopper) StopNode(context.Context, string, string) error { return nil }
+func (r *recordingStopper) StartNode(_ context.Context, _, node string) error {
+	r.started = append(r.started, node)
+	return nil
+}
+
+func TestStartStoppedNodes(t *testing.T) {
+	t.Parallel()
+	info := healthy("jewelry-shop")
+	info.Nodes[1].Running, info.Nodes[1].Status = false, "exited"
+	rs := &recordingStopper{}
+	l := newTestLab(testConfig(t), &fakeClusters{}, &fakeNodes{}, &recorder{})
+	l.stopper = rs
+	if err := l.startStoppedNodes(context.Background(), info); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"k3d-jewelry-shop-agent-1"}, rs.started); diff != "" {
+		t.Errorf("started (-want +got):\n%s", diff)
+	}
+}

@@ -129,6 +129,9 @@ func (l *Lab) Validate(ctx context.Context, opts ValidateOptions) (*ValidateResu
 		},
 		Replicas: KubeReplicaObserver{Kube: kube, Namespace: StackNamespace, Deployment: StackRelease + "-web", HPA: StackRelease + "-web", Now: now},
 		Preflight: func(ctx context.Context) error {
+			if err := l.startStoppedNodes(ctx, info); err != nil {
+				return err
+			}
 			rd, err := l.probe.Check(ctx, kubeconfig)
 			if err != nil {
 				return err
@@ -155,6 +158,22 @@ func (l *Lab) Validate(ctx context.Context, opts ValidateOptions) (*ValidateResu
 	files, werr := writeReports(dir, run)
 	res.Files = files
 	return res, errors.Join(runErr, werr)
+}
+
+// startStoppedNodes starts the node containers an earlier, interrupted run
+// left stopped (a node failure whose restart never came), so that this run
+// starts from a whole cluster.
+func (l *Lab) startStoppedNodes(ctx context.Context, info *cluster.Info) error {
+	for _, n := range info.Nodes {
+		if n.Running || n.Role == "loadbalancer" {
+			continue
+		}
+		l.log.Warn("starting a node an earlier run left stopped", "node", n.Name, "state", n.Status)
+		if err := l.stopper.StartNode(ctx, info.Name, n.Name); err != nil {
+			return fmt.Errorf("start node %s that an earlier run left stopped: %w", n.Name, err)
+		}
+	}
+	return nil
 }
 
 // environment lists the versions the report states.
