@@ -194,7 +194,8 @@ func TestInstallExplainsUnschedulable(t *testing.T) {
 
 	// Fixed values converge: the failed release is upgraded.
 	rel = rel.WithValues(map[string]any{"beat": map[string]any{"resources": map[string]any{
-		"requests": map[string]any{"cpu": "20m"}, "limits": map[string]any{"cpu": "100m"}}}})
+		"requests": map[string]any{"cpu": "20m"}, "limits": map[string]any{"cpu": "100m"},
+	}}})
 	rel.Timeout = 2 * time.Minute
 	res, err := in.Install(t.Context(), rel)
 	if err != nil {

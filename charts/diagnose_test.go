@@ -27,8 +27,10 @@ func TestExplain(t *testing.T) {
 	unschedulable := pod("pending", func(p *corev1.Pod) {
 		p.Spec.NodeName = ""
 		p.Status.Phase = corev1.PodPending
-		p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodScheduled, Status: corev1.ConditionFalse, Reason: "Unschedulable",
-			Message: "0/3 nodes are available: 3 Insufficient cpu."}}
+		p.Status.Conditions = []corev1.PodCondition{{
+			Type: corev1.PodScheduled, Status: corev1.ConditionFalse, Reason: "Unschedulable",
+			Message: "0/3 nodes are available: 3 Insufficient cpu.",
+		}}
 	})
 	crashing := pod("crashing", withWaiting("web", "shop:1", "CrashLoopBackOff", "back-off 40s restarting failed container"))
 	config := pod("config", withWaiting("web", "shop:1", "CreateContainerConfigError", `secret "shop.db.credentials" not found`))
@@ -37,8 +39,10 @@ func TestExplain(t *testing.T) {
 	})
 	initFailed := pod("init", func(p *corev1.Pod) {
 		p.Status.Phase = corev1.PodPending
-		p.Status.InitContainerStatuses = []corev1.ContainerStatus{{Name: "config",
-			State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 1, Reason: "Error"}}}}
+		p.Status.InitContainerStatuses = []corev1.ContainerStatus{{
+			Name:  "config",
+			State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 1, Reason: "Error"}},
+		}}
 	})
 	creating := pod("creating", withWaiting("web", "shop:1", "ContainerCreating", ""))
 	terminating := pod("terminating", func(p *corev1.Pod) {

@@ -173,8 +173,10 @@ func TestInstallTimeoutExplains(t *testing.T) {
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("the error does not unwrap to Helm's %v", context.DeadlineExceeded)
 	}
-	want := []PodProblem{{Pod: "web-1", Node: "node-a", Reason: "ImagePull",
-		Detail: "container web cannot get image jewelry-shop/shop:0.1.0 (ErrImagePull): pull access denied"}}
+	want := []PodProblem{{
+		Pod: "web-1", Node: "node-a", Reason: "ImagePull",
+		Detail: "container web cannot get image jewelry-shop/shop:0.1.0 (ErrImagePull): pull access denied",
+	}}
 	if diff := cmp.Diff(want, nre.Pods); diff != "" {
 		t.Errorf("pods not ready (-want +got):\n%s", diff)
 	}
@@ -193,8 +195,10 @@ func TestProgressString(t *testing.T) {
 		want string
 	}{
 		{Progress{Release: "r", Ready: 2, Total: 2, Elapsed: 1500 * time.Millisecond}, "r: 2/2 pods ready (2s)"},
-		{Progress{Release: "r", Ready: 0, Total: 5, Waiting: []string{"a (X)", "b (Y)", "c (Z)", "d (W)", "e (V)"}, Elapsed: time.Minute},
-			"r: 0/5 pods ready, waiting for a (X), b (Y), c (Z) and 2 more (1m0s)"},
+		{
+			Progress{Release: "r", Ready: 0, Total: 5, Waiting: []string{"a (X)", "b (Y)", "c (Z)", "d (W)", "e (V)"}, Elapsed: time.Minute},
+			"r: 0/5 pods ready, waiting for a (X), b (Y), c (Z) and 2 more (1m0s)",
+		},
 	}
 	for _, tt := range tests {
 		if got := tt.p.String(); got != tt.want {

@@ -51,13 +51,17 @@ func TestObjectImages(t *testing.T) {
 		obj  string
 		want []string
 	}{
-		{"deployment", `{apiVersion: apps/v1, kind: Deployment, spec: {template: {spec: {initContainers: [{image: "a:1"}], containers: [{image: "b:2"}, {image: "c:3"}]}}}}`,
-			[]string{"a:1", "b:2", "c:3"}},
+		{
+			"deployment", `{apiVersion: apps/v1, kind: Deployment, spec: {template: {spec: {initContainers: [{image: "a:1"}], containers: [{image: "b:2"}, {image: "c:3"}]}}}}`,
+			[]string{"a:1", "b:2", "c:3"},
+		},
 		{"daemonset", `{apiVersion: apps/v1, kind: DaemonSet, spec: {template: {spec: {containers: [{image: "d:1"}]}}}}`, []string{"d:1"}},
 		{"cronjob", `{apiVersion: batch/v1, kind: CronJob, spec: {jobTemplate: {spec: {template: {spec: {containers: [{image: "e:1"}]}}}}}}`, []string{"e:1"}},
 		{"pod", `{apiVersion: v1, kind: Pod, spec: {containers: [{image: "f:1"}]}}`, []string{"f:1"}},
-		{"operator configuration", `{apiVersion: acid.zalan.do/v1, kind: OperatorConfiguration, configuration: {docker_image: "ghcr.io/zalando/spilo-18:1"}}`,
-			[]string{"ghcr.io/zalando/spilo-18:1"}},
+		{
+			"operator configuration", `{apiVersion: acid.zalan.do/v1, kind: OperatorConfiguration, configuration: {docker_image: "ghcr.io/zalando/spilo-18:1"}}`,
+			[]string{"ghcr.io/zalando/spilo-18:1"},
+		},
 		{"operator configmap", `{apiVersion: v1, kind: ConfigMap, data: {docker_image: "ghcr.io/zalando/spilo-18:1"}}`, []string{"ghcr.io/zalando/spilo-18:1"}},
 		{"service", `{apiVersion: v1, kind: Service, spec: {ports: [{port: 80}]}}`, nil},
 	}

@@ -61,37 +61,55 @@ func TestPolicyCatches(t *testing.T) {
 		brk    func(*renderedStack)
 		want   string
 	}{
-		{policy: "containers", brk: func(s *renderedStack) { s.deployments[0].Spec.Template.Spec.Containers[0].LivenessProbe = nil },
-			want: "needs both a readiness and a liveness probe"},
+		{
+			policy: "containers", brk: func(s *renderedStack) { s.deployments[0].Spec.Template.Spec.Containers[0].LivenessProbe = nil },
+			want: "needs both a readiness and a liveness probe",
+		},
 		{policy: "containers", brk: func(s *renderedStack) {
 			delete(s.statefulSets[0].Spec.Template.Spec.InitContainers[0].Resources.Limits, corev1.ResourceMemory)
 		}, want: "no memory limit"},
-		{policy: "containers", brk: func(s *renderedStack) { s.deployments[0].Spec.Template.Spec.Containers[0].Image = "nginx:latest" },
-			want: "uses the latest tag"},
-		{policy: "containers", brk: func(s *renderedStack) {
-			s.deployments[0].Spec.Template.Spec.Containers[0].Image = "docker.io/library/nginx"
+		{
+			policy: "containers", brk: func(s *renderedStack) { s.deployments[0].Spec.Template.Spec.Containers[0].Image = "nginx:latest" },
+			want: "uses the latest tag",
 		},
-			want: "has no tag"},
+		{
+			policy: "containers", brk: func(s *renderedStack) {
+				s.deployments[0].Spec.Template.Spec.Containers[0].Image = "docker.io/library/nginx"
+			},
+			want: "has no tag",
+		},
 		{policy: "pdb", brk: func(s *renderedStack) { s.pdbs = s.pdbs[1:] }, want: "PodDisruptionBudgets cover it"},
 		{policy: "autoscaler", values: map[string]any{"web": map[string]any{"autoscaling": map[string]any{"behavior": map[string]any{
-			"scaleDown": map[string]any{"stabilizationWindowSeconds": 300}}}}}, want: "s to scale down from 10 to 3 replicas"},
-		{policy: "autoscaler", values: map[string]any{"web": map[string]any{"autoscaling": map[string]any{"behavior": map[string]any{
-			"scaleDown": map[string]any{"policies": []any{map[string]any{"type": "Pods", "value": 1, "periodSeconds": 60}}}}}}},
-			want: "s to scale down from 10 to 3 replicas"},
-		{policy: "autoscaler", values: map[string]any{"web": map[string]any{"autoscaling": map[string]any{"targetMemoryUtilizationPercentage": 90}}},
-			want: "HPA utilisation targets"},
-		{policy: "sentinel", values: map[string]any{"redis": map[string]any{"sentinel": map[string]any{"downAfterMilliseconds": 12000}}},
-			want: "down-after-milliseconds 12000"},
+			"scaleDown": map[string]any{"stabilizationWindowSeconds": 300},
+		}}}}, want: "s to scale down from 10 to 3 replicas"},
+		{
+			policy: "autoscaler", values: map[string]any{"web": map[string]any{"autoscaling": map[string]any{"behavior": map[string]any{
+				"scaleDown": map[string]any{"policies": []any{map[string]any{"type": "Pods", "value": 1, "periodSeconds": 60}}},
+			}}}},
+			want: "s to scale down from 10 to 3 replicas",
+		},
+		{
+			policy: "autoscaler", values: map[string]any{"web": map[string]any{"autoscaling": map[string]any{"targetMemoryUtilizationPercentage": 90}}},
+			want: "HPA utilisation targets",
+		},
+		{
+			policy: "sentinel", values: map[string]any{"redis": map[string]any{"sentinel": map[string]any{"downAfterMilliseconds": 12000}}},
+			want: "down-after-milliseconds 12000",
+		},
 		{policy: "sentinel", brk: func(s *renderedStack) {
 			cm := s.configMaps["jewelry-shop-redis"]
 			cm.Data["sentinel.conf"] = strings.Replace(cm.Data["sentinel.conf"], "sentinel resolve-hostnames yes\n", "", 1) + "sentinel resolve-hostnames yes\n"
 		}, want: "`sentinel resolve-hostnames yes` before `sentinel monitor`"},
 		{policy: "sentinel", values: map[string]any{"redis": map[string]any{"sentinel": map[string]any{"quorum": 1}}}, want: "want a majority"},
-		{policy: "patroni", values: map[string]any{"postgresql": map[string]any{"patroni": map[string]any{"ttl": 30, "loop_wait": 10, "retry_timeout": 10}}},
-			want: "ttl 30 + loop_wait 10 > 30 s"},
+		{
+			policy: "patroni", values: map[string]any{"postgresql": map[string]any{"patroni": map[string]any{"ttl": 30, "loop_wait": 10, "retry_timeout": 10}}},
+			want: "ttl 30 + loop_wait 10 > 30 s",
+		},
 		{policy: "patroni", brk: func(s *renderedStack) { s.postgresql.Spec.Patroni.RetryTimeout = 10 }, want: "Patroni's rule"},
-		{policy: "patroni", values: map[string]any{"postgresql": map[string]any{"patroni": map[string]any{"synchronous_mode": false}}},
-			want: "synchronous_mode is off"},
+		{
+			policy: "patroni", values: map[string]any{"postgresql": map[string]any{"patroni": map[string]any{"synchronous_mode": false}}},
+			want: "synchronous_mode is off",
+		},
 		{policy: "workloads", values: map[string]any{"nodeFailureTolerationSeconds": 120}, want: "no toleration of node.kubernetes.io/not-ready of at most 60 s"},
 		{policy: "workloads", brk: func(s *renderedStack) { s.statefulSets[0].Spec.Template.Spec.Affinity = nil }, want: "no required pod anti-affinity"},
 		{policy: "labels", brk: func(s *renderedStack) {
@@ -171,7 +189,7 @@ func checkContainers(s *renderedStack) (errs []error) {
 				}
 			}
 			if err := checkImagePinned(c.Image); err != nil {
-				errs = append(errs, fmt.Errorf("%s: %v", where, err))
+				errs = append(errs, fmt.Errorf("%s: %w", where, err))
 			}
 			if c.ImagePullPolicy != corev1.PullIfNotPresent {
 				errs = append(errs, fmt.Errorf("%s: imagePullPolicy %q, want IfNotPresent (the shop image is imported, never pulled)", where, c.ImagePullPolicy))
@@ -215,7 +233,7 @@ func checkDisruptionBudgets(s *renderedStack) (errs []error) {
 		for _, pdb := range s.pdbs {
 			sel, err := metav1.LabelSelectorAsSelector(pdb.Spec.Selector)
 			if err != nil {
-				return append(errs, fmt.Errorf("PodDisruptionBudget %s: %v", pdb.Name, err))
+				return append(errs, fmt.Errorf("PodDisruptionBudget %s: %w", pdb.Name, err))
 			}
 			if sel.Matches(labels.Set(tpl.Labels)) {
 				n++
@@ -265,36 +283,29 @@ func checkAutoscaler(s *renderedStack) (errs []error) {
 }
 
 // scaleDownSeconds is how long the scale-down rules need, at the least, to
-// go from max to min replicas: the stabilisation window, then as many policy
-// periods as the most generous policy needs.
-func scaleDownSeconds(r *autoscalingv2.HPAScalingRules, max, min int32) int32 {
+// go from maxReplicas to minReplicas: the stabilisation window, then as many
+// policy periods as the most generous policy needs.
+func scaleDownSeconds(r *autoscalingv2.HPAScalingRules, maxReplicas, minReplicas int32) int32 {
 	total := int32(300)
 	if r.StabilizationWindowSeconds != nil {
 		total = *r.StabilizationWindowSeconds
 	}
 	best := int32(-1)
 	for _, p := range r.Policies {
-		replicas, periods := max, int32(0)
-		for replicas > min && periods < 100 {
+		replicas, periods := maxReplicas, int32(0)
+		for replicas > minReplicas && periods < 100 {
 			step := p.Value
 			if p.Type == autoscalingv2.PercentScalingPolicy {
 				step = replicas * p.Value / 100
 			}
-			replicas -= max32(step, 1)
+			replicas -= max(step, 1)
 			periods++
 		}
 		if d := periods * p.PeriodSeconds; best < 0 || d < best {
 			best = d
 		}
 	}
-	return total + max32(best, 0)
-}
-
-func max32(a, b int32) int32 {
-	if a > b {
-		return a
-	}
-	return b
+	return total + max(best, 0)
 }
 
 // checkSentinel: Sentinel's timing allows a failover within 30 s, and host
@@ -329,7 +340,7 @@ func checkSentinel(s *renderedStack) (errs []error) {
 		}
 		n, err := strconv.Atoi(v[arg])
 		if err != nil {
-			errs = append(errs, fmt.Errorf("sentinel.conf %s: %v", key, err))
+			errs = append(errs, fmt.Errorf("sentinel.conf %s: %w", key, err))
 		}
 		return n
 	}

@@ -50,7 +50,8 @@ func serveRepo(t *testing.T, tamper func(*repo.IndexFile), versions ...string) s
 // closedURL returns the URL of a loopback port nobody listens on.
 func closedURL(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	var lc net.ListenConfig
+	l, err := lc.Listen(t.Context(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,11 +75,17 @@ func TestSourceLoad(t *testing.T) {
 	}{
 		{"pinned version", Ref{Name: "tiny", Version: "1.0.0", Repo: good}, nil},
 		{"trailing slash", Ref{Name: "tiny", Version: "1.1.0", Repo: good + "/"}, nil},
-		{"wrong version", Ref{Name: "tiny", Version: "9.9.9", Repo: good},
-			[]string{"chart repository " + good + " has no version 9.9.9 of chart tiny (newest first: 1.1.0, 1.0.0)", "charts/pinned.go"}},
+		{
+			"wrong version",
+			Ref{Name: "tiny", Version: "9.9.9", Repo: good},
+			[]string{"chart repository " + good + " has no version 9.9.9 of chart tiny (newest first: 1.1.0, 1.0.0)", "charts/pinned.go"},
+		},
 		{"wrong chart", Ref{Name: "huge", Version: "1.0.0", Repo: good}, []string{`has no chart named "huge" (it has: tiny)`}},
-		{"unreachable repository", Ref{Name: "tiny", Version: "1.0.0", Repo: closedURL(t)},
-			[]string{"fetch the index of chart repository http://127.0.0.1:", "connection refused", "is the repository reachable"}},
+		{
+			"unreachable repository",
+			Ref{Name: "tiny", Version: "1.0.0", Repo: closedURL(t)},
+			[]string{"fetch the index of chart repository http://127.0.0.1:", "connection refused", "is the repository reachable"},
+		},
 		{"not a repository", Ref{Name: "tiny", Version: "1.0.0", Repo: good + "/nothing-here"}, []string{"404 Not Found"}},
 		{"corrupt archive", Ref{Name: "tiny", Version: "1.0.0", Repo: corrupt}, []string{"the repository index says sha256:0000"}},
 		{"no version", Ref{Name: "tiny", Repo: good}, []string{"no version pinned"}},
@@ -140,14 +147,16 @@ func TestInstallUpstream(t *testing.T) {
 	t.Parallel()
 	url := serveRepo(t, nil, "1.0.0", "1.1.0")
 	in, store := memoryInstaller(t, nil, Options{})
-	rel := Release{Name: "tiny", Namespace: "tiny", Chart: Ref{Name: "tiny", Version: "1.0.0", Repo: url},
-		Values: map[string]any{"greeting": "hi"}, Timeout: time.Minute}
-	res, err := in.Install(t.Context(), rel)
-	if err != nil {
+	rel := Release{
+		Name: "tiny", Namespace: "tiny", Chart: Ref{Name: "tiny", Version: "1.0.0", Repo: url},
+		Values: map[string]any{"greeting": "hi"}, Timeout: time.Minute,
+	}
+	if _, err := in.Install(t.Context(), rel); err != nil {
 		t.Fatalf("Install: %v", err)
 	}
 	rel.Chart.Version = "1.1.0"
-	if res, err = in.Install(t.Context(), rel); err != nil {
+	res, err := in.Install(t.Context(), rel)
+	if err != nil {
 		t.Fatalf("Install of a newer version: %v", err)
 	}
 	if res.Revision != 2 || res.Version != "1.1.0" || !res.Upgraded {

@@ -79,7 +79,7 @@ func (f *fakeInstaller) Install(_ context.Context, rel charts.Release) (*charts.
 	return &charts.Result{Release: rel.Name, Namespace: rel.Namespace, Chart: rel.Chart.Name}, nil
 }
 
-func (f *fakeInstaller) Images(_ context.Context, releases []charts.Release) ([]string, error) {
+func (f *fakeInstaller) Images(context.Context, []charts.Release) ([]string, error) {
 	return []string{"ghcr.io/chaos-mesh/chaos-mesh:v2.8.3", "redis:8.2.1", "jewelry-shop/shop:1.2.3"}, nil
 }
 

@@ -57,8 +57,10 @@ func (l *Lab) Validate(ctx context.Context, opts ValidateOptions) (*ValidateResu
 	case err != nil:
 		return nil, err
 	case !info.Managed && !opts.AllowForeignCluster:
-		return nil, &NotALabError{Problem: fmt.Sprintf("cluster %s was not created by lab; lab breaks things on purpose and will not do it there", c.Name),
-			Fix: "validate a lab made by `lab up`, or pass --allow-chaos-on-foreign-cluster if you really mean it"}
+		return nil, &NotALabError{
+			Problem: fmt.Sprintf("cluster %s was not created by lab; lab breaks things on purpose and will not do it there", c.Name),
+			Fix:     "validate a lab made by `lab up`, or pass --allow-chaos-on-foreign-cluster if you really mean it",
+		}
 	}
 	kubeconfig, err := l.clusters.Kubeconfig(ctx, c.Name)
 	if err != nil {

@@ -45,10 +45,10 @@ func parseJSONPath(s string) ([]pathElem, error) {
 	s = strings.NewReplacer("[", ".", "]", "").Replace(s)
 	var path []pathElem
 	for _, part := range strings.Split(s, ".") {
-		switch {
-		case part == "":
+		switch part {
+		case "":
 			return nil, fmt.Errorf("JSON path %q has an empty element", s)
-		case part == "*":
+		case "*":
 			path = append(path, pathElem{kind: elemAny})
 		default:
 			if n, err := strconv.Atoi(part); err == nil && n >= 0 {

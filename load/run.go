@@ -348,7 +348,12 @@ func (r *runner) take(dispatched bool) bool {
 
 func (r *runner) userStarted() {
 	n := r.active.Add(1)
-	for m := r.maxActive.Load(); n > m && !r.maxActive.CompareAndSwap(m, n); m = r.maxActive.Load() {
+	// Raise maxActive to n unless another user already raised it as high.
+	for {
+		m := r.maxActive.Load()
+		if n <= m || r.maxActive.CompareAndSwap(m, n) {
+			return
+		}
 	}
 }
 

@@ -85,7 +85,7 @@ func TestWeightsRespected(t *testing.T) {
 	t.Parallel()
 	var mu sync.Mutex
 	hits := map[string]int{}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		hits[r.URL.Path]++
 		mu.Unlock()
@@ -173,7 +173,7 @@ func TestThinkTimeAndSpawnRate(t *testing.T) {
 	var mu sync.Mutex
 	first := map[string]time.Time{}
 	count := map[string]int{}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		defer mu.Unlock()
 		if _, ok := first[r.URL.Path]; !ok {
@@ -240,8 +240,10 @@ func TestOpenModelRamp(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
 	t.Cleanup(srv.Close)
 	sc := mustScenario(t, `behaviours: [{name: b, steps: [{path: /}]}]`)
-	res := mustRun(t, Options{Target: srv.URL, Scenario: sc, Model: Open, Rate: 0,
-		Stages: []Stage{{Duration: 2 * time.Second, Rate: 400}}, Duration: 2 * time.Second})
+	res := mustRun(t, Options{
+		Target: srv.URL, Scenario: sc, Model: Open, Rate: 0,
+		Stages: []Stage{{Duration: 2 * time.Second, Rate: 400}}, Duration: 2 * time.Second,
+	})
 	// 0 → 400/s over 2 s: 400 arrivals, 100 in the first second, 300 in the second.
 	if got := res.Overall.Requests; math.Abs(float64(got)-400) > 4 {
 		t.Errorf("%d requests, want 400", got)
@@ -277,7 +279,7 @@ func TestErrorClassification(t *testing.T) {
 		want    Class
 	}{
 		{name: "reset", handler: resetHandler, want: ClassReset},
-		{name: "timeout", handler: func(w http.ResponseWriter, r *http.Request) {
+		{name: "timeout", handler: func(_ http.ResponseWriter, r *http.Request) {
 			select {
 			case <-r.Context().Done():
 			case <-time.After(2 * time.Second):
@@ -287,12 +289,18 @@ func TestErrorClassification(t *testing.T) {
 		{name: "404", handler: http.NotFound, want: Class4xx},
 		{name: "unexpected status", handler: func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(202) }, step: "status: 200", want: ClassStatus},
 		{name: "redirect not expected", handler: func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/elsewhere", http.StatusFound) }, want: ClassStatus},
-		{name: "wrong body", handler: func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, `{"products": []}`) },
-			step: "extract: {id: {json: products.*.id}}", want: ClassExtract},
-		{name: "not json", handler: func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, `<html>`) },
-			step: "extract: {id: {json: id}}", want: ClassExtract},
-		{name: "body_contains", handler: func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, `hello`) },
-			step: "body_contains: goodbye", want: ClassExtract},
+		{
+			name: "wrong body", handler: func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, `{"products": []}`) },
+			step: "extract: {id: {json: products.*.id}}", want: ClassExtract,
+		},
+		{
+			name: "not json", handler: func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, `<html>`) },
+			step: "extract: {id: {json: id}}", want: ClassExtract,
+		},
+		{
+			name: "body_contains", handler: func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, `hello`) },
+			step: "body_contains: goodbye", want: ClassExtract,
+		},
 		{name: "refused", target: refusedURL, want: ClassRefused},
 	}
 	for _, tt := range tests {
@@ -309,8 +317,10 @@ func TestErrorClassification(t *testing.T) {
 				step = "{path: /x, " + tt.step + "}"
 			}
 			sc := mustScenario(t, "behaviours: [{name: b, steps: ["+step+"]}]")
-			res := mustRun(t, Options{Target: target, Scenario: sc, Users: 1, Think: noThink,
-				Duration: 5 * time.Second, MaxRequests: 3, Timeout: 200 * time.Millisecond})
+			res := mustRun(t, Options{
+				Target: target, Scenario: sc, Users: 1, Think: noThink,
+				Duration: 5 * time.Second, MaxRequests: 3, Timeout: 200 * time.Millisecond,
+			})
 			want := ClassCounts{}
 			want[tt.want] = 3
 			if d := cmp.Diff(want, res.Overall.ByClass); d != "" {
@@ -328,7 +338,7 @@ func TestErrorClassification(t *testing.T) {
 // until it ends.
 func freezer() http.HandlerFunc {
 	start := time.Now().Add(-600 * time.Millisecond)
-	return func(w http.ResponseWriter, r *http.Request) {
+	return func(http.ResponseWriter, *http.Request) {
 		if in := time.Since(start) % time.Second; in < 200*time.Millisecond {
 			time.Sleep(200*time.Millisecond - in)
 		}
@@ -398,8 +408,10 @@ behaviours: [{name: b, steps: [{name: get, path: /}]}]`)
 	if err != nil {
 		t.Fatal(err)
 	}
-	res := mustRun(t, Options{Target: srv.URL, Scenario: sc, Users: 1, Think: noThink, Duration: 5 * time.Second,
-		MaxRequests: 100, Thresholds: []Threshold{extra}})
+	res := mustRun(t, Options{
+		Target: srv.URL, Scenario: sc, Users: 1, Think: noThink, Duration: 5 * time.Second,
+		MaxRequests: 100, Thresholds: []Threshold{extra},
+	})
 	var got []bool
 	for _, tr := range res.Thresholds {
 		got = append(got, tr.Pass)
@@ -475,8 +487,10 @@ func TestCancelStopsTheRun(t *testing.T) {
 	sc := mustScenario(t, `behaviours: [{name: b, steps: [{path: /}]}]`)
 	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
 	defer cancel()
-	res, err := Run(ctx, Options{Target: srv.URL, Scenario: sc, Model: Closed, Users: 2, Think: &ThinkTime{Min: 10 * time.Millisecond, Max: 10 * time.Millisecond},
-		Duration: time.Minute, MaxRequests: 1_000_000})
+	res, err := Run(ctx, Options{
+		Target: srv.URL, Scenario: sc, Model: Closed, Users: 2, Think: &ThinkTime{Min: 10 * time.Millisecond, Max: 10 * time.Millisecond},
+		Duration: time.Minute, MaxRequests: 1_000_000,
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -499,7 +513,7 @@ func TestSeriesAndProgressOnTheInjectedClock(t *testing.T) {
 		OnSecond:   func(p Point) { mu.Lock(); seconds = append(seconds, p); mu.Unlock() },
 		OnProgress: func(p Progress) { mu.Lock(); progress = append(progress, p); mu.Unlock() },
 	})
-	if d := res.Start.Sub(time.Now()); d < 999*time.Hour {
+	if d := time.Until(res.Start); d < 999*time.Hour {
 		t.Errorf("start %s is not on the injected clock", res.Start)
 	}
 	if len(progress) < 2 {

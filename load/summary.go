@@ -69,10 +69,10 @@ func WriteSummary(w io.Writer, r *Result) error {
 func fmtMS(d time.Duration) string { return fmt.Sprintf("%.1f", float64(d)/float64(time.Millisecond)) }
 
 func fmtActual(t ThresholdResult) string {
-	switch {
-	case t.Metric == "error_rate":
+	switch t.Metric {
+	case "error_rate":
 		return fmt.Sprintf("%.3f%%", 100*t.Actual)
-	case t.Metric == "rps" || t.Metric == "requests" || t.Metric == "failures":
+	case "rps", "requests", "failures":
 		return fmt.Sprintf("%g", t.Actual)
 	}
 	return fmt.Sprintf("%.1fms", t.Actual)

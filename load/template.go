@@ -138,10 +138,10 @@ func compileExpr(expr string) (tmplPart, error) {
 func splitWords(s string) ([]string, error) {
 	var words []string
 	for i := 0; i < len(s); {
-		switch c := s[i]; {
-		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
+		switch s[i] {
+		case ' ', '\t', '\n', '\r':
 			i++
-		case c == '"':
+		case '"':
 			var b strings.Builder
 			j := i + 1
 			for ; j < len(s) && s[j] != '"'; j++ {

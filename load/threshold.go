@@ -108,20 +108,20 @@ func (t Threshold) evaluate(r *Result) ThresholdResult {
 		lat, metric = st.RawLatency, m
 	}
 	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-	switch {
-	case metric == "error_rate":
+	switch metric {
+	case "error_rate":
 		out.Actual = st.ErrorRate
-	case metric == "rps":
+	case "rps":
 		out.Actual = st.RPS
-	case metric == "requests":
+	case "requests":
 		out.Actual = float64(st.Requests)
-	case metric == "failures":
+	case "failures":
 		out.Actual = float64(st.Failures)
-	case metric == "avg":
+	case "avg":
 		out.Actual = ms(lat.Mean)
-	case metric == "min":
+	case "min":
 		out.Actual = ms(lat.Min)
-	case metric == "max":
+	case "max":
 		out.Actual = ms(lat.Max)
 	default:
 		q, _ := strconv.ParseFloat(metric[1:], 64)

@@ -80,8 +80,10 @@ func TestRandIntCoversItsRange(t *testing.T) {
 func TestExtract(t *testing.T) {
 	t.Parallel()
 	body := []byte(`{"order_id": 17, "ok": true, "name": "ring", "items": [{"id": 5}, {"id": 6}], "none": null, "obj": {"a": 1}}`)
-	resp := &http.Response{Header: http.Header{"X-Req": {"r-1"}, "Set-Cookie": {"session=abc; Path=/"}},
-		Request: &http.Request{URL: &url.URL{Scheme: "http", Host: "127.0.0.1", Path: "/"}}}
+	resp := &http.Response{
+		Header:  http.Header{"X-Req": {"r-1"}, "Set-Cookie": {"session=abc; Path=/"}},
+		Request: &http.Request{URL: &url.URL{Scheme: "http", Host: "127.0.0.1", Path: "/"}},
+	}
 	rng := rand.New(rand.NewPCG(3, 4))
 	tests := []struct {
 		name string
@@ -188,8 +190,10 @@ func TestParseThreshold(t *testing.T) {
 func TestThresholdEvaluate(t *testing.T) {
 	t.Parallel()
 	res := &Result{
-		Overall: Stats{Name: "all", Requests: 100, Failures: 2, ErrorRate: 0.02, RPS: 50,
-			Latency: Latency{P95: 1500 * time.Millisecond, P99: 3 * time.Second, Mean: 200 * time.Millisecond}, RawLatency: Latency{P95: 100 * time.Millisecond}},
+		Overall: Stats{
+			Name: "all", Requests: 100, Failures: 2, ErrorRate: 0.02, RPS: 50,
+			Latency: Latency{P95: 1500 * time.Millisecond, P99: 3 * time.Second, Mean: 200 * time.Millisecond}, RawLatency: Latency{P95: 100 * time.Millisecond},
+		},
 		Endpoints: []Stats{{Name: "checkout", Requests: 10, Latency: Latency{P99: 4 * time.Second}}},
 	}
 	tests := []struct {

@@ -134,7 +134,7 @@ func (u *vu) do(ctx context.Context, st *Step, due time.Time, interval, lag time
 			return false
 		}
 		s.failed, s.class = true, classify(err)
-		if context.Cause(rctx) == errRequestTimeout {
+		if errors.Is(context.Cause(rctx), errRequestTimeout) {
 			s.class = ClassTimeout
 		}
 		r.rec.record(s)

@@ -122,39 +122,39 @@ func Main(m *testing.M) {
 // that is not running yet. It logs how long the start took. A test that
 // changes cluster-wide state (stops a node, say) must restore it in
 // t.Cleanup: the control plane is shared by every test of the binary.
-func Start(t testing.TB, opts Options) *Env {
-	t.Helper()
+func Start(tb testing.TB, opts Options) *Env {
+	tb.Helper()
 	shared.mu.Lock()
 	defer shared.mu.Unlock()
 	if !shared.main {
-		t.Fatal("controlplane.Start needs the package's TestMain to call controlplane.Main: func TestMain(m *testing.M) { controlplane.Main(m) }")
+		tb.Fatal("controlplane.Start needs the package's TestMain to call controlplane.Main: func TestMain(m *testing.M) { controlplane.Main(m) }")
 	}
 	assets, err := checkAssets()
 	if err != nil {
-		ci.Missing(t, "%v", err)
+		ci.Missing(tb, "%v", err)
 	}
 	if shared.startErr != nil {
-		t.Fatalf("the control plane failed to start earlier in this test binary: %v", shared.startErr)
+		tb.Fatalf("the control plane failed to start earlier in this test binary: %v", shared.startErr)
 	}
 
-	ctx := t.Context()
+	ctx := tb.Context()
 	if shared.env == nil {
 		begin := time.Now()
 		env, err := newEnv(ctx, assets, slog.New(slog.DiscardHandler))
 		if err != nil {
 			shared.startErr = err
-			t.Fatalf("start the control plane: %v", err)
+			tb.Fatalf("start the control plane: %v", err)
 		}
 		shared.env = env
-		t.Logf("control plane (etcd, kube-apiserver, CRDs) started in %v", time.Since(begin).Round(time.Millisecond))
+		tb.Logf("control plane (etcd, kube-apiserver, CRDs) started in %v", time.Since(begin).Round(time.Millisecond))
 	}
 	if opts.Nodes && !shared.env.nodes {
 		begin := time.Now()
 		if err := shared.env.startNodes(ctx); err != nil {
 			shared.startErr = err
-			t.Fatalf("start controllers, scheduler and simulated nodes: %v", err)
+			tb.Fatalf("start controllers, scheduler and simulated nodes: %v", err)
 		}
-		t.Logf("controllers, scheduler and %d Ready simulated nodes started in %v", len(nodeNames()), time.Since(begin).Round(time.Millisecond))
+		tb.Logf("controllers, scheduler and %d Ready simulated nodes started in %v", len(nodeNames()), time.Since(begin).Round(time.Millisecond))
 	}
 	return shared.env
 }
@@ -286,25 +286,29 @@ func (e *Env) LogDir() string { return e.workDir }
 
 // processError describes a process that exited early, with the end of its log.
 func processError(p *process) error {
-	return fmt.Errorf("%s exited: %v; end of %s:\n%s", p.name, p.err, p.log, strings.TrimSpace(p.tail(2000)))
+	status := p.err
+	if status == nil {
+		status = errors.New("exit status 0") // worded like exec's *ExitError
+	}
+	return fmt.Errorf("%s exited: %w; end of %s:\n%s", p.name, status, p.log, strings.TrimSpace(p.tail(2000)))
 }
 
 // Namespace creates a namespace of the test's own, named after the test, and
 // deletes it when the test ends. With the namespace controller running
 // (Options.Nodes) the deletion also removes what the test left in it.
-func (e *Env) Namespace(t testing.TB) string {
-	t.Helper()
-	ctx := t.Context()
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: namespacePrefix(t.Name())}}
+func (e *Env) Namespace(tb testing.TB) string {
+	tb.Helper()
+	ctx := tb.Context()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: namespacePrefix(tb.Name())}}
 	if err := e.Client.Create(ctx, ns); err != nil {
-		t.Fatalf("create a namespace for the test: %v", err)
+		tb.Fatalf("create a namespace for the test: %v", err)
 	}
-	t.Cleanup(func() {
-		// t.Context is cancelled before cleanups run.
+	tb.Cleanup(func() {
+		// tb.Context is cancelled before cleanups run.
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
 		if err := e.Client.Delete(ctx, ns); err != nil && !apierrors.IsNotFound(err) {
-			t.Errorf("delete namespace %s: %v", ns.Name, err)
+			tb.Errorf("delete namespace %s: %v", ns.Name, err)
 		}
 	})
 	return ns.Name
@@ -322,9 +326,9 @@ func namespacePrefix(test string) string {
 		}
 	}
 	p := strings.Trim(b.String(), "-")
-	const max = 40 // leaves room for the random suffix within 63 characters
-	if len(p) > max {
-		p = strings.TrimRight(p[:max], "-")
+	const maxLen = 40 // leaves room for the random suffix within 63 characters
+	if len(p) > maxLen {
+		p = strings.TrimRight(p[:maxLen], "-")
 	}
 	if p == "" {
 		p = "test"

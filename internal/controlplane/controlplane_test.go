@@ -148,7 +148,7 @@ func TestNodeFailure(t *testing.T) {
 	notReady := time.Since(stopped)
 
 	var moved corev1.Pod
-	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 2*time.Minute, true, func(_ context.Context) (bool, error) {
 		for _, p := range listPods(t, env, ns, "single") {
 			if p.Spec.NodeName != node && running(p) {
 				moved = p

@@ -2,6 +2,7 @@ package controlplane_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -62,7 +63,7 @@ func TestHelmInstall(t *testing.T) {
 	if _, err := uninstall.Run(rel.Name); err != nil {
 		t.Fatalf("helm uninstall: %v", err)
 	}
-	if _, err := action.NewHistory(cfg).Run(rel.Name); err != driver.ErrReleaseNotFound {
+	if _, err := action.NewHistory(cfg).Run(rel.Name); !errors.Is(err, driver.ErrReleaseNotFound) {
 		t.Errorf("release history after uninstall: %v, want %v", err, driver.ErrReleaseNotFound)
 	}
 	for _, obj := range []client.Object{&appsv1.Deployment{}, &corev1.Service{}, &autoscalingv2.HorizontalPodAutoscaler{}} {

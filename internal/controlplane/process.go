@@ -32,9 +32,9 @@ func startProcess(ctx context.Context, logger *slog.Logger, logDir, name, bin st
 	if err != nil {
 		return nil, fmt.Errorf("open the log of %s: %w", name, err)
 	}
-	// Not CommandContext: the process outlives the context that starts it
-	// and is ended by stop.
-	cmd := exec.Command(bin, args...)
+	// The process outlives the context that starts it and is ended by stop:
+	// its context keeps ctx's values but is never cancelled.
+	cmd := exec.CommandContext(context.WithoutCancel(ctx), bin, args...)
 	cmd.Stdout = out
 	cmd.Stderr = out
 	cmd.Env = append(os.Environ(), env...)

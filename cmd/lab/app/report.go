@@ -18,13 +18,13 @@ beside it (every figure of the run is in the JSON). The JSON is checked against
 its schema: a verdict that does not follow from the requirements is refused.`,
 		Example: `  lab report lab-reports/20261129-101500-quick/report.json
   lab report report.json --out report.md`,
-		Args: func(cmd *cobra.Command, args []string) error {
+		Args: func(_ *cobra.Command, args []string) error {
 			if len(args) != 1 {
 				return usagef("lab report takes one argument, the report's JSON file, got %d\n  fix: lab report lab-reports/<run>/report.json", len(args))
 			}
 			return nil
 		},
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: func(_ *cobra.Command, args []string) error {
 			if _, err := os.Stat(args[0]); err != nil {
 				return usagef("%v\n  fix: pass the report.json that lab validate wrote", err)
 			}

@@ -5,6 +5,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -59,7 +60,8 @@ func Main(args []string, s Streams, b Build) int {
 	root := NewRoot(s, b)
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
-	if c, ok := err.(codeError); ok && c.err == nil {
+	var c codeError
+	if errors.As(err, &c) && c.err == nil {
 		return c.code // the command said all it had to say
 	}
 	if err != nil {
