@@ -13,6 +13,8 @@ import (
 
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/chaos-mesh/chaos-mesh/api/v1alpha1"
+
 	"github.com/jewelry-shop/lab/chaosmesh"
 	"github.com/jewelry-shop/lab/load"
 	"github.com/jewelry-shop/lab/reports"
@@ -177,6 +179,9 @@ type RunnerConfig struct {
 	// starts (or after the load), so the report says whether another pod
 	// took over or the old one came back.
 	Leaders LeaderReader
+	// Metrics reads the pods' usage before and during each stress, to
+	// confirm the stress really ran before it is reported on.
+	Metrics MetricsReader
 	// Preflight, when set, runs first; its failure stops the run.
 	Preflight func(ctx context.Context) error
 	// Sweep, when set, runs last on every path after the load started,
@@ -290,6 +295,10 @@ type expRun struct {
 	// leaderBefore and leaderAfter are the primary or master before the
 	// experiment and once it settled; leaderWhy says why one is missing.
 	leaderBefore, leaderAfter, leaderWhy string
+	// usageBefore and usageDuring are the stressed pods' usage; usageWhy
+	// says why one is missing.
+	usageBefore, usageDuring *Usage
+	usageWhy                 string
 }
 
 func (x *expRun) event(at time.Time, source, what string) {
@@ -467,6 +476,10 @@ func (r *Runner) experiment(ctx context.Context, x *expRun) (err error) {
 		x.notRun = "no chaos engine in this run"
 		return nil
 	}
+	stressNS, stressSel, isStress := stressTarget(e)
+	if isStress {
+		x.usageBefore = r.usage(ctx, x, stressNS, stressSel)
+	}
 	a, undo, err := r.cfg.Chaos.Apply(ctx, e, r.cfg.RunID)
 	if err != nil {
 		x.failure = fmt.Sprintf("could not be applied: %v", err)
@@ -509,10 +522,38 @@ func (r *Runner) experiment(ctx context.Context, x *expRun) (err error) {
 		how += " (time from its records)"
 	}
 	x.event(x.injectedAt, "chaos", how)
-	if hold > 0 && !sleepUntil(ctx, time.Now().Add(hold)) {
+	end := time.Now().Add(hold)
+	if isStress && hold > 0 && sleepUntil(ctx, time.Now().Add(hold/2)) {
+		x.usageDuring = r.usage(ctx, x, stressNS, stressSel)
+	}
+	if hold > 0 && !sleepUntil(ctx, end) {
 		x.event(r.cfg.Now(), "lab", "run interrupted while the fault was held")
 	}
 	return remove()
+}
+
+// stressTarget returns the namespace and labels a StressChaos selects.
+func stressTarget(e chaosmesh.Experiment) (string, map[string]string, bool) {
+	sc, ok := e.Object.(*v1alpha1.StressChaos)
+	if !ok || len(sc.Spec.Selector.Namespaces) != 1 {
+		return "", nil, false
+	}
+	return sc.Spec.Selector.Namespaces[0], sc.Spec.Selector.LabelSelectors, true
+}
+
+// usage reads the stressed pods' usage, or records why it could not.
+func (r *Runner) usage(ctx context.Context, x *expRun, namespace string, selector map[string]string) *Usage {
+	if r.cfg.Metrics == nil {
+		x.usageWhy = noMetricsObserver
+		return nil
+	}
+	u, err := r.cfg.Metrics.Usage(ctx, namespace, selector)
+	if err != nil {
+		x.usageWhy = "the pods' usage could not be read from the metrics API: " + err.Error()
+		return nil
+	}
+	x.event(r.cfg.Now(), "kubernetes", fmt.Sprintf("usage of the %d stressed pods: %dm CPU, %d MiB memory", u.Pods, u.CPUMilli, u.MemoryBytes>>20))
+	return &u
 }
 
 // leaderBefore asks who leads before the experiment starts.

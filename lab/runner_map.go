@@ -17,7 +17,7 @@ import (
 // Why figures are missing when an observer is not part of the run yet.
 const (
 	noRoleObserver    = "no role observer in this run: the primary or master before and after was not asked"
-	noMetricsObserver = "no resource metrics observer in this run: whether the stress really ran (usage rose) and the HPA reacted was not observed"
+	noMetricsObserver = "no resource metrics reader in this run: whether the stress really ran (usage rose) was not observed"
 	noHealthCheck     = "no health-check inspection in this run: the live workloads' probes were not read"
 	interruptedReason = "the run was interrupted before it completed"
 )
@@ -427,6 +427,60 @@ func sourceOf(s string) string {
 	return s
 }
 
+// stressVerdict judges one stress experiment for R34: only a stress that
+// shows in the pods' usage is reported on; then the error rate inside its
+// window must stay under the inside threshold and the HPA must have reacted
+// (more replicas than at the injection, or already at its maximum).
+func stressVerdict(o *observed, d runData, f *figures, th Thresholds) (measure.Verdict, string) {
+	x := f.x
+	name := x.exp.Name
+	cpu := name == chaosmesh.WebCPUStress
+	switch {
+	case x.injectedAt.IsZero():
+		return measure.Missing(name + ": the fault was not injected: " + x.failure), ""
+	case x.usageBefore == nil || x.usageDuring == nil:
+		return measure.Missing(name + ": " + firstReason(x.usageWhy, "the pods' usage was not read during the stress")), ""
+	}
+	b, du := *x.usageBefore, *x.usageDuring
+	usage := fmt.Sprintf("CPU %dm → %dm", b.CPUMilli, du.CPUMilli)
+	if !cpu {
+		usage = fmt.Sprintf("memory %d MiB → %d MiB", b.MemoryBytes>>20, du.MemoryBytes>>20)
+	}
+	if !stressRose(cpu, b, du) {
+		return measure.Missing(fmt.Sprintf("%s: the stress did not show in the pods' usage (%s); StressChaos on containerd cgroups can silently do nothing, so it is not reported on", name, usage)), ""
+	}
+	measured := name + ": " + usage
+	var vs []measure.Verdict
+	if !f.hasWindow {
+		vs = append(vs, measure.Missing(name+": no fault window"))
+	} else {
+		inside, _ := measure.SplitBuckets(d.buckets, []measure.Window{f.window})
+		rate := inside.ErrorRate()
+		measured += ", errors inside " + fmtRate(rate)
+		vs = append(vs, reword(measure.Below(rate, th.ErrorRateInside), name+": error rate inside "+fmtRate(rate), "<", percent(th.ErrorRateInside)))
+	}
+	switch {
+	case o.replicas == nil:
+		vs = append(vs, measure.Missing(name+": the HPA was not observed: "+replicasWhy(o)))
+	case o.replicas.HPA == "":
+		vs = append(vs, measure.Missing(name+": the HPA was not observed: "+o.replicas.HPAMissing))
+	default:
+		at := measure.CountAt(o.replicas.HPAReplicas, x.injectedAt)
+		peak, _ := measure.Peak(o.replicas.HPAReplicas, f.window)
+		switch {
+		case !at.Known || !peak.Known:
+			vs = append(vs, measure.Missing(name+": the HPA replicas around the stress are not known"))
+		case peak.V > at.V || at.V >= o.replicas.Max:
+			measured += fmt.Sprintf(", HPA %d → %d replicas", at.V, peak.V)
+			vs = append(vs, measure.Verdict{Status: measure.Pass, Reason: fmt.Sprintf("%s: the HPA went from %d to %d replicas", name, at.V, peak.V)})
+		default:
+			measured += fmt.Sprintf(", HPA stayed at %d replicas", at.V)
+			vs = append(vs, measure.Verdict{Status: measure.Fail, Reason: fmt.Sprintf("%s: the HPA did not react (%d replicas before and at most %d during)", name, at.V, peak.V)})
+		}
+	}
+	return measure.All(vs...), measured
+}
+
 // steadiness measures when the web replicas were all Ready again after an
 // experiment: from its injection, or from the removal of a held fault;
 // why says why it could not be measured.
@@ -691,7 +745,20 @@ func (r *Runner) requirements(o *observed, d runData, figs []*figures, windows [
 		case !ranAny:
 			rows = append(rows, notRunRow("R34", "Resource exhaustion", thr, strings.Join(reasons, "; "), ev...))
 		default:
-			rows = append(rows, requirementRow("R34", "Resource exhaustion", thr, "", measure.Missing(noMetricsObserver), ev...))
+			var vs []measure.Verdict
+			var measured []string
+			for _, n := range []string{chaosmesh.WebCPUStress, chaosmesh.WebMemoryStress} {
+				f := expFigures(figs, n)
+				if f == nil || f.x.notRun != "" {
+					continue
+				}
+				v, m := stressVerdict(o, d, f, th)
+				vs = append(vs, v)
+				if m != "" {
+					measured = append(measured, m)
+				}
+			}
+			rows = append(rows, requirementRow("R34", "Resource exhaustion", thr, strings.Join(measured, "; "), measure.All(vs...), ev...))
 		}
 	}
 

@@ -42,12 +42,12 @@ func shortProfile(experiments ...string) Profile {
 	}
 }
 
-// shortPlan lays out shortProfile with a 20s primary failure and node
-// failure (1s scaled).
+// shortPlan lays out shortProfile with a 20s primary failure, node failure
+// and stress (1s scaled).
 func shortPlan(t *testing.T, experiments ...string) *Plan {
 	t.Helper()
 	tm := chaosmesh.DefaultTiming()
-	tm.PrimaryDown, tm.NodeDown = 20*time.Second, 20*time.Second
+	tm.PrimaryDown, tm.NodeDown, tm.Stress = 20*time.Second, 20*time.Second, 20*time.Second
 	pl, err := NewPlan(shortProfile(experiments...), chaosmesh.Catalogue(chartTargets(StackNamespace, StackRelease), tm))
 	if err != nil {
 		t.Fatal(err)
@@ -284,6 +284,9 @@ func (f fakeReplicas) Observe(ctx context.Context) (Replicas, error) {
 	}
 	if inj, ok := f.w.injected[chaosmesh.WebPodKill]; ok {
 		r.Ready = append(r.Ready, measure.ReplicaPoint{At: inj.Add(100 * time.Millisecond), Replicas: 2}, measure.ReplicaPoint{At: inj.Add(podBack), Replicas: 3})
+	}
+	if inj, ok := f.w.injected[chaosmesh.WebCPUStress]; ok {
+		r.HPAReplicas = append(r.HPAReplicas, measure.ReplicaPoint{At: inj.Add(200 * time.Millisecond), Replicas: 7})
 	}
 	if !f.w.loadEnd.IsZero() {
 		r.HPAReplicas = append(r.HPAReplicas, measure.ReplicaPoint{At: f.w.loadEnd.Add(hpaBack), Replicas: 3})
@@ -769,4 +772,96 @@ func TestRunnerRecordsLeaders(t *testing.T) {
 		t.Errorf("web pod kill has a leader: %+v", e)
 	}
 	checkRenders(t, run)
+}
+
+// fakeMetrics answers usages in call order: before and during each stress.
+type fakeMetrics struct {
+	mu     sync.Mutex
+	usages []Usage
+	calls  int
+}
+
+func (f *fakeMetrics) Usage(context.Context, string, map[string]string) (Usage, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.calls >= len(f.usages) {
+		return Usage{}, errors.New("metrics API not available")
+	}
+	f.calls++
+	return f.usages[f.calls-1], nil
+}
+
+// TestRunnerStress: a stress is only reported on when the pods' usage shows
+// it; then R34 needs the error rate inside its window and an HPA reaction.
+func TestRunnerStress(t *testing.T) {
+	t.Parallel()
+	const mib = 1 << 20
+	tests := []struct {
+		name   string
+		usages []Usage // CPU before, during; memory before, during
+		want   reports.Status
+		reason string
+	}{
+		{"memory stress did not show", []Usage{{CPUMilli: 300}, {CPUMilli: 900}, {MemoryBytes: 400 * mib}, {MemoryBytes: 420 * mib}}, reports.NotMeasured, "did not show in the pods' usage"},
+		{"HPA did not react to memory", []Usage{{CPUMilli: 300}, {CPUMilli: 900}, {MemoryBytes: 400 * mib}, {MemoryBytes: 800 * mib}}, reports.Fail, "the HPA did not react"},
+		{"no metrics API", nil, reports.NotMeasured, "metrics API not available"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			w := newWorld()
+			pl := shortPlan(t, chaosmesh.WebCPUStress, chaosmesh.WebMemoryStress)
+			r, _, _ := newTestRunner(w, pl.Profile.Users, true)
+			r.cfg.Metrics = &fakeMetrics{usages: tt.usages}
+			run, err := r.Run(t.Context(), pl)
+			if err != nil {
+				t.Fatalf("run: %v", err)
+			}
+			q := requirementRows(run)["R34"]
+			if q.Status != tt.want || !strings.Contains(q.Reason, tt.reason) {
+				t.Errorf("R34 = %s (%s), want %s with a reason containing %q", q.Status, q.Reason, tt.want, tt.reason)
+			}
+			if tt.usages != nil && !strings.Contains(q.Measured, "web-cpu-stress: CPU 300m → 900m") || (tt.usages != nil && !strings.Contains(q.Measured, "HPA 5 → 7 replicas")) {
+				t.Errorf("R34 measured %q lacks the CPU stress figures", q.Measured)
+			}
+			checkRenders(t, run)
+		})
+	}
+}
+
+func TestParsePodMetrics(t *testing.T) {
+	t.Parallel()
+	raw := []byte(`{"kind":"PodMetricsList","items":[
+		{"metadata":{"name":"web-1"},"containers":[{"name":"web","usage":{"cpu":"250m","memory":"100Mi"}},{"name":"sidecar","usage":{"cpu":"1500000n","memory":"1Mi"}}]},
+		{"metadata":{"name":"web-2"},"containers":[{"name":"web","usage":{"cpu":"1","memory":"128Mi"}}]}]}`)
+	got, err := parsePodMetrics(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Usage{CPUMilli: 250 + 2 + 1000, MemoryBytes: (100 + 1 + 128) << 20, Pods: 2}
+	if got != want {
+		t.Errorf("parsePodMetrics = %+v, want %+v", got, want)
+	}
+	if _, err := parsePodMetrics([]byte("not json")); err == nil {
+		t.Error("bad JSON accepted")
+	}
+}
+
+func TestStressRose(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		cpu            bool
+		before, during Usage
+		want           bool
+	}{
+		{true, Usage{CPUMilli: 300}, Usage{CPUMilli: 900}, true},
+		{true, Usage{CPUMilli: 300}, Usage{CPUMilli: 380}, false},  // less than 100m more
+		{true, Usage{CPUMilli: 900}, Usage{CPUMilli: 1100}, false}, // not half again
+		{false, Usage{MemoryBytes: 100 << 20}, Usage{MemoryBytes: 300 << 20}, true},
+		{false, Usage{MemoryBytes: 100 << 20}, Usage{MemoryBytes: 200 << 20}, false},
+	} {
+		if got := stressRose(tt.cpu, tt.before, tt.during); got != tt.want {
+			t.Errorf("stressRose(cpu=%v, %+v, %+v) = %v, want %v", tt.cpu, tt.before, tt.during, got, tt.want)
+		}
+	}
 }

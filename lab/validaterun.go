@@ -129,6 +129,7 @@ func (l *Lab) Validate(ctx context.Context, opts ValidateOptions) (*ValidateResu
 			Exec: PodExecer{Config: rc, Kube: kube}, Kube: kube, Namespace: StackNamespace,
 			Postgres: targets.Postgres, Redis: defaultStackTargets("").RedisLabels,
 		},
+		Metrics:  KubeMetrics{Kube: kube},
 		Replicas: KubeReplicaObserver{Kube: kube, Namespace: StackNamespace, Deployment: StackRelease + "-web", HPA: StackRelease + "-web", Now: now},
 		Preflight: func(ctx context.Context) error {
 			if err := l.startStoppedNodes(ctx, info); err != nil {
