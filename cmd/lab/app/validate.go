@@ -1,6 +1,7 @@
 package app
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 func newValidateCmd(o *options) *cobra.Command {
 	var opts lab.ValidateOptions
+	var teardown bool
 	cmd := &cobra.Command{
 		Use:   "validate",
 		Short: "Run load and failures against the lab and write a measured report",
@@ -44,7 +46,19 @@ it got and why).`,
 				return err
 			}
 			if !opts.DryRun {
-				return runValidate(cmd, o, opts)
+				err := runValidate(cmd, o, opts)
+				if !teardown {
+					return err
+				}
+				if _, derr := o.newLab().Down(context.WithoutCancel(cmd.Context()), false); derr != nil {
+					c := codeError{code: exitFail}
+					if errors.As(err, &c) && c.code < exitFail {
+						c.code = exitFail
+					}
+					c.err = errors.Join(c.err, fmt.Errorf("--teardown: %w", derr))
+					return c
+				}
+				return err
 			}
 			res, err := o.newLab().ValidateDryRun(cmd.Context(), opts)
 			var up *lab.UnknownProfileError
@@ -67,6 +81,7 @@ it got and why).`,
 	f.BoolVar(&opts.DryRun, "dry-run", false, "write the plan and the Chaos Mesh objects without touching a cluster")
 	f.Uint64Var(&opts.Seed, "seed", 1, "seed of the simulated users' random choices (stated in the report)")
 	f.BoolVar(&opts.AllowForeignCluster, "allow-chaos-on-foreign-cluster", false, "allow faults on a cluster that lab did not create")
+	f.BoolVar(&teardown, "teardown", false, "run lab down after the report is written")
 	return cmd
 }
 
