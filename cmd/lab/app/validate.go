@@ -51,7 +51,7 @@ it got and why).`,
 					return err
 				}
 				if _, derr := o.newLab().Down(context.WithoutCancel(cmd.Context()), false); derr != nil {
-					c := codeError{code: exitFail}
+					c := codeError{code: exitFail, err: err}
 					if errors.As(err, &c) && c.code < exitFail {
 						c.code = exitFail
 					}
