@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -106,72 +105,6 @@ func TestNotInjectedWithoutController(t *testing.T) {
 	}
 }
 
-// standIn plays the Chaos Mesh controller for PodChaos in a namespace, in the
-// test only: a pod-kill deletes one selected pod, then the status says
-// AllInjected with the time of the kill in the records, as Chaos Mesh does.
-type standIn struct {
-	c  client.Client
-	ns string
-	mu sync.Mutex
-	// killed records the pod each object killed, and when.
-	killed map[string]killRecord
-}
-
-type killRecord struct {
-	pod string
-	at  time.Time
-}
-
-func (s *standIn) run(ctx context.Context) {
-	t := time.NewTicker(100 * time.Millisecond)
-	defer t.Stop()
-	for {
-		s.reconcile(ctx)
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
-
-func (s *standIn) reconcile(ctx context.Context) {
-	var list v1alpha1.PodChaosList
-	if err := s.c.List(ctx, &list, client.InNamespace(s.ns)); err != nil {
-		return
-	}
-	for i := range list.Items {
-		pc := &list.Items[i]
-		if len(pc.Status.Conditions) > 0 {
-			continue
-		}
-		var pods corev1.PodList
-		if err := s.c.List(ctx, &pods, client.InNamespace(s.ns), client.MatchingLabels(pc.Spec.Selector.LabelSelectors)); err != nil || len(pods.Items) == 0 {
-			continue
-		}
-		sort.Slice(pods.Items, func(i, j int) bool { return pods.Items[i].Name < pods.Items[j].Name })
-		victim := pods.Items[0]
-		if pc.Spec.Action == v1alpha1.PodKillAction {
-			if err := s.c.Delete(ctx, &victim, client.GracePeriodSeconds(0)); err != nil {
-				continue
-			}
-		}
-		now := metav1.NewTime(time.Now().Truncate(time.Second))
-		s.mu.Lock()
-		s.killed[pc.Name] = killRecord{pod: victim.Name, at: now.Time}
-		s.mu.Unlock()
-		pc.Status.Conditions = []v1alpha1.ChaosCondition{
-			{Type: v1alpha1.ConditionSelected, Status: corev1.ConditionTrue},
-			{Type: v1alpha1.ConditionAllInjected, Status: corev1.ConditionTrue},
-		}
-		pc.Status.Experiment.Records = []*v1alpha1.Record{{
-			Id: s.ns + "/" + victim.Name, SelectorKey: ".", Phase: v1alpha1.Injected, InjectedCount: 1,
-			Events: []v1alpha1.RecordEvent{{Type: v1alpha1.TypeSucceeded, Operation: v1alpha1.Apply, Timestamp: &now}},
-		}}
-		_ = s.c.Update(ctx, pc)
-	}
-}
-
 // TestPodKillObservedAndReplaced kills a web pod through the engine, with
 // the real deployment and replicaset controllers and the scheduler on kwok
 // nodes: the injection time comes from the status, and the killed pod is
@@ -185,8 +118,13 @@ func TestPodKillObservedAndReplaced(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	si := &standIn{c: env.Client, ns: ns, killed: map[string]killRecord{}}
-	go si.run(ctx)
+	var mu sync.Mutex
+	killed := map[string]controlplane.Kill{}
+	go controlplane.RunChaosStandIn(ctx, env.Client, ns, func(k controlplane.Kill) {
+		mu.Lock()
+		defer mu.Unlock()
+		killed[k.Chaos] = k
+	})
 
 	e := newTestEngine(env.Client)
 	exp, _ := Find(Catalogue(targets, DefaultTiming()), WebPodKill)
@@ -203,15 +141,15 @@ func TestPodKillObservedAndReplaced(t *testing.T) {
 	if err != nil {
 		t.Fatalf("WaitInjected: %v", err)
 	}
-	si.mu.Lock()
-	rec := si.killed[a.Object.GetName()]
-	si.mu.Unlock()
-	if !inj.FromRecords || !inj.At.Equal(rec.at) {
-		t.Errorf("injection at %v (from records %v), the stand-in killed %s at %v", inj.At, inj.FromRecords, rec.pod, rec.at)
+	mu.Lock()
+	rec := killed[a.Object.GetName()]
+	mu.Unlock()
+	if !inj.FromRecords || !inj.At.Equal(rec.At) {
+		t.Errorf("injection at %v (from records %v), the stand-in killed %s at %v", inj.At, inj.FromRecords, rec.Pod, rec.At)
 	}
 	start := time.Now()
-	waitReadyReplicas(t, env.Client, ns, "web", 3, []string{rec.pod}, time.Minute)
-	t.Logf("pod %s killed; 3 Ready replicas again %v after the kill was observed", rec.pod, time.Since(start).Round(10*time.Millisecond))
+	waitReadyReplicas(t, env.Client, ns, "web", 3, []string{rec.Pod}, time.Minute)
+	t.Logf("pod %s killed; 3 Ready replicas again %v after the kill was observed", rec.Pod, time.Since(start).Round(10*time.Millisecond))
 }
 
 // TestCancelLeavesNothing cancels a run right after the experiments were
