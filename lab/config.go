@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
+	"sort"
 	"strings"
 	"time"
 
@@ -19,6 +20,10 @@ type Config struct {
 	Cluster   ClusterConfig   `mapstructure:"cluster" json:"cluster"`
 	Stack     StackConfig     `mapstructure:"stack" json:"stack"`
 	Preflight PreflightConfig `mapstructure:"preflight" json:"preflight"`
+	// Profiles are the validation profiles by name: the built-in quick and
+	// full, whose every key (thresholds included) lab.yaml can override, and
+	// any custom profile lab.yaml adds.
+	Profiles map[string]Profile `mapstructure:"profiles" json:"profiles"`
 }
 
 // StackConfig describes what `lab up` installs into the cluster.
@@ -113,6 +118,7 @@ func DefaultConfig() Config {
 			ReadyTimeout: 15 * time.Minute,
 		},
 		Preflight: PreflightConfig{MinMemory: "6GiB"},
+		Profiles:  BuiltinProfiles(),
 	}
 }
 
@@ -179,6 +185,11 @@ func (c Config) Validate() error {
 	if _, err := units.RAMInBytes(c.Preflight.MinMemory); err != nil {
 		bad("preflight.minMemory", "%q is not a size: write it like 6GiB", c.Preflight.MinMemory)
 	}
+	for _, name := range c.ProfileNames() {
+		if err := c.Profile(name).Validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -206,4 +217,41 @@ func checkPinnedImage(ref string) error {
 func (c Config) MinMemoryBytes() int64 {
 	n, _ := units.RAMInBytes(c.Preflight.MinMemory)
 	return n
+}
+
+// ProfileNames lists the configured profiles, sorted.
+func (c Config) ProfileNames() []string {
+	names := make([]string, 0, len(c.Profiles))
+	for n := range c.Profiles {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Profile returns the named profile with its Name set from its key and
+// every threshold it leaves unset (zero) taken from DefaultThresholds, so a
+// custom profile names only the thresholds it changes.
+func (c Config) Profile(name string) Profile {
+	p := c.Profiles[name]
+	p.Name = name
+	d := DefaultThresholds()
+	t := &p.Thresholds
+	for _, f := range []struct {
+		v   *time.Duration
+		def time.Duration
+	}{{&t.P95, d.P95}, {&t.Failover, d.Failover}, {&t.PodRecovery, d.PodRecovery}, {&t.NodeRecovery, d.NodeRecovery}, {&t.PartitionRecovery, d.PartitionRecovery}, {&t.ScaleDown, d.ScaleDown}} {
+		if *f.v == 0 {
+			*f.v = f.def
+		}
+	}
+	for _, f := range []struct {
+		v   *float64
+		def float64
+	}{{&t.ErrorRateOutside, d.ErrorRateOutside}, {&t.ErrorRateInside, d.ErrorRateInside}, {&t.Availability, d.Availability}} {
+		if *f.v == 0 {
+			*f.v = f.def
+		}
+	}
+	return p
 }

@@ -105,7 +105,7 @@ func TestPlanRejects(t *testing.T) {
 func TestDryRun(t *testing.T) {
 	t.Parallel()
 	cat := chaosmesh.Catalogue(dryRunTargets(), chaosmesh.DefaultTiming())
-	for _, name := range ProfileNames() {
+	for _, name := range DefaultConfig().ProfileNames() {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			pl, err := NewPlan(BuiltinProfiles()[name], cat)

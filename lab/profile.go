@@ -3,7 +3,6 @@ package lab
 import (
 	"errors"
 	"fmt"
-	"sort"
 	"time"
 
 	"github.com/jewelry-shop/lab/chaosmesh"
@@ -12,7 +11,8 @@ import (
 // Profile is one way to validate the lab: how much load, for how long, which
 // experiments, and the thresholds each requirement is judged by.
 type Profile struct {
-	Name        string `mapstructure:"name" json:"name"`
+	// Name is the profile's key in Config.Profiles.
+	Name        string `mapstructure:"-" json:"name"`
 	Description string `mapstructure:"description" json:"description"`
 	// Budget is the stated time the whole validation may take.
 	Budget time.Duration `mapstructure:"budget" json:"budget"`
@@ -107,21 +107,11 @@ func BuiltinProfiles() map[string]Profile {
 	}
 }
 
-// ProfileNames lists the built-in profile names, sorted.
-func ProfileNames() []string {
-	var names []string
-	for n := range BuiltinProfiles() {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
-
 // Validate reports every problem of the profile at once.
 func (p Profile) Validate() error {
 	var errs []error
 	bad := func(format string, args ...any) {
-		errs = append(errs, fmt.Errorf("profile %s: "+format, append([]any{p.Name}, args...)...))
+		errs = append(errs, fmt.Errorf("profiles.%s: "+format, append([]any{p.Name}, args...)...))
 	}
 	if p.Users < 1 || p.Users > 1000 {
 		bad("users must be between 1 and 1000, got %d", p.Users)

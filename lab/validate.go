@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
-	"sort"
 	"time"
 
 	"github.com/jewelry-shop/lab/chaosmesh"
@@ -56,12 +55,10 @@ type DryRunResult struct {
 // ValidateDryRun lays out the profile's plan and writes it with every Chaos
 // Mesh object it would create, touching no cluster and needing no Docker.
 func (l *Lab) ValidateDryRun(ctx context.Context, opts ValidateOptions) (*DryRunResult, error) {
-	p, ok := BuiltinProfiles()[opts.Profile]
-	if !ok {
-		names := ProfileNames()
-		sort.Strings(names)
-		return nil, &UnknownProfileError{Name: opts.Profile, Known: names}
+	if _, ok := l.cfg.Profiles[opts.Profile]; !ok {
+		return nil, &UnknownProfileError{Name: opts.Profile, Known: l.cfg.ProfileNames()}
 	}
+	p := l.cfg.Profile(opts.Profile)
 	now := opts.Now
 	if now == nil {
 		now = time.Now

@@ -39,10 +39,10 @@ func (e *NotALabError) Error() string { return e.Problem + "\n  fix: " + e.Fix }
 // (Markdown, JSON, JUnit) to the run's directory. The report is written on
 // every path once the run started, also when ctx is cancelled.
 func (l *Lab) Validate(ctx context.Context, opts ValidateOptions) (*ValidateResult, error) {
-	p, ok := BuiltinProfiles()[opts.Profile]
-	if !ok {
-		return nil, &UnknownProfileError{Name: opts.Profile, Known: ProfileNames()}
+	if _, ok := l.cfg.Profiles[opts.Profile]; !ok {
+		return nil, &UnknownProfileError{Name: opts.Profile, Known: l.cfg.ProfileNames()}
 	}
+	p := l.cfg.Profile(opts.Profile)
 	now := opts.Now
 	if now == nil {
 		now = time.Now

@@ -135,7 +135,8 @@ func cutQuotedKey(line string) (key, rest string, ok bool) {
 		return "", line, false
 	}
 	key, rest, ok = strings.Cut(line[1:], "' ")
-	return key, rest, ok
+	// mapstructure writes map entries as profiles[quick]; lab.yaml's keys are dotted.
+	return strings.NewReplacer("[", ".", "]", "").Replace(key), rest, ok
 }
 
 func joinKey(prefix, key string) string {
@@ -190,11 +191,19 @@ func configKeys(cfg lab.Config) []configKey {
 				key = prefix + "." + tag
 			}
 			fv := v.Field(i)
-			if fv.Kind() == reflect.Struct && fv.Type() != reflect.TypeOf(time.Duration(0)) {
+			switch {
+			case fv.Kind() == reflect.Struct && fv.Type() != reflect.TypeOf(time.Duration(0)):
 				walk(key, fv)
-				continue
+			case fv.Kind() == reflect.Map && fv.Type().Elem().Kind() == reflect.Struct:
+				// A map of sections (the profiles): one key per entry, sorted.
+				names := fv.MapKeys()
+				sort.Slice(names, func(i, j int) bool { return names[i].String() < names[j].String() })
+				for _, n := range names {
+					walk(key+"."+n.String(), fv.MapIndex(n))
+				}
+			default:
+				out = append(out, configKey{key: key, value: fv.Interface()})
 			}
-			out = append(out, configKey{key: key, value: fv.Interface()})
 		}
 	}
 	walk("", reflect.ValueOf(cfg))
