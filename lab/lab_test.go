@@ -437,3 +437,39 @@ func TestStartStoppedNodes(t *testing.T) {
 		t.Errorf("started (-want +got):\n%s", diff)
 	}
 }
+
+func TestValidationTargetOfAnotherCluster(t *testing.T) {
+	t.Parallel()
+	kc := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(kc, []byte(`apiVersion: v1
+kind: Config
+clusters: [{name: staging, cluster: {server: "https://127.0.0.1:1"}}]
+users: [{name: me, user: {token: x}}]
+contexts: [{name: staging, context: {cluster: staging, user: me}}, {name: other, context: {cluster: staging, user: me}}]
+current-context: other
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l := newTestLab(testConfig(t), &fakeClusters{}, &fakeNodes{}, &recorder{})
+	tests := []struct {
+		name string
+		opts ValidateOptions
+		want string
+	}{
+		{"needs the chaos flag", ValidateOptions{Kubeconfig: kc, Target: "http://127.0.0.1:8080"}, "--allow-chaos-on-foreign-cluster"},
+		{"needs the shop URL", ValidateOptions{Kubeconfig: kc, AllowForeignCluster: true}, "--target"},
+		{"unknown context", ValidateOptions{Kubeconfig: kc, Context: "prod", Target: "http://127.0.0.1:8080", AllowForeignCluster: true}, "[other staging]"},
+	}
+	for _, tt := range tests {
+		if _, err := l.validationTarget(context.Background(), tt.opts); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: %v, want an error containing %q", tt.name, err, tt.want)
+		}
+	}
+	tg, err := l.validationTarget(context.Background(), ValidateOptions{Kubeconfig: kc, Context: "staging", Target: "http://127.0.0.1:8080", AllowForeignCluster: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tg.name != "staging" || tg.lab != nil || tg.nodes(l, nil, nil) != nil || !strings.Contains(tg.nodesMissing, "not a lab cluster") || tg.shopHost != "127.0.0.1" {
+		t.Errorf("target %+v", tg)
+	}
+}

@@ -171,6 +171,9 @@ type RunnerConfig struct {
 	Prober ProberReader
 	Chaos  ChaosApplier
 	Nodes  NodeFailer
+	// NodesMissing says why there is no NodeFailer (e.g. not a lab cluster),
+	// for the report's "not run".
+	NodesMissing string
 	// Replicas watches the web workload and its HPA from the load's start
 	// to the end of the scale-down watch.
 	Replicas ReplicaObserver
@@ -452,7 +455,10 @@ func (r *Runner) experiment(ctx context.Context, x *expRun) (err error) {
 	log := r.cfg.Log.With("experiment", e.Name)
 	if e.Kind == chaosmesh.KindNodeFailure {
 		if r.cfg.Nodes == nil {
-			x.notRun = "no node-failure runner in this run"
+			x.notRun = r.cfg.NodesMissing
+			if x.notRun == "" {
+				x.notRun = "no node-failure runner in this run"
+			}
 			return nil
 		}
 		nf, err := r.cfg.Nodes.FailNode(ctx, e, hold)

@@ -40,6 +40,10 @@ type ValidateOptions struct {
 	Seed uint64
 	// AllowForeignCluster allows faults on a cluster lab did not create.
 	AllowForeignCluster bool
+	// Kubeconfig and Context point the validation at an existing cluster
+	// (a shared staging cluster) instead of the lab's; Target is then the
+	// shop's URL there. Node failure needs k3d and is not run.
+	Kubeconfig, Context, Target string
 	// Now is the clock that names the run; time.Now when nil.
 	Now func() time.Time
 }

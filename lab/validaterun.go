@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
@@ -13,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/jewelry-shop/lab/chaosmesh"
 	"github.com/jewelry-shop/lab/cluster"
@@ -50,22 +52,11 @@ func (l *Lab) Validate(ctx context.Context, opts ValidateOptions) (*ValidateResu
 	runID := now().UTC().Format("20060102-150405")
 	c := l.cfg.Cluster
 
-	info, err := l.clusters.Get(ctx, c.Name)
-	switch {
-	case errors.Is(err, cluster.ErrNotFound):
-		return nil, &NotALabError{Problem: fmt.Sprintf("there is no lab: cluster %s does not exist", c.Name), Fix: "bring it up first with `lab up`"}
-	case err != nil:
-		return nil, err
-	case !info.Managed && !opts.AllowForeignCluster:
-		return nil, &NotALabError{
-			Problem: fmt.Sprintf("cluster %s was not created by lab; lab breaks things on purpose and will not do it there", c.Name),
-			Fix:     "validate a lab made by `lab up`, or pass --allow-chaos-on-foreign-cluster if you really mean it",
-		}
-	}
-	kubeconfig, err := l.clusters.Kubeconfig(ctx, c.Name)
+	target, err := l.validationTarget(ctx, opts)
 	if err != nil {
 		return nil, err
 	}
+	kubeconfig := target.kubeconfig
 	rc, kube, err := kubeClients(kubeconfig)
 	if err != nil {
 		return nil, err
@@ -108,11 +99,11 @@ func (l *Lab) Validate(ctx context.Context, opts ValidateOptions) (*ValidateResu
 	if err != nil {
 		return nil, fmt.Errorf("create the service proxy client: %w", err)
 	}
-	ingress := l.upURLs().IngressURL
+	ingress := target.shopURL
 	runner := NewRunner(RunnerConfig{
 		Load: GeneratorLoad(load.Options{
 			Target:      ingress,
-			AllowHosts:  []string{c.IngressHost},
+			AllowHosts:  []string{target.shopHost},
 			Scenario:    load.DefaultScenario(),
 			Model:       load.Closed,
 			Users:       p.Users,
@@ -121,6 +112,7 @@ func (l *Lab) Validate(ctx context.Context, opts ValidateOptions) (*ValidateResu
 			Timeout:     10 * time.Second,
 			Seed:        opts.Seed,
 			Logger:      l.log,
+			OnProgress:  func(p load.Progress) { l.progress.Update(load.FormatProgress(p)) },
 		}, now),
 		Prober: HTTPProber{Client: proxyClient, Base: strings.TrimSuffix(rc.Host, "/") + "/api/v1/namespaces/" + StackNamespace + "/services/" + StackRelease + "-probe:http/proxy"},
 		Chaos:  engine,
@@ -132,10 +124,12 @@ func (l *Lab) Validate(ctx context.Context, opts ValidateOptions) (*ValidateResu
 		Metrics:  KubeMetrics{Kube: kube},
 		Replicas: KubeReplicaObserver{Kube: kube, Namespace: StackNamespace, Deployment: StackRelease + "-web", HPA: StackRelease + "-web", Now: now},
 		Preflight: func(ctx context.Context) error {
-			if err := l.startStoppedNodes(ctx, info); err != nil {
-				return err
+			if target.lab != nil {
+				if err := l.startStoppedNodes(ctx, target.lab); err != nil {
+					return err
+				}
 			}
-			rd, err := l.probe.Check(ctx, kubeconfig)
+			rd, err := target.probe.Check(ctx, kubeconfig)
 			if err != nil {
 				return err
 			}
@@ -151,7 +145,7 @@ func (l *Lab) Validate(ctx context.Context, opts ValidateOptions) (*ValidateResu
 		Sweep:       func(ctx context.Context) ([]string, error) { return engine.Sweep(ctx, StackNamespace) },
 		RunID:       runID,
 		Seed:        int64(opts.Seed),
-		Environment: l.environment(p.Name),
+		Environment: l.environment(p.Name, target.name),
 		Now:         now,
 		Log:         l.log,
 		Progress:    l.progress,
@@ -161,6 +155,101 @@ func (l *Lab) Validate(ctx context.Context, opts ValidateOptions) (*ValidateResu
 	files, werr := writeReports(dir, run)
 	res.Files = files
 	return res, errors.Join(runErr, werr)
+}
+
+// validationTarget is the cluster a validation runs against.
+type validationTarget struct {
+	name       string
+	kubeconfig []byte
+	shopURL    string
+	shopHost   string
+	probe      StackProbe
+	// lab is the k3d cluster when it is the lab's; nil for another cluster.
+	lab          *cluster.Info
+	nodesMissing string
+}
+
+// nodes returns the node-failure runner, nil on a cluster lab did not make.
+func (t validationTarget) nodes(l *Lab, kube kubernetes.Interface, now func() time.Time) NodeFailer {
+	if t.lab == nil {
+		return nil
+	}
+	return ClusterNodeFailer{Stopper: l.stopper, Kube: kube, Cluster: t.name, Namespace: StackNamespace, Now: now, Log: l.log}
+}
+
+// validationTarget resolves where the validation runs: the lab's k3d
+// cluster, or with opts.Kubeconfig an existing cluster, which always needs
+// the flag that allows chaos on a cluster lab did not create.
+func (l *Lab) validationTarget(ctx context.Context, opts ValidateOptions) (validationTarget, error) {
+	c := l.cfg.Cluster
+	if opts.Kubeconfig != "" {
+		if !opts.AllowForeignCluster {
+			return validationTarget{}, &NotALabError{
+				Problem: "the cluster of " + opts.Kubeconfig + " was not created by lab; lab breaks things on purpose and will not do it there",
+				Fix:     "pass --allow-chaos-on-foreign-cluster if you really mean it (a shared staging cluster, say)",
+			}
+		}
+		if opts.Target == "" {
+			return validationTarget{}, &NotALabError{Problem: "no shop URL for the cluster of " + opts.Kubeconfig, Fix: "pass --target with the URL the shop answers on there"}
+		}
+		kc, name, err := kubeconfigContext(opts.Kubeconfig, opts.Context)
+		if err != nil {
+			return validationTarget{}, err
+		}
+		u, err := url.Parse(opts.Target)
+		if err != nil || u.Host == "" {
+			return validationTarget{}, &NotALabError{Problem: fmt.Sprintf("--target %q is not a URL", opts.Target), Fix: "pass it like https://shop.staging.example"}
+		}
+		return validationTarget{
+			name: name, kubeconfig: kc, shopURL: opts.Target, shopHost: u.Hostname(),
+			probe:        newKubeProbe(defaultStackTargets(opts.Target)),
+			nodesMissing: "not run: not a lab cluster (stopping a node needs the lab's k3d cluster)",
+		}, nil
+	}
+	info, err := l.clusters.Get(ctx, c.Name)
+	switch {
+	case errors.Is(err, cluster.ErrNotFound):
+		return validationTarget{}, &NotALabError{Problem: fmt.Sprintf("there is no lab: cluster %s does not exist", c.Name), Fix: "bring it up first with `lab up`"}
+	case err != nil:
+		return validationTarget{}, err
+	case !info.Managed && !opts.AllowForeignCluster:
+		return validationTarget{}, &NotALabError{
+			Problem: fmt.Sprintf("cluster %s was not created by lab; lab breaks things on purpose and will not do it there", c.Name),
+			Fix:     "validate a lab made by `lab up`, or pass --allow-chaos-on-foreign-cluster if you really mean it",
+		}
+	}
+	kc, err := l.clusters.Kubeconfig(ctx, c.Name)
+	if err != nil {
+		return validationTarget{}, err
+	}
+	up := l.upURLs()
+	return validationTarget{name: c.Name, kubeconfig: kc, shopURL: up.IngressURL, shopHost: c.IngressHost, probe: l.probe, lab: info}, nil
+}
+
+// kubeconfigContext reads a kubeconfig file and returns it with the given
+// context (or its current one) made current, and that context's name.
+func kubeconfigContext(path, context string) ([]byte, string, error) {
+	cfg, err := clientcmd.LoadFromFile(path)
+	if err != nil {
+		return nil, "", fmt.Errorf("read kubeconfig %s: %w", path, err)
+	}
+	if context == "" {
+		context = cfg.CurrentContext
+	}
+	if _, ok := cfg.Contexts[context]; !ok {
+		var names []string
+		for n := range cfg.Contexts {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		return nil, "", &NotALabError{Problem: fmt.Sprintf("kubeconfig %s has no context %q", path, context), Fix: fmt.Sprintf("pass --context with one of %v", names)}
+	}
+	cfg.CurrentContext = context
+	b, err := clientcmd.Write(*cfg)
+	if err != nil {
+		return nil, "", fmt.Errorf("write kubeconfig for context %s: %w", context, err)
+	}
+	return b, context, nil
 }
 
 // startStoppedNodes starts the node containers an earlier, interrupted run
@@ -180,8 +269,9 @@ func (l *Lab) startStoppedNodes(ctx context.Context, info *cluster.Info) error {
 }
 
 // environment lists the versions the report states.
-func (l *Lab) environment(profile string) map[string]string {
+func (l *Lab) environment(profile, clusterName string) map[string]string {
 	env := map[string]string{
+		"cluster":         clusterName,
 		"k3s image":       l.cfg.Cluster.Image,
 		"k3d helpers":     l.cfg.Cluster.HelperImageTag,
 		"profile":         profile,

@@ -32,6 +32,11 @@ requirement). A requirement that could not be measured says why; it is never
 a pass. A first Ctrl-C stops the run, removes every fault and still writes the
 report; a second exits at once.
 
+With --kubeconfig (and --context) the same validation runs against the stack on
+an existing cluster, e.g. a shared staging cluster: every fault there needs
+--allow-chaos-on-foreign-cluster, the load goes to --target, and the node
+failure, which needs the lab's k3d cluster, is reported "not run".
+
 --dry-run prints the plan with its timing and writes it to <out>/plan.md, with
 every Chaos Mesh object it would create in <out>/chaos/, touching no cluster.
 
@@ -82,6 +87,9 @@ it got and why).`,
 	f.Uint64Var(&opts.Seed, "seed", 1, "seed of the simulated users' random choices (stated in the report)")
 	f.BoolVar(&opts.AllowForeignCluster, "allow-chaos-on-foreign-cluster", false, "allow faults on a cluster that lab did not create")
 	f.BoolVar(&teardown, "teardown", false, "run lab down after the report is written")
+	f.StringVar(&opts.Kubeconfig, "kubeconfig", "", "validate the stack on an existing cluster of this kubeconfig instead of the lab (needs --allow-chaos-on-foreign-cluster and --target)")
+	f.StringVar(&opts.Context, "context", "", "the kubeconfig context to use with --kubeconfig (default: its current context)")
+	f.StringVar(&opts.Target, "target", "", "with --kubeconfig: the URL the shop answers on in that cluster")
 	return cmd
 }
 
