@@ -185,6 +185,8 @@ type RunnerConfig struct {
 	// Metrics reads the pods' usage before and during each stress, to
 	// confirm the stress really ran before it is reported on.
 	Metrics MetricsReader
+	// Health reads the probes of the live workloads, at collection.
+	Health HealthChecker
 	// Preflight, when set, runs first; its failure stops the run.
 	Preflight func(ctx context.Context) error
 	// Sweep, when set, runs last on every path after the load started,
@@ -274,6 +276,10 @@ type observed struct {
 	verify      *probeapi.Verification
 	// verifyWhy says why there is no verification.
 	verifyWhy string
+
+	// probes are the live workloads' probes; probesWhy says why not read.
+	probes    []reports.WorkloadProbes
+	probesWhy string
 
 	scaleDownWatched bool
 	// replicas is what the replica observer saw until observedUntil.
@@ -388,6 +394,7 @@ func (r *Runner) Run(ctx context.Context, pl *Plan) (*reports.Run, error) {
 	stopObserving()
 
 	r.collect(ctx, o)
+	r.readProbes(ctx, o)
 	if r.cfg.Sweep != nil {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.UndoTimeout)
 		removed, err := r.cfg.Sweep(sctx)
@@ -560,6 +567,23 @@ func (r *Runner) usage(ctx context.Context, x *expRun, namespace string, selecto
 	}
 	x.event(r.cfg.Now(), "kubernetes", fmt.Sprintf("usage of the %d stressed pods: %dm CPU, %d MiB memory", u.Pods, u.CPUMilli, u.MemoryBytes>>20))
 	return &u
+}
+
+// readProbes reads the live workloads' probes, bounded even after an
+// interruption: they describe the stack, not the run.
+func (r *Runner) readProbes(ctx context.Context, o *observed) {
+	if r.cfg.Health == nil {
+		o.probesWhy = noHealthCheck
+		return
+	}
+	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.CollectTimeout)
+	defer cancel()
+	p, err := r.cfg.Health.Probes(hctx)
+	if err != nil {
+		o.probesWhy = "the workloads' probes could not be read: " + err.Error()
+		return
+	}
+	o.probes = p
 }
 
 // leaderBefore asks who leads before the experiment starts.

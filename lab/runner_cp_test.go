@@ -2,6 +2,7 @@ package lab
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -79,6 +80,7 @@ func TestRunnerOnControlPlane(t *testing.T) {
 			Chaos:    engine,
 			Nodes:    ClusterNodeFailer{Stopper: simulatedNodes{env}, Kube: kube, Namespace: ns, Poll: 200 * time.Millisecond},
 			Replicas: KubeReplicaObserver{Kube: kube, Namespace: ns, Deployment: StackRelease + "-web", HPA: StackRelease + "-web", Poll: 200 * time.Millisecond},
+			Health:   KubeHealthChecks{Kube: kube, Namespace: ns},
 			Sweep:    func(ctx context.Context) ([]string, error) { return engine.Sweep(ctx, ns) },
 			RunID:    "cp", Scale: 0.1, Sustain: 500 * time.Millisecond, InjectTimeout: 20 * time.Second,
 		})
@@ -99,6 +101,13 @@ func TestRunnerOnControlPlane(t *testing.T) {
 		if rows[id].Status != reports.Pass {
 			t.Errorf("%s = %s (%s), want pass on the real controllers:\n%s", id, rows[id].Status, rows[id].Reason, md)
 		}
+	}
+	// The chart gives every container both probes (its policy tests say
+	// so); read from the live objects here. The health endpoint is not
+	// polled yet, so R33 cannot pass.
+	t.Logf("R33: %s: %s (%s)", rows["R33"].Status, rows["R33"].Measured, rows["R33"].Reason)
+	if q := rows["R33"]; q.Status != reports.NotMeasured || !strings.HasPrefix(q.Measured, fmt.Sprintf("%d of %d workloads have both probes", len(run.HealthChecks), len(run.HealthChecks))) || len(run.HealthChecks) < 5 {
+		t.Errorf("R33 = %+v with %d workloads, want every workload probed and the row not measured", q, len(run.HealthChecks))
 	}
 	if e := experimentNamed(run, chaosmesh.WebPodKill); e == nil || e.InjectedAt.IsZero() {
 		t.Errorf("the pod kill has no injection time: %+v", e)

@@ -159,14 +159,15 @@ func (r *Runner) measureAll(o *observed, d runData) []*figures {
 func (r *Runner) report(o *observed) *reports.Run {
 	p := o.plan.Profile
 	run := &reports.Run{
-		Title:       r.cfg.Title,
-		Profile:     p.Name,
-		Seed:        r.cfg.Seed,
-		Started:     o.started.UTC(),
-		Finished:    o.finished.UTC(),
-		Progress:    reports.Progress{Completed: o.stopped == nil, Reached: o.reached},
-		Environment: maps.Clone(r.cfg.Environment),
-		NotRun:      slices.Clone(o.notRun),
+		Title:        r.cfg.Title,
+		Profile:      p.Name,
+		Seed:         r.cfg.Seed,
+		Started:      o.started.UTC(),
+		Finished:     o.finished.UTC(),
+		Progress:     reports.Progress{Completed: o.stopped == nil, Reached: o.reached},
+		Environment:  maps.Clone(r.cfg.Environment),
+		NotRun:       slices.Clone(o.notRun),
+		HealthChecks: slices.Clone(o.probes),
 	}
 	if run.Environment == nil {
 		run.Environment = map[string]string{}
@@ -425,6 +426,36 @@ func sourceOf(s string) string {
 		return "prober"
 	}
 	return s
+}
+
+// healthRow judges R33 on the live workloads' probes. Its second half, a
+// health endpoint polled all run, has no measurement yet, so a run whose
+// probes are all there is still "not measured", with the probe figures.
+func healthRow(o *observed) reports.Requirement {
+	const thr = "every workload has readiness and liveness probes; the health endpoint answers all run"
+	if o.probes == nil {
+		return requirementRow("R33", "Automated health checks", thr, "", measure.Missing(firstReason(o.probesWhy, noHealthCheck)), reports.AnchorHealthChecks)
+	}
+	var missing []string
+	for _, w := range o.probes {
+		switch {
+		case !w.Readiness && !w.Liveness:
+			missing = append(missing, w.Workload+" has neither probe")
+		case !w.Readiness:
+			missing = append(missing, w.Workload+" has no readiness probe")
+		case !w.Liveness:
+			missing = append(missing, w.Workload+" has no liveness probe")
+		}
+	}
+	measured := fmt.Sprintf("%d of %d workloads have both probes", len(o.probes)-len(missing), len(o.probes))
+	probes := measure.Verdict{Status: measure.Pass, Reason: measured}
+	if len(o.probes) == 0 {
+		probes = measure.Missing("no Deployment or StatefulSet in the namespace")
+	} else if len(missing) > 0 {
+		probes = measure.Verdict{Status: measure.Fail, Reason: strings.Join(missing, "; ")}
+	}
+	polled := measure.Missing("the health endpoint was not polled during the run")
+	return requirementRow("R33", "Automated health checks", thr, measured, measure.All(probes, polled), reports.AnchorHealthChecks)
 }
 
 // stressVerdict judges one stress experiment for R34: only a stress that
@@ -720,7 +751,7 @@ func (r *Runner) requirements(o *observed, d runData, figs []*figures, windows [
 		}
 	}
 
-	rows = append(rows, whole(requirementRow("R33", "Automated health checks", "every workload has readiness and liveness probes", "", measure.Missing(noHealthCheck), reports.AnchorHealthChecks)))
+	rows = append(rows, healthRow(o))
 
 	// R34: stress.
 	{

@@ -23,6 +23,9 @@ import (
 	"github.com/jewelry-shop/lab/load"
 	"github.com/jewelry-shop/lab/reports"
 	"github.com/jewelry-shop/lab/shop/probeapi"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	k8sfake "k8s.io/client-go/kubernetes/fake"
 )
 
 // testScale runs shortProfile's plan 20 times faster than written: load 8s,
@@ -863,5 +866,33 @@ func TestStressRose(t *testing.T) {
 		if got := stressRose(tt.cpu, tt.before, tt.during); got != tt.want {
 			t.Errorf("stressRose(cpu=%v, %+v, %+v) = %v, want %v", tt.cpu, tt.before, tt.during, got, tt.want)
 		}
+	}
+}
+
+func TestHealthRow(t *testing.T) {
+	t.Parallel()
+	probe := &corev1.Probe{ProbeHandler: corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(80)}}}
+	kube := k8sfake.NewClientset(
+		&appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "shop"}, Spec: appsv1.DeploymentSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
+			Containers: []corev1.Container{{Name: "web", ReadinessProbe: probe, LivenessProbe: probe}},
+		}}}},
+		&appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: "shop"}, Spec: appsv1.StatefulSetSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
+			Containers: []corev1.Container{{Name: "postgres", ReadinessProbe: probe}, {Name: "exporter", ReadinessProbe: probe, LivenessProbe: probe}},
+		}}}},
+	)
+	probes, err := KubeHealthChecks{Kube: kube, Namespace: "shop"}.Probes(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []reports.WorkloadProbes{{Workload: "Deployment/web", Readiness: true, Liveness: true}, {Workload: "StatefulSet/db", Readiness: true, Liveness: false}}
+	if diff := cmp.Diff(want, probes); diff != "" {
+		t.Fatalf("probes (-want +got):\n%s", diff)
+	}
+	row := healthRow(&observed{probes: probes})
+	if row.Status != reports.Fail || !strings.Contains(row.Reason, "StatefulSet/db has no liveness probe") || row.Measured != "1 of 2 workloads have both probes" {
+		t.Errorf("R33 = %+v, want a failure naming StatefulSet/db", row)
+	}
+	if row := healthRow(&observed{probesWhy: "forbidden"}); row.Status != reports.NotMeasured || !strings.Contains(row.Reason, "forbidden") {
+		t.Errorf("R33 without probes = %+v", row)
 	}
 }
