@@ -25,7 +25,6 @@ import (
 	"github.com/jewelry-shop/lab/shop/probeapi"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	k8sfake "k8s.io/client-go/kubernetes/fake"
 )
 
 // testScale runs shortProfile's plan 20 times faster than written: load 8s,
@@ -872,7 +871,7 @@ func TestStressRose(t *testing.T) {
 func TestHealthRow(t *testing.T) {
 	t.Parallel()
 	probe := &corev1.Probe{ProbeHandler: corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(80)}}}
-	kube := k8sfake.NewClientset(
+	kube := fake.NewClientset(
 		&appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "shop"}, Spec: appsv1.DeploymentSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
 			Containers: []corev1.Container{{Name: "web", ReadinessProbe: probe, LivenessProbe: probe}},
 		}}}},
