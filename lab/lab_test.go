@@ -473,3 +473,12 @@ current-context: other
 		t.Errorf("target %+v", tg)
 	}
 }
+
+func TestValidateCompareNeedsAReport(t *testing.T) {
+	t.Parallel()
+	l := newTestLab(testConfig(t), &fakeClusters{existing: healthy("jewelry-shop")}, &fakeNodes{}, &recorder{})
+	_, err := l.Validate(context.Background(), ValidateOptions{Profile: "quick", Compare: filepath.Join(t.TempDir(), "nope.json")})
+	if err == nil || !strings.Contains(err.Error(), "--compare") || !strings.Contains(err.Error(), "report.json") {
+		t.Fatalf("Validate = %v, want an error about --compare", err)
+	}
+}

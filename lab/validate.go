@@ -44,6 +44,9 @@ type ValidateOptions struct {
 	// (a shared staging cluster) instead of the lab's; Target is then the
 	// shop's URL there. Node failure needs k3d and is not run.
 	Kubeconfig, Context, Target string
+	// Compare is an earlier run's report.json whose figures the report
+	// shows beside this run's.
+	Compare string
 	// Now is the clock that names the run; time.Now when nil.
 	Now func() time.Time
 }

@@ -52,6 +52,14 @@ func (l *Lab) Validate(ctx context.Context, opts ValidateOptions) (*ValidateResu
 	runID := now().UTC().Format("20060102-150405")
 	c := l.cfg.Cluster
 
+	var previous *reports.Previous
+	if opts.Compare != "" {
+		prev, err := reports.Load(opts.Compare)
+		if err != nil {
+			return nil, &NotALabError{Problem: fmt.Sprintf("--compare %s: %v", opts.Compare, err), Fix: "pass the report.json an earlier lab validate wrote"}
+		}
+		previous = reports.Summarize(prev)
+	}
 	target, err := l.validationTarget(ctx, opts)
 	if err != nil {
 		return nil, err
@@ -151,6 +159,7 @@ func (l *Lab) Validate(ctx context.Context, opts ValidateOptions) (*ValidateResu
 		Progress:    l.progress,
 	})
 	run, runErr := runner.Run(ctx, pl)
+	run.Previous = previous
 	res := &ValidateResult{RunID: runID, Dir: dir, Report: run, ExitCode: run.ExitCode()}
 	files, werr := writeReports(dir, run)
 	res.Files = files

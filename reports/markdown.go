@@ -127,7 +127,14 @@ func (m markdown) requirements() {
 		m.p("No requirement was evaluated.")
 		return
 	}
-	m.table("llllll", "ID", "Requirement", "Threshold", "Measured", "Result", "Evidence")
+	prev := m.r.Previous
+	if prev == nil {
+		m.table("llllll", "ID", "Requirement", "Threshold", "Measured", "Result", "Evidence")
+	} else {
+		m.p("The last column is the run of %s (profile `%s`) this one is compared with.", prev.Started.UTC().Format("2006-01-02 15:04 MST"), prev.Profile)
+		m.p("")
+		m.table("lllllll", "ID", "Requirement", "Threshold", "Measured", "Result", "Evidence", "Previous run")
+	}
 	for _, q := range m.r.Requirements {
 		status, ok := statusText[q.Status]
 		reason := q.Reason
@@ -146,7 +153,21 @@ func (m markdown) requirements() {
 		for i, a := range q.Evidence {
 			links[i] = fmt.Sprintf("[%s](#%s)", a, a)
 		}
-		m.row(q.ID, q.Title, q.Threshold, measured, status, strings.Join(links, ", "))
+		if prev == nil {
+			m.row(q.ID, q.Title, q.Threshold, measured, status, strings.Join(links, ", "))
+			continue
+		}
+		before := "—"
+		if pq, ok := prev.Requirements[q.ID]; ok {
+			before = statusText[pq.Status]
+			if before == "" {
+				before = string(pq.Status)
+			}
+			if pq.Measured != "" {
+				before += ": " + pq.Measured
+			}
+		}
+		m.row(q.ID, q.Title, q.Threshold, measured, status, strings.Join(links, ", "), before)
 	}
 }
 

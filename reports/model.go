@@ -89,6 +89,31 @@ type Run struct {
 	Charts []Chart `json:"charts"`
 	// NotRun lists what the plan held but the run did not do, and why.
 	NotRun []Skipped `json:"not_run"`
+	// Previous holds the requirement figures of an earlier run to compare
+	// with (lab validate --compare); nil when there is none.
+	Previous *Previous `json:"previous,omitempty"`
+}
+
+// Previous is what an earlier run measured, per requirement.
+type Previous struct {
+	Started      time.Time                      `json:"started"`
+	Profile      string                         `json:"profile"`
+	Requirements map[string]PreviousRequirement `json:"requirements"`
+}
+
+// PreviousRequirement is one requirement's result in the earlier run.
+type PreviousRequirement struct {
+	Status   Status `json:"status"`
+	Measured string `json:"measured,omitempty"`
+}
+
+// Summarize keeps what a later run shows beside its own figures.
+func Summarize(r *Run) *Previous {
+	p := &Previous{Started: r.Started, Profile: r.Profile, Requirements: map[string]PreviousRequirement{}}
+	for _, q := range r.Requirements {
+		p.Requirements[q.ID] = PreviousRequirement{Status: q.Status, Measured: q.Measured}
+	}
+	return p
 }
 
 // Progress says how far a run got.

@@ -216,3 +216,27 @@ func TestLoadMissingFile(t *testing.T) {
 		t.Errorf("Load error = %v, want os.ErrNotExist", err)
 	}
 }
+
+// TestCompare renders a failing run beside the passing one it is compared
+// with, and keeps the comparison through JSON.
+func TestCompare(t *testing.T) {
+	t.Parallel()
+	run := failingRun()
+	run.Previous = Summarize(passingRun())
+	var md bytes.Buffer
+	if err := WriteMarkdown(&md, run); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "TestCompare", "md", md.Bytes())
+	var js bytes.Buffer
+	if err := WriteJSON(&js, run); err != nil {
+		t.Fatal(err)
+	}
+	back, err := ReadJSON(&js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(run.Previous, back.Previous); diff != "" {
+		t.Errorf("previous run after JSON (-want +got):\n%s", diff)
+	}
+}

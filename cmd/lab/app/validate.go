@@ -90,6 +90,7 @@ it got and why).`,
 	f.StringVar(&opts.Kubeconfig, "kubeconfig", "", "validate the stack on an existing cluster of this kubeconfig instead of the lab (needs --allow-chaos-on-foreign-cluster and --target)")
 	f.StringVar(&opts.Context, "context", "", "the kubeconfig context to use with --kubeconfig (default: its current context)")
 	f.StringVar(&opts.Target, "target", "", "with --kubeconfig: the URL the shop answers on in that cluster")
+	f.StringVar(&opts.Compare, "compare", "", "an earlier run's report.json: its figures appear beside this run's")
 	return cmd
 }
 
