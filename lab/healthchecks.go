@@ -3,12 +3,15 @@ package lab
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"sort"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/jewelry-shop/lab/lab/measure"
 	"github.com/jewelry-shop/lab/reports"
 )
 
@@ -54,4 +57,55 @@ func probesOf(workload string, containers []corev1.Container) reports.WorkloadPr
 		w.Liveness = w.Liveness && c.LivenessProbe != nil
 	}
 	return w
+}
+
+// HealthPoller polls the shop's health endpoint while the run lasts.
+type HealthPoller interface {
+	// Poll records until ctx ends and returns one sample per poll.
+	Poll(ctx context.Context) []measure.Sample
+}
+
+// HTTPHealthPoller is the real HealthPoller: GET URL every Interval
+// (default 1 s); a 200 within the client's timeout is a success.
+type HTTPHealthPoller struct {
+	Client   *http.Client
+	URL      string
+	Interval time.Duration
+	Now      func() time.Time
+}
+
+// Poll implements HealthPoller.
+func (p HTTPHealthPoller) Poll(ctx context.Context) []measure.Sample {
+	interval, now, c := p.Interval, p.Now, p.Client
+	if interval <= 0 {
+		interval = time.Second
+	}
+	if now == nil {
+		now = time.Now
+	}
+	if c == nil {
+		c = &http.Client{Timeout: 2 * time.Second}
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	var out []measure.Sample
+	for {
+		at := now()
+		ok := false
+		if req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.URL, nil); err == nil {
+			if resp, err := c.Do(req); err == nil {
+				ok = resp.StatusCode == http.StatusOK
+				_ = resp.Body.Close()
+			}
+		}
+		if ctx.Err() != nil {
+			return out // a poll cut short by the end of the run is no sample
+		}
+		out = append(out, measure.Sample{At: at, OK: ok})
+		select {
+		case <-ctx.Done():
+			return out
+		case <-t.C:
+		}
+	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/chaos-mesh/chaos-mesh/api/v1alpha1"
 
 	"github.com/jewelry-shop/lab/chaosmesh"
+	"github.com/jewelry-shop/lab/lab/measure"
 	"github.com/jewelry-shop/lab/load"
 	"github.com/jewelry-shop/lab/reports"
 	"github.com/jewelry-shop/lab/shop/probeapi"
@@ -187,6 +188,9 @@ type RunnerConfig struct {
 	Metrics MetricsReader
 	// Health reads the probes of the live workloads, at collection.
 	Health HealthChecker
+	// HealthPoll polls the shop's health endpoint from the load's start to
+	// the end of the scale-down watch.
+	HealthPoll HealthPoller
 	// Preflight, when set, runs first; its failure stops the run.
 	Preflight func(ctx context.Context) error
 	// Sweep, when set, runs last on every path after the load started,
@@ -280,6 +284,11 @@ type observed struct {
 	// probes are the live workloads' probes; probesWhy says why not read.
 	probes    []reports.WorkloadProbes
 	probesWhy string
+	// health are the polls of the health endpoint; healthFrom/To bound
+	// the polling.
+	health               []measure.Sample
+	healthFrom, healthTo time.Time
+	healthPolled         bool
 
 	scaleDownWatched bool
 	// replicas is what the replica observer saw until observedUntil.
@@ -424,7 +433,11 @@ func (r *Runner) Run(ctx context.Context, pl *Plan) (*reports.Run, error) {
 func (r *Runner) observe(ctx context.Context, o *observed) (stop func()) {
 	if r.cfg.Replicas == nil {
 		o.replicasErr = errors.New("no replica observer in this run")
-		return func() {}
+		stopHealth := r.pollHealth(ctx, o)
+		return func() {
+			o.observedUntil = r.cfg.Now()
+			stopHealth()
+		}
 	}
 	octx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
@@ -437,10 +450,29 @@ func (r *Runner) observe(ctx context.Context, o *observed) (stop func()) {
 		}
 		o.replicas = &rs
 	}()
+	stopHealth := r.pollHealth(ctx, o)
 	return func() {
 		o.observedUntil = r.cfg.Now()
 		cancel()
 		<-done
+		stopHealth()
+	}
+}
+
+// pollHealth starts the health endpoint's poller, if any; the returned
+// function stops it and keeps its samples.
+func (r *Runner) pollHealth(ctx context.Context, o *observed) (stop func()) {
+	if r.cfg.HealthPoll == nil {
+		return func() {}
+	}
+	hctx, cancel := context.WithCancel(ctx)
+	done := make(chan []measure.Sample, 1)
+	o.healthFrom, o.healthPolled = r.cfg.Now(), true
+	go func() { done <- r.cfg.HealthPoll.Poll(hctx) }()
+	return func() {
+		o.healthTo = r.cfg.Now()
+		cancel()
+		o.health = <-done
 	}
 }
 

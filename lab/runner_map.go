@@ -454,8 +454,39 @@ func healthRow(o *observed) reports.Requirement {
 	} else if len(missing) > 0 {
 		probes = measure.Verdict{Status: measure.Fail, Reason: strings.Join(missing, "; ")}
 	}
-	polled := measure.Missing("the health endpoint was not polled during the run")
+	polled, pollText := healthPolled(o)
+	if pollText != "" {
+		measured += "; " + pollText
+	}
 	return requirementRow("R33", "Automated health checks", thr, measured, measure.All(probes, polled), reports.AnchorHealthChecks)
+}
+
+// healthPolled judges the second half of R33: the health endpoint was
+// polled all run, about once a second without a gap; its answers are
+// reported (a failing health endpoint during a fault is what the fault
+// does, and R31 judges availability).
+func healthPolled(o *observed) (measure.Verdict, string) {
+	if !o.healthPolled {
+		return measure.Missing("the health endpoint was not polled during the run"), ""
+	}
+	span := o.healthTo.Sub(o.healthFrom)
+	if len(o.health) == 0 {
+		return measure.Missing("the health endpoint's poller recorded nothing"), ""
+	}
+	count := measure.Count{Total: int64(len(o.health))}
+	gap, last := time.Duration(0), o.healthFrom
+	for _, s := range o.health {
+		if !s.OK {
+			count.Failed++
+		}
+		gap, last = max(gap, s.At.Sub(last)), s.At
+	}
+	gap = max(gap, o.healthTo.Sub(last))
+	text := fmt.Sprintf("health endpoint polled %d times over %s, %s answered", count.Total, span.Round(time.Second), fmtRate(count.Availability()))
+	if gap > 5*time.Second {
+		return measure.Missing(fmt.Sprintf("the health endpoint went %s without a poll", gap.Round(time.Second))), text
+	}
+	return measure.Verdict{Status: measure.Pass, Reason: text}, text
 }
 
 // stressVerdict judges one stress experiment for R34: only a stress that

@@ -895,3 +895,31 @@ func TestHealthRow(t *testing.T) {
 		t.Errorf("R33 without probes = %+v", row)
 	}
 }
+
+func TestHealthPolled(t *testing.T) {
+	t.Parallel()
+	t0 := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
+	samples := func(secs ...int) []measure.Sample {
+		var out []measure.Sample
+		for i, s := range secs {
+			out = append(out, measure.Sample{At: t0.Add(time.Duration(s) * time.Second), OK: i%4 != 3})
+		}
+		return out
+	}
+	tests := []struct {
+		name string
+		o    observed
+		want measure.Status
+		text string
+	}{
+		{"not polled", observed{}, measure.NotMeasured, ""},
+		{"polled all run", observed{healthPolled: true, healthFrom: t0, healthTo: t0.Add(4 * time.Second), health: samples(0, 1, 2, 3, 4)}, measure.Pass, "health endpoint polled 5 times over 4s, 80"},
+		{"a gap", observed{healthPolled: true, healthFrom: t0, healthTo: t0.Add(20 * time.Second), health: samples(0, 1, 19)}, measure.NotMeasured, "polled 3 times"},
+	}
+	for _, tt := range tests {
+		v, text := healthPolled(&tt.o)
+		if v.Status != tt.want || !strings.Contains(text, tt.text) {
+			t.Errorf("%s: %v %q, want %v with %q", tt.name, v, text, tt.want, tt.text)
+		}
+	}
+}
