@@ -404,6 +404,16 @@ func (r *Runner) experimentReport(o *observed, d runData, f *figures) reports.Ex
 		default:
 			sv := o.verify.Stores[store]
 			lost, dups := slices.Clone(sv.Missing), slices.Clone(sv.Duplicates)
+			if sent := sentTimes(o, store); sent != nil && f.horizon.End.After(f.horizon.Start) {
+				// Only the writes sent from this fault's injection to the
+				// next one (or the end) are this fault's.
+				mine := func(seq int64) bool { t, ok := sent[seq]; return ok && f.horizon.Contains(t) }
+				all := len(lost)
+				lost, dups = slices.DeleteFunc(lost, func(q int64) bool { return !mine(q) }), slices.DeleteFunc(dups, func(q int64) bool { return !mine(q) })
+				e.Notes = append(e.Notes, fmt.Sprintf("lost and duplicated writes are those of the prober's %s writes sent between this fault's injection and the next fault or the end (%d lost over the whole run; the no-data-loss row counts them all)", store, all))
+			} else {
+				e.Notes = append(e.Notes, fmt.Sprintf("lost and duplicated writes are the prober's verification of every acknowledged %s write of the run (%d checked): the prober's timeline, which would place them in time, was not read", store, sv.Acked))
+			}
 			if lost == nil {
 				lost = []int64{}
 			}
@@ -411,7 +421,6 @@ func (r *Runner) experimentReport(o *observed, d runData, f *figures) reports.Ex
 				dups = []int64{}
 			}
 			e.LostWrites, e.Duplicates = &lost, &dups
-			e.Notes = append(e.Notes, fmt.Sprintf("lost and duplicated writes are the prober's verification of every acknowledged %s write of the run (%d checked)", store, sv.Acked))
 		}
 	}
 	if len(e.NotMeasured) == 0 {
@@ -419,6 +428,23 @@ func (r *Runner) experimentReport(o *observed, d runData, f *figures) reports.Ex
 	}
 	slices.SortStableFunc(e.Timeline, func(a, b reports.Event) int { return a.At.Compare(b.At) })
 	return e
+}
+
+// sentTimes maps each sequence number of a store's prober writes to when it
+// was sent; nil without the prober's timeline.
+func sentTimes(o *observed, store string) map[int64]time.Time {
+	if o.timeline == nil {
+		return nil
+	}
+	st, ok := o.timeline.Stores[store]
+	if !ok {
+		return nil
+	}
+	out := make(map[int64]time.Time, len(st.Samples))
+	for _, s := range st.Samples {
+		out[s.Seq] = s.Sent
+	}
+	return out
 }
 
 func sourceOf(s string) string {

@@ -259,8 +259,21 @@ func (f fakeProber) recoveredAt(store string) (time.Time, time.Time) {
 func (f fakeProber) Verify(context.Context) (probeapi.Verification, error) {
 	return probeapi.Verification{Run: "fake", Checked: time.Now(), Stores: map[string]probeapi.StoreVerification{
 		probeapi.StorePostgres: {Acked: 100, Found: 100, Missing: []int64{}, Duplicates: []int64{}},
-		probeapi.StoreRedis:    {Acked: 100, Found: 98, Missing: []int64{41, 42}, Duplicates: []int64{}},
+		probeapi.StoreRedis:    {Acked: 100, Found: 98, Missing: f.lostRedis(), Duplicates: []int64{}},
 	}}, nil
+}
+
+// lostRedis are the first two Redis writes sent after the master was
+// killed, acknowledged before the outage showed and never replicated: the
+// asynchronous-replication loss the no-data-loss row must catch.
+func (f fakeProber) lostRedis() []int64 {
+	inj, ok := f.w.injectedAt(chaosmesh.RedisMasterFailure)
+	if !ok {
+		return []int64{}
+	}
+	d := inj.Sub(f.w.t0)
+	n := int64((d + fakeProbeInterval - 1) / fakeProbeInterval) // the first write sent at or after the kill is seq n+1
+	return []int64{n + 1, n + 2}
 }
 
 // fakeReplicas is the web Deployment (3 replicas) and its HPA (3..10) as
@@ -438,6 +451,19 @@ func TestRunnerRunsPlanToReport(t *testing.T) {
 		if !strings.Contains(q[id].Reason, reason) {
 			t.Errorf("%s reason %q, want it to say %q", id, q[id].Reason, reason)
 		}
+	}
+	// The lost writes belong to the fault whose horizon they were sent in.
+	lostOf := func(name string) []int64 {
+		if e := experimentNamed(run, name); e != nil && e.LostWrites != nil {
+			return *e.LostWrites
+		}
+		return nil
+	}
+	if got := lostOf(chaosmesh.RedisMasterFailure); !slices.Equal(got, fp.lostRedis()) {
+		t.Errorf("redis experiment lost writes = %v, want %v", got, fp.lostRedis())
+	}
+	if got := lostOf(chaosmesh.PostgresPrimaryFailure); got == nil || len(got) != 0 {
+		t.Errorf("postgres experiment lost writes = %v, want an empty list", got)
 	}
 	if run.ExitCode() != 1 {
 		t.Errorf("exit code %d, want 1 (a write was lost)", run.ExitCode())
