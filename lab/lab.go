@@ -54,6 +54,8 @@ type Lab struct {
 	newInstaller func(kubeconfig []byte) (StackInstaller, error)
 	log          *slog.Logger
 	progress     Progress
+	// build names this lab binary (version and commit) in reports.
+	build string
 	// listen checks that a host port is free; replaced in tests.
 	listen func(ctx context.Context, addr string) error
 }
@@ -72,6 +74,11 @@ func WithClusters(c Clusters) Option { return func(x *Lab) { x.clusters = c } }
 
 // WithNodes replaces the Kubernetes node adapter, e.g. by a fake in tests.
 func WithNodes(n Nodes) Option { return func(x *Lab) { x.nodes = n } }
+
+// WithBuild names the lab binary (version, commit) for the reports.
+func WithBuild(version, commit string) Option {
+	return func(x *Lab) { x.build = version + " (" + commit + ")" }
+}
 
 // WithImages replaces the image loader, e.g. by a fake in tests.
 func WithImages(i ImageLoader) Option { return func(x *Lab) { x.images = i } }

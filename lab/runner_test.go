@@ -24,6 +24,7 @@ import (
 	"github.com/jewelry-shop/lab/reports"
 	"github.com/jewelry-shop/lab/shop/probeapi"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
@@ -946,6 +947,39 @@ func TestHealthPolled(t *testing.T) {
 		v, text := healthPolled(&tt.o)
 		if v.Status != tt.want || !strings.Contains(text, tt.text) {
 			t.Errorf("%s: %v %q, want %v with %q", tt.name, v, text, tt.want, tt.text)
+		}
+	}
+}
+
+func TestChaosMeshReady(t *testing.T) {
+	t.Parallel()
+	one := int32(1)
+	dep := func(ready int32) *appsv1.Deployment {
+		return &appsv1.Deployment{
+			ObjectMeta: metav1.ObjectMeta{Name: "chaos-controller-manager", Namespace: "chaos-mesh"},
+			Spec:       appsv1.DeploymentSpec{Replicas: &one}, Status: appsv1.DeploymentStatus{ReadyReplicas: ready},
+		}
+	}
+	daemon := func(ready, want int32) *appsv1.DaemonSet {
+		return &appsv1.DaemonSet{
+			ObjectMeta: metav1.ObjectMeta{Name: "chaos-daemon", Namespace: "chaos-mesh"},
+			Status:     appsv1.DaemonSetStatus{NumberReady: ready, DesiredNumberScheduled: want},
+		}
+	}
+	tests := []struct {
+		name string
+		objs []runtime.Object
+		want string
+	}{
+		{"ready", []runtime.Object{dep(1), daemon(3, 3)}, ""},
+		{"not installed", nil, "chaos mesh is not installed"},
+		{"controller down", []runtime.Object{dep(0), daemon(3, 3)}, "chaos-controller-manager has 0 of 1 replicas ready"},
+		{"daemon missing on a node", []runtime.Object{dep(1), daemon(2, 3)}, "chaos-daemon is ready on 2 of 3 nodes"},
+	}
+	for _, tt := range tests {
+		err := chaosMeshReady(t.Context(), fake.NewClientset(tt.objs...))
+		if (tt.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tt.want)) {
+			t.Errorf("%s: %v, want %q", tt.name, err, tt.want)
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/jewelry-shop/lab/chaosmesh"
+	"github.com/jewelry-shop/lab/charts"
 	"github.com/jewelry-shop/lab/cluster"
 	"github.com/jewelry-shop/lab/load"
 	"github.com/jewelry-shop/lab/reports"
@@ -136,6 +138,9 @@ func (l *Lab) Validate(ctx context.Context, opts ValidateOptions) (*ValidateResu
 				if err := l.startStoppedNodes(ctx, target.lab); err != nil {
 					return err
 				}
+			}
+			if err := chaosMeshReady(ctx, kube); err != nil {
+				return err
 			}
 			rd, err := target.probe.Check(ctx, kubeconfig)
 			if err != nil {
@@ -261,6 +266,43 @@ func kubeconfigContext(path, context string) ([]byte, string, error) {
 	return b, context, nil
 }
 
+// chaosMeshReady checks that Chaos Mesh's controller and its daemon on
+// every node are ready: without them every fault would be "not injected".
+func chaosMeshReady(ctx context.Context, kube kubernetes.Interface) error {
+	ns := charts.ChaosMeshNamespace
+	deps, err := kube.AppsV1().Deployments(ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return fmt.Errorf("check Chaos Mesh: %w", err)
+	}
+	sets, err := kube.AppsV1().DaemonSets(ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return fmt.Errorf("check Chaos Mesh: %w", err)
+	}
+	fix := "  fix: `kubectl -n " + ns + " get pods` shows why; `lab up` installs or repairs Chaos Mesh"
+	if len(deps.Items) == 0 {
+		return fmt.Errorf("chaos mesh is not installed: no Deployment in namespace %s\n%s", ns, fix)
+	}
+	var problems []string
+	for _, d := range deps.Items {
+		want := int32(1)
+		if d.Spec.Replicas != nil {
+			want = *d.Spec.Replicas
+		}
+		if d.Status.ReadyReplicas < want {
+			problems = append(problems, fmt.Sprintf("Deployment %s has %d of %d replicas ready", d.Name, d.Status.ReadyReplicas, want))
+		}
+	}
+	for _, ds := range sets.Items {
+		if ds.Status.NumberReady < ds.Status.DesiredNumberScheduled || ds.Status.DesiredNumberScheduled == 0 {
+			problems = append(problems, fmt.Sprintf("DaemonSet %s is ready on %d of %d nodes", ds.Name, ds.Status.NumberReady, ds.Status.DesiredNumberScheduled))
+		}
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("chaos mesh is not ready: %s\n%s", strings.Join(problems, "; "), fix)
+	}
+	return nil
+}
+
 // startStoppedNodes starts the node containers an earlier, interrupted run
 // left stopped (a node failure whose restart never came), so that this run
 // starts from a whole cluster.
@@ -280,12 +322,22 @@ func (l *Lab) startStoppedNodes(ctx context.Context, info *cluster.Info) error {
 // environment lists the versions the report states.
 func (l *Lab) environment(profile, clusterName string) map[string]string {
 	env := map[string]string{
-		"cluster":         clusterName,
-		"k3s image":       l.cfg.Cluster.Image,
-		"k3d helpers":     l.cfg.Cluster.HelperImageTag,
-		"profile":         profile,
-		"stack profile":   l.cfg.Stack.Profile,
-		"shop image file": l.cfg.ShopImageArchive(),
+		"cluster":                 clusterName,
+		"k3s image":               l.cfg.Cluster.Image,
+		"k3d helpers":             l.cfg.Cluster.HelperImageTag,
+		"profile":                 profile,
+		"stack profile":           l.cfg.Stack.Profile,
+		"shop image file":         l.cfg.ShopImageArchive(),
+		"chart chaos-mesh":        charts.ChaosMeshVersion,
+		"chart postgres-operator": charts.PostgresOperatorVersion,
+		"lab":                     l.build,
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, d := range bi.Deps {
+			if d.Path == "github.com/k3d-io/k3d/v5" {
+				env["k3d library"] = d.Version
+			}
+		}
 	}
 	if ref, err := cluster.ArchiveRef(l.cfg.ShopImageArchive()); err == nil {
 		env["shop image"] = ref

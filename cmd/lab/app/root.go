@@ -195,5 +195,5 @@ func newLogger(w io.Writer, verbose int, format string) *slog.Logger {
 
 // newLab builds the lab with the loaded configuration and the progress view.
 func (o *options) newLab() *lab.Lab {
-	return lab.New(o.cfg, lab.WithLogger(o.log), lab.WithProgress(o.progress()))
+	return lab.New(o.cfg, lab.WithLogger(o.log), lab.WithProgress(o.progress()), lab.WithBuild(o.build.Version, o.build.Commit))
 }
