@@ -122,7 +122,9 @@ func (l *Lab) Validate(ctx context.Context, opts ValidateOptions) (*ValidateResu
 			Timeout:     10 * time.Second,
 			Seed:        opts.Seed,
 			Logger:      l.log,
-			OnProgress:  func(p load.Progress) { l.progress.Update(load.FormatProgress(p)) },
+			OnProgress: func(lp load.Progress) {
+				l.progress.Update(fmt.Sprintf("%s; %s of load left", load.FormatProgress(lp), fmtDur(max(p.Load-lp.Elapsed, 0))))
+			},
 		}, now),
 		Prober: HTTPProber{Client: proxyClient, Base: strings.TrimSuffix(rc.Host, "/") + "/api/v1/namespaces/" + StackNamespace + "/services/" + StackRelease + "-probe:http/proxy"},
 		Chaos:  engine,
