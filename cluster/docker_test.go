@@ -16,12 +16,12 @@ import (
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/volume"
 	"github.com/docker/docker/client"
-	"github.com/jewelry-shop/lab/internal/ci"
+	"github.com/jewelry-shop/lab/internal/dockertest"
 )
 
-// closedRegistry is a loopback port nothing listens on: every image of these
-// tests points there, so that no pull ever leaves the machine.
-const closedRegistry = "127.0.0.1:5999"
+// closedRegistry is where every image of these tests points, so that no
+// pull ever leaves the machine.
+const closedRegistry = dockertest.ClosedRegistry
 
 func TestMain(m *testing.M) {
 	// k3d takes its helper images from these variables; without them it
@@ -35,23 +35,6 @@ func TestMain(m *testing.M) {
 // The tests of this file do not run in parallel: k3d's Docker runtime keeps
 // process-wide state in docker/cli's globals, and concurrent k3d calls race
 // on it (the race detector reports it).
-
-// dockerClient returns a client of the local Docker daemon, or ends the test
-// through ci.Missing when there is none.
-func dockerClient(t *testing.T) *client.Client {
-	t.Helper()
-	c, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
-	if err != nil {
-		ci.Missing(t, "Docker client: %v (install docker.io and start dockerd; .ci/run does both)", err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if _, err := c.Ping(ctx); err != nil {
-		ci.Missing(t, "no Docker daemon at %s: %v (install docker.io and start dockerd; .ci/run does both)", c.DaemonHost(), err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
-}
 
 // unpullableSpec is a spec of a uniquely named cluster whose images cannot be
 // pulled.
@@ -107,7 +90,7 @@ func assertNothingLeft(t *testing.T, c *client.Client, name string) {
 // it creates the network and the image volume first, fails, and its library
 // does not roll back. Create must remove both.
 func TestCreateFailureLeavesNothing(t *testing.T) {
-	dc := dockerClient(t)
+	dc := dockertest.Client(t)
 	spec := unpullableSpec(t)
 	m := New(nil)
 	start := time.Now()
@@ -124,7 +107,7 @@ func TestCreateFailureLeavesNothing(t *testing.T) {
 
 // TestCreateCancelledLeavesNothing cancels the creation while k3d works.
 func TestCreateCancelledLeavesNothing(t *testing.T) {
-	dc := dockerClient(t)
+	dc := dockertest.Client(t)
 	spec := unpullableSpec(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -137,7 +120,7 @@ func TestCreateCancelledLeavesNothing(t *testing.T) {
 // TestEnsureImagesNamesTheImage checks that a missing image is reported by
 // name, with the fix, before anything is created.
 func TestEnsureImagesNamesTheImage(t *testing.T) {
-	dockerClient(t)
+	dockertest.Client(t)
 	spec := unpullableSpec(t)
 	var pulled []string
 	err := New(nil).EnsureImages(context.Background(), spec.Images(), func(img string) { pulled = append(pulled, img) })
@@ -156,7 +139,7 @@ func TestEnsureImagesNamesTheImage(t *testing.T) {
 // TestDeleteResidue removes the leftovers of a failed creation made by hand
 // the way k3d leaves them, and succeeds when nothing exists.
 func TestDeleteResidue(t *testing.T) {
-	dc := dockerClient(t)
+	dc := dockertest.Client(t)
 	ctx := context.Background()
 	spec := unpullableSpec(t)
 	m := New(nil)
@@ -183,7 +166,7 @@ func TestDeleteResidue(t *testing.T) {
 // TestNodeErrors checks the errors of StopNode and StartNode for clusters
 // and nodes that do not exist.
 func TestNodeErrors(t *testing.T) {
-	dockerClient(t)
+	dockertest.Client(t)
 	m := New(nil)
 	name := unpullableSpec(t).Name
 	for _, op := range []struct {

@@ -16,28 +16,10 @@ import (
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/volume"
-	"github.com/docker/docker/client"
-	"github.com/jewelry-shop/lab/internal/ci"
+	"github.com/jewelry-shop/lab/internal/dockertest"
 )
 
-// closedRegistry is a loopback port nothing listens on; images that point
-// there cannot be pulled, and no pull attempt leaves the machine.
-const closedRegistry = "127.0.0.1:5999"
-
-func requireDocker(t *testing.T) *client.Client {
-	t.Helper()
-	c, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
-	if err != nil {
-		ci.Missing(t, "Docker client: %v (install docker.io and start dockerd; .ci/run does both)", err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if _, err := c.Ping(ctx); err != nil {
-		ci.Missing(t, "no Docker daemon at %s: %v (install docker.io and start dockerd; .ci/run does both)", c.DaemonHost(), err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
-}
+const closedRegistry = dockertest.ClosedRegistry
 
 func freePort(t *testing.T) string {
 	t.Helper()
@@ -55,7 +37,7 @@ func freePort(t *testing.T) string {
 // container, network or volume behind; `lab down` then succeeds.
 func TestUpWithoutImageLeavesNothing(t *testing.T) {
 	clearLabEnv(t)
-	dc := requireDocker(t)
+	dc := dockertest.Client(t)
 	b := make([]byte, 3)
 	_, _ = rand.Read(b)
 	name := "labtest-" + hex.EncodeToString(b)
