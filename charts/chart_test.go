@@ -2,7 +2,6 @@ package charts
 
 import (
 	"flag"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -19,6 +18,8 @@ import (
 	kjson "k8s.io/apimachinery/pkg/runtime/serializer/json"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/yaml"
+
+	"github.com/jewelry-shop/lab/internal/golden"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
@@ -169,19 +170,7 @@ func TestRenderGolden(t *testing.T) {
 				b.WriteString("---\n" + strings.TrimSpace(m.Content) + "\n")
 			}
 			b.WriteString("--- # NOTES.txt\n# " + strings.ReplaceAll(strings.TrimSpace(r.Notes), "\n", "\n# ") + "\n")
-			golden := filepath.Join("testdata", "render-"+profile+".golden.yaml")
-			if *update {
-				if err := os.WriteFile(golden, []byte(b.String()), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test ./charts -run TestRenderGolden -update)", err)
-			}
-			if diff := cmp.Diff(string(want), b.String()); diff != "" {
-				t.Errorf("rendered manifests differ from %s (-want +got), rerun with -update if intended:\n%s", golden, diff)
-			}
+			golden.Check(t, filepath.Join("testdata", "render-"+profile+".golden.yaml"), []byte(b.String()), *update)
 		})
 	}
 }

@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
-
 	"github.com/jewelry-shop/lab/chaosmesh"
+
+	"github.com/jewelry-shop/lab/internal/golden"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -135,20 +135,7 @@ func TestDryRun(t *testing.T) {
 			if err != nil || !bytes.Equal(got, md.Bytes()) {
 				t.Fatalf("plan.md differs from WriteMarkdown (%v)", err)
 			}
-			golden := filepath.Join("testdata", "plan-"+name+".golden.md")
-			if *update {
-				if err := os.WriteFile(golden, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (go test -update writes it)", err)
-			}
-			if diff := cmp.Diff(string(want), string(got)); diff != "" {
-				t.Errorf("%s (-want +got):\n%s", golden, diff)
-			}
+			golden.Check(t, filepath.Join("testdata", "plan-"+name+".golden.md"), got, *update)
 		})
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/jewelry-shop/lab/internal/golden"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -56,19 +58,7 @@ func TestParseScenarioErrors(t *testing.T) {
 			if perr == nil {
 				t.Fatal("parsed without error")
 			}
-			golden := strings.TrimSuffix(f, ".yaml") + ".err"
-			if *update {
-				if err := os.WriteFile(golden, []byte(perr.Error()+"\n"), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("read golden file (run with -update to create it): %v", err)
-			}
-			if d := cmp.Diff(string(want), perr.Error()+"\n"); d != "" {
-				t.Errorf("error (-want +got):\n%s", d)
-			}
+			golden.Check(t, strings.TrimSuffix(f, ".yaml")+".err", []byte(perr.Error()+"\n"), *update)
 		})
 	}
 }

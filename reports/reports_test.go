@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	goldenpkg "github.com/jewelry-shop/lab/internal/golden"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -19,20 +21,7 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 // under -update.
 func golden(t *testing.T, name, ext string, got []byte) {
 	t.Helper()
-	path := filepath.Join("testdata", name+".golden."+ext)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatalf("update golden file: %v", err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("read golden file (run go test -update to create it): %v", err)
-	}
-	if diff := cmp.Diff(string(want), string(got)); diff != "" {
-		t.Errorf("%s differs from the golden file (-want +got; go test -update rewrites it):\n%s", path, diff)
-	}
+	goldenpkg.Check(t, filepath.Join("testdata", name+".golden."+ext), got, *update)
 }
 
 var fixtures = []struct {

@@ -3,7 +3,6 @@ package probeapi_test
 import (
 	"encoding/json"
 	"flag"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -11,6 +10,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/jewelry-shop/lab/shop/probeapi"
+
+	"github.com/jewelry-shop/lab/internal/golden"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
@@ -65,21 +66,9 @@ func TestWireFormat(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			golden := filepath.Join("testdata", tt.name+".golden.json")
-			if *update {
-				if err := os.WriteFile(golden, append(got, '\n'), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("read golden file (run with -update to create it): %v", err)
-			}
-			if diff := cmp.Diff(string(want), string(got)+"\n"); diff != "" {
-				t.Errorf("JSON (-golden +got):\n%s", diff)
-			}
+			golden.Check(t, filepath.Join("testdata", tt.name+".golden.json"), append(got, '\n'), *update)
 			back := tt.empty()
-			if err := json.Unmarshal(want, back); err != nil {
+			if err := json.Unmarshal(got, back); err != nil {
 				t.Fatal(err)
 			}
 			if diff := cmp.Diff(tt.value, back); diff != "" {

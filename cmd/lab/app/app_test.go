@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/jewelry-shop/lab/internal/golden"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -27,26 +29,10 @@ func run(t *testing.T, stdin string, args ...string) (code int, stdout, stderr s
 	return exitCode(err), out.String(), errb.String()
 }
 
-// golden compares got with testdata/<name>, or rewrites it under -update.
-func golden(t *testing.T, name, got string) {
+// goldenFile compares got with testdata/<name>, or rewrites it under -update.
+func goldenFile(t *testing.T, name, got string) {
 	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("read golden file (run go test -update to create it): %v", err)
-	}
-	if diff := cmp.Diff(string(want), got); diff != "" {
-		t.Errorf("%s differs (-want +got; go test -update rewrites it):\n%s", path, diff)
-	}
+	golden.Check(t, filepath.Join("testdata", name), []byte(got), *update)
 }
 
 // clearLabEnv removes LAB_* variables of the developer's shell from the test.
@@ -82,7 +68,7 @@ func TestHelp(t *testing.T) {
 			if code != exitOK || stderr != "" {
 				t.Fatalf("exit %d, stderr %q", code, stderr)
 			}
-			golden(t, filepath.Join("help", name+".golden"), stdout)
+			goldenFile(t, filepath.Join("help", name+".golden"), stdout)
 		})
 	}
 }
@@ -107,7 +93,7 @@ func TestConfigFiles(t *testing.T) {
 			if code != wantCode {
 				t.Errorf("exit code %d, want %d; stderr:\n%s", code, wantCode, stderr)
 			}
-			golden(t, filepath.Join("config", name+".golden"), stdout+stderr)
+			goldenFile(t, filepath.Join("config", name+".golden"), stdout+stderr)
 		})
 	}
 }
