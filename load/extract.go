@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -61,26 +62,30 @@ func parseJSONPath(s string) ([]pathElem, error) {
 	return path, nil
 }
 
-// needsBody reports whether the extractor reads the response body.
-func (e *extractor) needsBody() bool { return e.json != nil || e.regex != nil }
+// response is what an extractor sees of a response besides its body.
+type response struct {
+	header  func(name string) string
+	cookies []*http.Cookie // set by the response
+	url     func() *url.URL
+}
 
 // extract returns the value, or an error saying why there is none.
-func (e *extractor) extract(resp *http.Response, body []byte, jar http.CookieJar, rng *rand.Rand) (string, error) {
+func (e *extractor) extract(resp *response, body []byte, jar http.CookieJar, rng *rand.Rand) (string, error) {
 	switch {
 	case e.header != "":
-		v := resp.Header.Get(e.header)
+		v := resp.header(e.header)
 		if v == "" {
 			return "", fmt.Errorf("header %q is missing", e.header)
 		}
 		return v, nil
 	case e.cookie != "":
-		for _, c := range resp.Cookies() {
+		for _, c := range resp.cookies {
 			if c.Name == e.cookie && c.Value != "" {
 				return c.Value, nil
 			}
 		}
 		if jar != nil {
-			for _, c := range jar.Cookies(resp.Request.URL) {
+			for _, c := range jar.Cookies(resp.url()) {
 				if c.Name == e.cookie {
 					return c.Value, nil
 				}

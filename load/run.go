@@ -8,7 +8,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"net"
-	"net/http"
 	"net/url"
 	"runtime"
 	"slices"
@@ -17,6 +16,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/valyala/fasthttp"
 )
 
 // Model is how load is offered.
@@ -103,9 +104,6 @@ type Options struct {
 	// the recording of results, so they must return quickly.
 	OnProgress func(Progress)
 	OnSecond   func(Point)
-	// Transport replaces the HTTP transport built from MaxConns and
-	// Timeout.
-	Transport http.RoundTripper
 }
 
 // CheckTarget parses a target URL and refuses hosts that are neither
@@ -175,16 +173,17 @@ func (o *Options) validate() error {
 
 // runner is one run's state.
 type runner struct {
-	opts      Options
-	scenario  *Scenario
-	clock     Clock
-	log       *slog.Logger
-	transport http.RoundTripper
-	base      string
-	urls      []*url.URL // per step; nil when the path is a template
-	timeout   time.Duration
-	rec       *recorder
-	start     time.Time
+	opts     Options
+	scenario *Scenario
+	clock    Clock
+	log      *slog.Logger
+	client   *fasthttp.HostClient
+	base     string
+	urls     []*url.URL // per step; nil when the path is a template
+	rawURLs  []string   // per step, beside urls
+	timeout  time.Duration
+	rec      *recorder
+	start    time.Time
 
 	stop       chan struct{}
 	stopOnce   sync.Once
@@ -199,10 +198,6 @@ type runner struct {
 
 	extractMu     sync.Mutex
 	extractLogged map[*Step]bool
-
-	// Header values shared by every request of the run: net/http only
-	// reads them.
-	jsonContentType []string
 }
 
 // Run offers load as opts say until the duration ends, the request cap is
@@ -230,27 +225,29 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		return nil, err
 	}
 	r := &runner{
-		opts:            opts,
-		scenario:        opts.Scenario,
-		clock:           opts.Clock,
-		log:             opts.Logger,
-		transport:       opts.Transport,
-		base:            strings.TrimSuffix(target.String(), "/"),
-		timeout:         opts.Timeout,
-		stop:            make(chan struct{}),
-		extractLogged:   map[*Step]bool{},
-		jsonContentType: []string{"application/json"},
+		opts:          opts,
+		scenario:      opts.Scenario,
+		clock:         opts.Clock,
+		log:           opts.Logger,
+		base:          strings.TrimSuffix(target.String(), "/"),
+		timeout:       opts.Timeout,
+		stop:          make(chan struct{}),
+		extractLogged: map[*Step]bool{},
 	}
-	if r.transport == nil {
-		t := r.newTransport()
-		defer t.CloseIdleConnections()
-		r.transport = t
-	}
+	client, conns := newClient(ctx, target, opts.MaxConns, r.timeout)
+	r.client = client
+	// The end of the run leaves no connection behind.
+	defer func() {
+		client.CloseIdleConnections()
+		conns.closeAll()
+	}()
 	r.urls = make([]*url.URL, r.scenario.steps)
+	r.rawURLs = make([]string, r.scenario.steps)
 	for _, b := range r.scenario.Behaviours {
 		for _, st := range b.Steps {
 			if st.path.static() {
-				if r.urls[st.index], err = url.Parse(r.base + st.Path); err != nil {
+				r.rawURLs[st.index] = r.base + st.Path
+				if r.urls[st.index], err = url.Parse(r.rawURLs[st.index]); err != nil {
 					return nil, fmt.Errorf("step %q: path %q: %w", st.Name, st.Path, err)
 				}
 			}
@@ -270,7 +267,13 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		timer := time.AfterFunc(opts.Duration, func() { r.halt("duration") })
 		defer timer.Stop()
 	}
-	stopCancel := context.AfterFunc(ctx, func() { r.halt("cancelled") })
+	// Cancelling the run stops it, then ends the requests in flight
+	// (fasthttp takes no context), in that order: a user whose request
+	// ends finds the run stopped.
+	stopCancel := context.AfterFunc(ctx, func() {
+		r.halt("cancelled")
+		conns.closeAll()
+	})
 	defer stopCancel()
 
 	tickCtx, stopTicks := context.WithCancel(ctx)
@@ -297,20 +300,6 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 
 func cpuSeconds(ru syscall.Rusage) float64 {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
-}
-
-func (r *runner) newTransport() *http.Transport {
-	idle := max(r.opts.MaxConns, r.opts.Users, 64)
-	if r.opts.Model == Open {
-		idle = max(r.opts.MaxConns, min(r.opts.MaxInFlight, 1024))
-	}
-	return &http.Transport{
-		DialContext:         (&net.Dialer{Timeout: r.timeout, KeepAlive: 30 * time.Second}).DialContext,
-		MaxIdleConnsPerHost: idle,
-		MaxConnsPerHost:     r.opts.MaxConns,
-		IdleConnTimeout:     90 * time.Second,
-		TLSHandshakeTimeout: r.timeout,
-	}
 }
 
 // halt stops starting requests; the first reason wins.
@@ -418,7 +407,6 @@ func (r *runner) user(ctx context.Context, id int) {
 	rng := rand.New(rand.NewPCG(r.opts.Seed, uint64(id)))
 	u := newVU(r, id, rng)
 	u.closedUser = true
-	defer u.close()
 	t := time.NewTimer(time.Hour)
 	t.Stop()
 	due, lag := r.clock.Now(), time.Duration(0)
@@ -505,7 +493,6 @@ const timerSlack = time.Millisecond
 func (r *runner) worker(ctx context.Context, id int, first time.Time, jobs <-chan time.Time) {
 	rng := rand.New(rand.NewPCG(r.opts.Seed, uint64(id)))
 	u := newVU(r, id, rng)
-	defer u.close()
 	t := time.NewTimer(time.Hour)
 	t.Stop()
 	iter := 0

@@ -119,8 +119,12 @@ func TestExtractionAndTemplating(t *testing.T) {
 		body := new(bytes.Buffer)
 		_, _ = body.ReadFrom(r.Body)
 		c, _ := r.Cookie("sid")
+		host := ""
+		if !strings.HasPrefix(r.Host, "127.0.0.1:") {
+			host = " host=" + r.Host // a Host header of the scenario's
+		}
 		mu.Lock()
-		seen = append(seen, fmt.Sprintf("%s %s %s cookie=%v token=%s", r.Method, r.URL.RequestURI(), body, c != nil, r.Header.Get("X-Token")))
+		seen = append(seen, fmt.Sprintf("%s %s %s cookie=%v token=%s%s", r.Method, r.URL.RequestURI(), body, c != nil, r.Header.Get("X-Token"), host))
 		mu.Unlock()
 		switch r.URL.Path {
 		case "/login":
@@ -153,6 +157,7 @@ behaviours:
           item: {regex: 'href="/item/(\d+)"'}
       - name: item
         path: /item/{{ item }}
+        headers: {Host: shop.example}
 `)
 	res := mustRun(t, Options{Target: srv.URL, Scenario: sc, Users: 1, Think: noThink, Duration: 5 * time.Second, MaxRequests: 3})
 	if res.Overall.Failures != 0 {
@@ -161,7 +166,7 @@ behaviours:
 	want := []string{
 		`POST /login {"who": "u0-0", "pick": "only", "n": 5} cookie=false token=`,
 		`GET /page?u=7&t=y&s=abc&site=shop  cookie=true token=tok-7`,
-		`GET /item/99  cookie=true token=`,
+		`GET /item/99  cookie=true token= host=shop.example`,
 	}
 	if d := cmp.Diff(want, seen); d != "" {
 		t.Errorf("requests (-want +got):\n%s", d)
@@ -496,6 +501,114 @@ func TestCancelStopsTheRun(t *testing.T) {
 	}
 	if res.StopReason != "cancelled" || res.Duration > 10*time.Second {
 		t.Errorf("stopped by %q after %s, want cancelled soon", res.StopReason, res.Duration)
+	}
+}
+
+// Cancelling the run ends a request in flight at once, not when its
+// timeout would, and counts it as aborted, not as the target's failure.
+func TestCancelEndsRequestsInFlight(t *testing.T) {
+	t.Parallel()
+	arrived := make(chan struct{}, 1)
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+		select {
+		case arrived <- struct{}{}:
+		default:
+		}
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}))
+	t.Cleanup(func() { close(release); srv.Close() })
+	sc := mustScenario(t, `behaviours: [{name: b, steps: [{path: /}]}]`)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	done := make(chan *Result, 1)
+	go func() {
+		res, err := Run(ctx, Options{
+			Target: srv.URL, Scenario: sc, Model: Closed, Users: 1, Think: noThink,
+			Duration: time.Minute, MaxRequests: 10, Timeout: time.Minute,
+		})
+		if err != nil {
+			t.Error(err)
+		}
+		done <- res
+	}()
+	select {
+	case <-arrived:
+	case <-done:
+		t.Fatal("the run ended before its request arrived")
+	}
+	cancel()
+	select {
+	case res := <-done:
+		if res == nil {
+			return
+		}
+		if res.Generator.Aborted != 1 || res.Overall.Failures != 0 || res.StopReason != "cancelled" {
+			t.Errorf("aborted %d, failures %d, stop %q; want 1, 0, cancelled", res.Generator.Aborted, res.Overall.Failures, res.StopReason)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the request in flight outlived the cancelled run (its timeout is a minute)")
+	}
+}
+
+// A keep-alive connection the target closed while it was idle is not the
+// target's failure: the request is sent again on a new connection, once,
+// as browsers do. A connection closed with the request on it is a failure.
+func TestClosedKeepAliveConnections(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		handler http.HandlerFunc
+		idle    bool // the server closes every connection once it is idle
+		method  string
+		want    ClassCounts
+	}{
+		{name: "idle GET", idle: true, method: "GET", want: ClassCounts{}},
+		{name: "idle HEAD", idle: true, method: "HEAD", want: ClassCounts{}},
+		{name: "closed with the request on it", method: "GET", want: ClassCounts{ClassReset: 5}, handler: func(w http.ResponseWriter, _ *http.Request) {
+			if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+				_ = conn.Close() // FIN, no response
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var conns atomic.Int64
+			h := tt.handler
+			if h == nil {
+				h = func(http.ResponseWriter, *http.Request) {}
+			}
+			srv := httptest.NewUnstartedServer(h)
+			srv.Config.ConnState = func(c net.Conn, st http.ConnState) {
+				switch {
+				case st == http.StateNew:
+					conns.Add(1)
+				case st == http.StateIdle && tt.idle:
+					_ = c.Close()
+				}
+			}
+			srv.Start()
+			t.Cleanup(srv.Close)
+			sc := mustScenario(t, "behaviours: [{name: b, steps: [{path: /, method: "+tt.method+"}]}]")
+			res := mustRun(t, Options{
+				Target: srv.URL, Scenario: sc, Users: 1,
+				Think:    &ThinkTime{Min: 20 * time.Millisecond, Max: 20 * time.Millisecond},
+				Duration: 30 * time.Second, MaxRequests: 5, Timeout: 5 * time.Second,
+			})
+			if d := cmp.Diff(tt.want, res.Overall.ByClass); d != "" {
+				t.Errorf("failures by class (-want +got):\n%s", d)
+			}
+			if res.Overall.Requests != 5 {
+				t.Errorf("%d requests, want 5", res.Overall.Requests)
+			}
+			if tt.idle && conns.Load() < 5 {
+				t.Errorf("%d connections: the server did not close them as the test means", conns.Load())
+			}
+		})
 	}
 }
 

@@ -65,7 +65,6 @@ type Step struct {
 	status       []int
 	bodyContains []byte
 	extract      []extractor
-	readBody     bool
 }
 
 type header struct {
@@ -526,7 +525,6 @@ func (p *scenarioParser) step(n *yaml.Node, behaviour string, defined map[string
 			defined[e.name] = true
 		}
 	}
-	st.readBody = len(st.bodyContains) > 0 || slices.ContainsFunc(st.extract, func(e extractor) bool { return e.needsBody() })
 	return st
 }
 

@@ -80,9 +80,10 @@ func TestRandIntCoversItsRange(t *testing.T) {
 func TestExtract(t *testing.T) {
 	t.Parallel()
 	body := []byte(`{"order_id": 17, "ok": true, "name": "ring", "items": [{"id": 5}, {"id": 6}], "none": null, "obj": {"a": 1}}`)
-	resp := &http.Response{
-		Header:  http.Header{"X-Req": {"r-1"}, "Set-Cookie": {"session=abc; Path=/"}},
-		Request: &http.Request{URL: &url.URL{Scheme: "http", Host: "127.0.0.1", Path: "/"}},
+	resp := &response{
+		header:  http.Header{"X-Req": {"r-1"}}.Get,
+		cookies: []*http.Cookie{{Name: "session", Value: "abc", Path: "/"}},
+		url:     func() *url.URL { return &url.URL{Scheme: "http", Host: "127.0.0.1", Path: "/"} },
 	}
 	rng := rand.New(rand.NewPCG(3, 4))
 	tests := []struct {
