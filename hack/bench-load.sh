@@ -13,8 +13,10 @@
 #            corrected) and vegeta (2,000 req/s) against the truth ≈ 105/195 ms
 #   latency  fixed 2,000 req/s against a 5 ms endpoint: p50/p99 of lab and
 #            vegeta beside the target's own
-#   users    1,000 closed-model users with 0.5-1.5 s think time: lab's CPU
-#            share of a core and peak resident memory
+#   users    1,000 closed-model users with 0.5-1.5 s think time: share of a
+#            core and peak resident memory (whole, anonymous, file-backed) of
+#            `lab load` and of the same generator in a bare Go program
+#            (benchtarget -gen), and the lab binary's memory before any load
 #
 # The machine should be otherwise idle: pinning separates the generator from
 # the target, not from other work on the same cores (the script prints the
@@ -215,16 +217,44 @@ if [[ " $PHASES " == *" latency "* ]]; then
 	jq -r --arg p50 "$own_p50" --arg p99 "$own_p99" '"RESULT tool=lab-2000rps-5ms p50_ms=\(.overall.latency.p50_ms) p99_ms=\(.overall.latency.p99_ms) raw_p50_ms=\(.overall.raw_latency.p50_ms) raw_p99_ms=\(.overall.raw_latency.p99_ms) target_own_p50_ms=\($p50) target_own_p99_ms=\($p99) rps=\(.overall.rps | floor) lag_p50_ms=\(.generator.schedule_lag.p50_ms) lag_p99_ms=\(.generator.schedule_lag.p99_ms)"' "$WORK/latency.json"
 fi
 
+# users_run NAME CMD...: CMD (a 1,000-user run writing its JSON result to
+# $WORK/NAME.json) pinned to GEN_CPU; prints its RESULT line: rate, share of
+# a core, and peak resident memory, whole and split into anonymous memory
+# (the heap, stacks and buffers the program allocates) and file-backed pages
+# (its executable's code and data, shared with the page cache, which do not
+# grow with the population), sampled every 100 ms from /proc.
+users_run() {
+	local name=$1 t="$WORK/time-$1" pid="" anon=0 file=0 a f
+	shift
+	# Not through timed: $! must be /usr/bin/time's own PID, its child the
+	# measured program.
+	/usr/bin/time -f "%U %S %M" -o "$t" taskset -c "$GEN_CPU" "$@" >/dev/null &
+	local tpid=$!
+	while [[ -z "$pid" ]] && kill -0 "$tpid" 2>/dev/null; do
+		pid=$(pgrep -P "$tpid" || true)
+		sleep 0.01
+	done
+	while [[ -n "$pid" ]] && read -r a f < <(awk '/^RssAnon/ {a = $2} /^RssFile/ {f = $2} END {if (a != "") print a, f}' "/proc/$pid/status" 2>/dev/null); do
+		((a > anon)) && anon=$a
+		((f > file)) && file=$f
+		sleep 0.1
+	done
+	wait "$tpid"
+	read -r user sys rss <"$t"
+	jq -r --arg n "$name" --arg u "$user" --arg s "$sys" --arg rss "$rss" --arg anon "$anon" --arg file "$file" --arg secs "$SECS" \
+		'"RESULT tool=\($n) rps=\(.overall.rps | floor) core_share=\((($u | tonumber) + ($s | tonumber)) / ($secs | tonumber) * 1000 | round / 1000) max_rss_mib=\(($rss | tonumber) / 1024 | round) anon_rss_mib=\(($anon | tonumber) / 1024 | round) file_rss_mib=\(($file | tonumber) / 1024 | round)"' "$WORK/$name.json"
+}
+
 if [[ " $PHASES " == *" users "* ]]; then
 	echo "# users: 1,000 closed-model users, 0.5-1.5 s think time, spawned at 500/s" >&2
 	start_target
-	# The lab binary's own resident memory before any load (all of lab's
-	# libraries), to tell the generator's share from the binary's.
+	# lab load: the generator inside the lab binary.
+	users_run lab-1000users "$LAB" load --quiet --target "$URL" --scenario "$WORK/get.yaml" --users 1000 \
+		--spawn-rate 500 --think 500ms-1.5s --duration "$DURATION" --max-requests 100000000 --json "$WORK/lab-1000users.json"
+	# The same generator (package load) in a bare Go program, as the anchor
+	# (16 MB) was measured.
+	users_run load-bare-1000users sh -c "exec \"\$0\" -gen '$URL' -users 1000 -think-min 500ms -think-max 1.5s -duration '$DURATION' >'$WORK/load-bare-1000users.json'" "$WORK/benchtarget"
+	# The lab binary's resident memory before any load: its libraries' pages.
 	/usr/bin/time -f "%M" -o "$WORK/time-baseline" "$LAB" load --help >/dev/null
-	timed "$WORK/time-users" "$LAB" load --quiet --target "$URL" --scenario "$WORK/get.yaml" --users 1000 \
-		--spawn-rate 500 --think 500ms-1.5s --duration "$DURATION" --max-requests 100000000 --json "$WORK/users.json" >/dev/null
-	read -r user sys rss <"$WORK/time-users"
-	base=$(cat "$WORK/time-baseline")
-	jq -r --arg u "$user" --arg s "$sys" --arg rss "$rss" --arg base "$base" --arg secs "$SECS" \
-		'"RESULT tool=lab-1000users rps=\(.overall.rps | floor) core_share=\((($u | tonumber) + ($s | tonumber)) / ($secs | tonumber) * 1000 | round / 1000) max_rss_mib=\(($rss | tonumber) / 1024 | round) binary_baseline_rss_mib=\(($base | tonumber) / 1024 | round)"' "$WORK/users.json"
+	echo "RESULT tool=lab-idle max_rss_mib=$(($(cat "$WORK/time-baseline") / 1024))"
 fi

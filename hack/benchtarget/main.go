@@ -13,6 +13,12 @@
 // -duration, printing "requests N seconds S".
 //
 //	benchtarget -loop http://127.0.0.1:8088/ -conns 50 -duration 10s
+//
+// With -gen it is the lab's load generator (package load) in a bare Go
+// program: -users closed-model users with -think-min..-think-max between
+// requests for -duration, the run's result as JSON on stdout.
+//
+//	benchtarget -gen http://127.0.0.1:8088/ -users 1000 -think-min 500ms -think-max 1.5s
 package main
 
 import (
@@ -46,13 +52,20 @@ func run() error {
 	freeze := flag.Duration("freeze", 0, "freeze for this long at the start of every second (requests wait)")
 	loop := flag.String("loop", "", "be the plain net/http reference client of this URL instead")
 	conns := flag.Int("conns", 50, "reference client: goroutines")
-	duration := flag.Duration("duration", 10*time.Second, "reference client: how long to send")
+	duration := flag.Duration("duration", 10*time.Second, "reference client, generator: how long to send")
+	gen := flag.String("gen", "", "be the lab's load generator in a bare program, sending to this URL")
+	users := flag.Int("users", 1000, "generator: closed-model users")
+	thinkMin := flag.Duration("think-min", 500*time.Millisecond, "generator: shortest think time")
+	thinkMax := flag.Duration("think-max", 1500*time.Millisecond, "generator: longest think time")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if *loop != "" {
 		return plainLoop(ctx, *loop, *conns, *duration)
+	}
+	if *gen != "" {
+		return bareGenerator(ctx, *gen, *users, *thinkMin, *thinkMax, *duration)
 	}
 
 	start := time.Now()
