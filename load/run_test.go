@@ -612,6 +612,44 @@ func TestClosedKeepAliveConnections(t *testing.T) {
 	}
 }
 
+// MaxConns bounds the connections the population shares: users wait for
+// a free one (within the request timeout) instead of failing.
+func TestMaxConnsIsShared(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var opened, open, peak int64
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
+		time.Sleep(5 * time.Millisecond)
+	}))
+	srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch st {
+		case http.StateNew:
+			opened++
+			open++
+			peak = max(peak, open)
+		case http.StateClosed, http.StateHijacked:
+			open--
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	sc := mustScenario(t, `behaviours: [{name: b, steps: [{path: /}]}]`)
+	res := mustRun(t, Options{
+		Target: srv.URL, Scenario: sc, Users: 10, Think: noThink, MaxConns: 2,
+		Duration: 30 * time.Second, MaxRequests: 200, Timeout: 10 * time.Second,
+	})
+	if res.Overall.Failures != 0 || res.Overall.Requests != 200 {
+		t.Errorf("%d requests, failures %v; want 200 and none", res.Overall.Requests, res.Overall.ByClass)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if peak > 2 || opened > 2 {
+		t.Errorf("%d connections opened, %d at once; want at most 2", opened, peak)
+	}
+}
+
 func TestSeriesAndProgressOnTheInjectedClock(t *testing.T) {
 	t.Parallel()
 	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
