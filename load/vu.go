@@ -27,11 +27,12 @@ type vu struct {
 	sample  sample
 	cookies []*http.Cookie // set by the last response
 
-	// The request's URL as net/http's cookie jar wants it, parsed only
-	// when a cookie needs it.
+	// The request's URL: parsed once per run for a step with a fixed
+	// path; for a templated path, built in rawURL and parsed only when a
+	// cookie needs it (net/http's cookie jar takes a *url.URL).
 	rawURL []byte
 	url    *url.URL
-	view   response
+	view   response // what the step's extractors see of the response
 
 	// lastSent and lastPause measure a closed-model user's busy cycle.
 	closedUser bool
@@ -110,14 +111,14 @@ func (u *vu) request(st *Step) error {
 	req.Reset()
 	u.url = u.r.urls[st.index]
 	if u.url != nil {
-		u.rawURL = append(u.rawURL[:0], u.r.rawURLs[st.index]...)
+		req.SetRequestURI(u.r.rawURLs[st.index])
 	} else {
 		u.rawURL, err = st.path.appendTo(append(u.rawURL[:0], u.r.base...), &u.env)
 		if err != nil {
 			return err
 		}
+		req.SetRequestURIBytes(u.rawURL)
 	}
-	req.SetRequestURIBytes(u.rawURL)
 	req.UseHostHeader = true // a Host header of the step's wins over the URL's host
 	req.Header.SetMethod(st.Method)
 	if st.body != nil {
