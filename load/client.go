@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -32,7 +33,7 @@ const maxHeaderBytes = 16 << 10
 // newClient returns the run's connection pool to target. Its connections
 // are tracked so that cancelling the run can end requests in flight
 // (fasthttp takes no context).
-func newClient(ctx context.Context, target *url.URL, maxConns int, timeout time.Duration) (*fasthttp.HostClient, *connSet) {
+func newClient(ctx context.Context, target *url.URL, maxConns int, timeout time.Duration, retried *atomic.Int64) (*fasthttp.HostClient, *connSet) {
 	host := target.Host
 	if target.Port() == "" {
 		port := "80"
@@ -69,13 +70,20 @@ func newClient(ctx context.Context, target *url.URL, maxConns int, timeout time.
 		ReadBufferSize:      maxHeaderBytes,
 		// Paths are sent as the scenario wrote them.
 		DisablePathNormalizing: true,
-		// A request is sent once; only a keep-alive connection the target
-		// had closed before the request reached it is retried, as browsers
-		// and net/http do: any other failure is the target's and counts.
+		// A request is sent once, except an idempotent one whose connection
+		// closed before any byte of a response (fasthttp reports every such
+		// failure as io.EOF): it is sent again, once, as browsers and
+		// net/http do for a keep-alive connection the target closed while
+		// idle. fasthttp cannot tell that case from a new connection closed
+		// at once, so every retry is counted and reported.
 		MaxIdemponentCallAttempts: 2,
 		RetryIfErr: func(req *fasthttp.Request, attempts int, err error) (bool, bool) {
 			idempotent := req.Header.IsGet() || req.Header.IsHead() || req.Header.IsOptions()
-			return false, attempts == 1 && idempotent && errors.Is(err, io.EOF)
+			retry := attempts == 1 && idempotent && errors.Is(err, io.EOF)
+			if retry {
+				retried.Add(1)
+			}
+			return false, retry
 		},
 	}
 	return c, conns

@@ -255,6 +255,11 @@ type Generator struct {
 	// Aborted counts requests cut short because the run was cancelled; they
 	// are not in the figures.
 	Aborted int64 `json:"aborted"`
+	// Retried counts idempotent requests whose connection closed before any
+	// byte of a response, sent again once on a new connection as browsers
+	// do (mostly a keep-alive connection the target had closed while it
+	// was idle). The first attempt's failure is not in the figures.
+	Retried int64 `json:"retried"`
 	// LateSamples counts requests completed after their second had been
 	// closed in the series; they are in the totals but not in the series.
 	LateSamples int64 `json:"late_samples"`

@@ -194,6 +194,7 @@ type runner struct {
 	active    atomic.Int64
 	maxActive atomic.Int64
 	aborted   atomic.Int64
+	retried   atomic.Int64
 	dropped   atomic.Int64
 
 	extractMu     sync.Mutex
@@ -234,7 +235,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		stop:          make(chan struct{}),
 		extractLogged: map[*Step]bool{},
 	}
-	client, conns := newClient(ctx, target, opts.MaxConns, r.timeout)
+	client, conns := newClient(ctx, target, opts.MaxConns, r.timeout, &r.retried)
 	r.client = client
 	// The end of the run leaves no connection behind.
 	defer func() {
@@ -615,6 +616,7 @@ func (r *runner) result(cpu float64) *Result {
 	g := Generator{
 		CPUSeconds: cpu, Available: runtime.GOMAXPROCS(0),
 		ScheduleLag: summarize(rec.lag), DroppedStarts: r.dropped.Load(), Aborted: r.aborted.Load(),
+		Retried:     r.retried.Load(),
 		LateSamples: rec.late, MaxUsers: int(r.maxActive.Load()),
 	}
 	if wall > 0 {
@@ -648,6 +650,9 @@ func warnings(g Generator) []string {
 	}
 	if g.Available > 0 && g.Cores > 0.9*float64(g.Available) {
 		w = append(w, fmt.Sprintf("the generator used %.2f of its %d cores: it may be the bottleneck", g.Cores, g.Available))
+	}
+	if g.Retried > 0 {
+		w = append(w, fmt.Sprintf("%d requests found their connection closed before any response and were sent again, once (as browsers do): the first attempts' failures are not counted", g.Retried))
 	}
 	if g.LateSamples > 0 {
 		w = append(w, fmt.Sprintf("%d requests finished after their second was closed: they are in the totals, not in the series", g.LateSamples))

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -565,10 +566,16 @@ func TestClosedKeepAliveConnections(t *testing.T) {
 		idle    bool // the server closes every connection once it is idle
 		method  string
 		want    ClassCounts
+		retried int64 // -1: not checked
 	}{
-		{name: "idle GET", idle: true, method: "GET", want: ClassCounts{}},
-		{name: "idle HEAD", idle: true, method: "HEAD", want: ClassCounts{}},
-		{name: "closed with the request on it", method: "GET", want: ClassCounts{ClassReset: 5}, handler: func(w http.ResponseWriter, _ *http.Request) {
+		// The first request opens the connection; each later one finds it
+		// closed and is sent again.
+		{name: "idle GET", idle: true, method: "GET", want: ClassCounts{}, retried: 4},
+		// fasthttp opens a new connection for each HEAD to this server
+		// (measured): nothing is stale.
+		{name: "idle HEAD", idle: true, method: "HEAD", want: ClassCounts{}, retried: -1},
+		// Each request is sent twice, and fails.
+		{name: "closed with the request on it", method: "GET", want: ClassCounts{ClassReset: 5}, retried: 5, handler: func(w http.ResponseWriter, _ *http.Request) {
 			if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
 				_ = conn.Close() // FIN, no response
 			}
@@ -607,6 +614,10 @@ func TestClosedKeepAliveConnections(t *testing.T) {
 			}
 			if tt.idle && conns.Load() < 5 {
 				t.Errorf("%d connections: the server did not close them as the test means", conns.Load())
+			}
+			// Every retry is reported.
+			if g := res.Generator; tt.retried >= 0 && (g.Retried != tt.retried || !slices.ContainsFunc(g.Warnings, func(w string) bool { return strings.Contains(w, "sent again") })) {
+				t.Errorf("retried %d, warnings %q; want %d and a warning", g.Retried, g.Warnings, tt.retried)
 			}
 		})
 	}
