@@ -9,6 +9,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,6 +22,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/jewelry-shop/lab/internal/ci"
 )
 
 // labCmd runs the lab binary and returns its exit code and output.
@@ -34,7 +37,7 @@ func labCmd(t *testing.T, bin string, env []string, args ...string) (int, string
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
 	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
+	if ee := (*exec.ExitError)(nil); errors.As(err, &ee) {
 		code = ee.ExitCode()
 	} else if err != nil {
 		t.Fatalf("run lab %v: %v", args, err)
@@ -50,16 +53,16 @@ func TestE2EUpStatusDown(t *testing.T) {
 	if os.Getenv("LAB_E2E") != "1" {
 		t.Skip("end-to-end test: run it with `make e2e` (needs Docker and internet)")
 	}
-	if err := exec.Command("docker", "info").Run(); err != nil {
-		t.Skipf("skipped: no Docker daemon (%v); make e2e needs Docker and internet", err)
+	if err := exec.CommandContext(t.Context(), "docker", "info").Run(); err != nil {
+		ci.Missing(t, "no Docker daemon (%v); make e2e needs Docker and internet", err)
 	}
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "lab")
-	build := exec.Command("go", "build", "-o", bin, "../cmd/lab")
+	build := exec.CommandContext(t.Context(), "go", "build", "-o", bin, "../cmd/lab")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build lab: %v\n%s", err, out)
 	}
-	image := exec.Command("go", "run", "./hack/image", "-out", dir, "-platforms", "linux/"+runtime.GOARCH, "-version", "e2e")
+	image := exec.CommandContext(t.Context(), "go", "run", "./hack/image", "-out", dir, "-platforms", "linux/"+runtime.GOARCH, "-version", "e2e")
 	image.Dir = ".."
 	if out, err := image.CombinedOutput(); err != nil {
 		t.Fatalf("build the shop image: %v\n%s", err, out)
@@ -73,7 +76,7 @@ func TestE2EUpStatusDown(t *testing.T) {
 
 	code, _, stderr := labCmd(t, bin, env, "up")
 	if code != 0 && strings.Contains(stderr, "could not be pulled") {
-		t.Skipf("skipped: the images cannot be pulled here (no internet?):\n%s", stderr)
+		ci.Missing(t, "the images cannot be pulled here (no internet?):\n%s", stderr)
 	}
 	if code != 0 {
 		t.Fatalf("lab up failed")
