@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Builds the test control plane (verification tier 3 in DESIGN.md) from the Go
-# modules pinned in hack/tools: kube-apiserver, kube-controller-manager,
-# kube-scheduler, etcd, kwok and controller-gen.
+# Builds the test control plane and the parts of a real node (verification
+# tiers 3 and 3b in DESIGN.md) from the Go modules pinned in hack/tools:
+# kube-apiserver, kube-controller-manager, kube-scheduler, etcd, kwok,
+# controller-gen, kubelet, kube-proxy and kubectl.
 #
 # The binaries go to one cache directory keyed by every pinned version:
 #   ${LAB_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/lab}/test-assets/<key>/
@@ -9,10 +10,12 @@
 # of output is always that directory (tests find it the same way, see
 # internal/controlplane/assets.go).
 #
-# All binaries are built by one `go build` with the same flags (-trimpath and
-# the version ldflags below), so the Go build cache is shared between runs: a
-# cold build takes minutes and ~3 GB of RAM, a warm one seconds. Do not build
-# these packages elsewhere with other flags.
+# All binaries are built by one `go build` with the same flags (-trimpath,
+# CGO_ENABLED=0 and the version ldflags below), so the Go build cache is shared
+# between runs: a cold build takes minutes and ~3 GB of RAM, a warm one
+# seconds. Do not build these packages elsewhere with other flags. Without cgo
+# the binaries are static: the same files run on the host and inside the
+# test-only node images, which have no C library.
 set -euo pipefail
 
 # The pinned versions. They must match hack/tools/go.mod and the constants in
@@ -26,7 +29,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cache="${LAB_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/lab}"
 key="k8s-${KUBERNETES_VERSION}-etcd-${ETCD_VERSION}-kwok-${KWOK_VERSION}-cg-${CONTROLLER_TOOLS_VERSION}"
 dir="${cache}/test-assets/${key}"
-binaries=(kube-apiserver kube-controller-manager kube-scheduler etcd kwok controller-gen)
+binaries=(kube-apiserver kube-controller-manager kube-scheduler etcd kwok controller-gen kubelet kube-proxy kubectl)
 
 complete() {
   local b
@@ -60,11 +63,14 @@ if ! complete; then
   echo "building test assets into ${dir} (cold: several minutes, ~3 GB of RAM)" >&2
   start=$(date +%s)
   # The tools module is built on its own, whatever go.work may say.
-  GOWORK=off go -C "${root}/hack/tools" build \
+  GOWORK=off CGO_ENABLED=0 go -C "${root}/hack/tools" build \
     -mod=readonly -trimpath -ldflags "${ldflags[*]}" -o "${tmp}/" \
     k8s.io/kubernetes/cmd/kube-apiserver \
     k8s.io/kubernetes/cmd/kube-controller-manager \
     k8s.io/kubernetes/cmd/kube-scheduler \
+    k8s.io/kubernetes/cmd/kubelet \
+    k8s.io/kubernetes/cmd/kube-proxy \
+    k8s.io/kubernetes/cmd/kubectl \
     go.etcd.io/etcd/server/v3 \
     sigs.k8s.io/kwok/cmd/kwok \
     sigs.k8s.io/controller-tools/cmd/controller-gen

@@ -24,7 +24,7 @@ const buildCommand = "make test-assets (or: hack/test-assets.sh)"
 // assetBinaries returns the executables hack/test-assets.sh puts in the
 // asset directory.
 func assetBinaries() []string {
-	return []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd", "kwok", "controller-gen"}
+	return []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd", "kwok", "controller-gen", "kubelet", "kube-proxy", "kubectl"}
 }
 
 // assetsKey names the asset directory after every pinned version, exactly as
