@@ -228,3 +228,35 @@ func (s *Source) store(ref Ref, data []byte) {
 		s.log.Debug("cannot cache chart", "chart", ref.String(), "err", err)
 	}
 }
+
+// ChartUnavailableError says that a pinned chart is neither in the cache nor
+// downloadable.
+type ChartUnavailableError struct {
+	Chart    Ref
+	CacheDir string
+	Err      error
+}
+
+func (e *ChartUnavailableError) Error() string {
+	fix := "connect this machine to the internet once: lab keeps every chart it downloads"
+	if e.CacheDir != "" {
+		fix += fmt.Sprintf(" in %s (or put %s-%s.tgz there yourself)", e.CacheDir, e.Chart.Name, e.Chart.Version)
+	}
+	return fmt.Sprintf("chart %s is not cached and could not be downloaded: %v\n  fix: %s", e.Chart, e.Err, fix)
+}
+
+func (e *ChartUnavailableError) Unwrap() error { return e.Err }
+
+// Fetch makes sure every release's chart can be loaded, downloading and
+// caching those that are missing, so that a later install needs no network.
+func (s *Source) Fetch(ctx context.Context, releases []Release) error {
+	for _, rel := range releases {
+		if _, err := s.Load(ctx, rel.Chart); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return &ChartUnavailableError{Chart: rel.Chart, CacheDir: s.cacheDir, Err: err}
+		}
+	}
+	return nil
+}

@@ -1,6 +1,7 @@
 package charts
 
 import (
+	"errors"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -172,5 +173,37 @@ func TestInstallUpstream(t *testing.T) {
 	rel.Chart.Version = "2.0.0"
 	if _, err := in.Install(t.Context(), rel); err == nil || !strings.Contains(err.Error(), "has no version 2.0.0") {
 		t.Errorf("Install of a missing version = %v, want an error naming the version", err)
+	}
+}
+
+// TestSourceFetch fetches every release's chart into the cache once; later,
+// with the repository gone, Fetch succeeds from the cache, and a chart that
+// was never cached is named with the fix.
+func TestSourceFetch(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	url := serveRepo(t, nil, "1.0.0", "1.1.0")
+	releases := []Release{
+		{Name: "a", Chart: Ref{Name: "tiny", Version: "1.0.0", Repo: url}},
+		{Name: "shop", Chart: Ref{Name: JewelryShopChart}},
+	}
+	if err := NewSource(Options{CacheDir: dir}).Fetch(t.Context(), releases); err != nil {
+		t.Fatalf("Fetch with the repository up: %v", err)
+	}
+	offline := closedURL(t)
+	releases[0].Chart.Repo = offline
+	if err := NewSource(Options{CacheDir: dir}).Fetch(t.Context(), releases); err != nil {
+		t.Errorf("Fetch offline with a warm cache: %v", err)
+	}
+	releases = append(releases, Release{Name: "b", Chart: Ref{Name: "tiny", Version: "1.1.0", Repo: offline}})
+	err := NewSource(Options{CacheDir: dir}).Fetch(t.Context(), releases)
+	var cu *ChartUnavailableError
+	if !errors.As(err, &cu) || cu.Chart.Version != "1.1.0" {
+		t.Fatalf("Fetch of an uncached chart offline = %v, want a ChartUnavailableError for tiny 1.1.0", err)
+	}
+	for _, want := range []string{"connection refused", "fix:", dir, "tiny-1.1.0.tgz"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not say %q:\n%v", want, err)
+		}
 	}
 }

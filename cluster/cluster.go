@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
 	"github.com/k3d-io/k3d/v5/pkg/client"
 	"github.com/k3d-io/k3d/v5/pkg/runtimes"
 	k3d "github.com/k3d-io/k3d/v5/pkg/types"
@@ -46,17 +49,29 @@ func (m *Manager) Validate(ctx context.Context, spec Spec) error {
 	return err
 }
 
+// CreateOptions bound a creation and say what to do when it fails.
+type CreateOptions struct {
+	// Timeout bounds the creation of the containers and the wait for the
+	// servers to log that they are up.
+	Timeout time.Duration
+	// KeepOnFailure keeps what a failed creation made, to look into it;
+	// by default it is removed. A cancelled creation is always removed.
+	KeepOnFailure bool
+}
+
 // Create creates the cluster and starts its nodes. When anything fails, or
 // ctx is cancelled, it removes every container, network and volume the
-// attempt created before returning the error.
-func (m *Manager) Create(ctx context.Context, spec Spec, timeout time.Duration) (err error) {
+// attempt created before returning the error, unless opts.KeepOnFailure
+// (and ctx was not cancelled).
+func (m *Manager) Create(ctx context.Context, spec Spec, opts CreateOptions) (err error) {
 	cc, err := spec.clusterConfig(ctx, m.rt)
 	if err != nil {
 		return err
 	}
+	timeout := opts.Timeout
 	cc.ClusterCreateOpts.Timeout = timeout
 	defer func() {
-		if err == nil {
+		if err == nil || (opts.KeepOnFailure && ctx.Err() == nil) {
 			return
 		}
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
@@ -90,8 +105,11 @@ type Node struct {
 
 // Info describes an existing cluster as the container runtime sees it.
 type Info struct {
-	Name    string
-	Managed bool // created by lab
+	Name string
+	// Managed is set when lab created every node container (they carry
+	// ManagedByLabel); Foreign names those that do not.
+	Managed bool
+	Foreign []string
 	Nodes   []Node
 	Network string
 }
@@ -108,36 +126,40 @@ func (i Info) NodesByRole(role string) []Node {
 }
 
 // Get describes the named cluster, or returns ErrNotFound.
+//
+// It reads the node containers' own labels through Docker rather than k3d's
+// node view: k3d keeps only the labels whose key starts with "k3d" in a
+// node's RuntimeLabels, so lab's ownership label is not there.
 func (m *Manager) Get(ctx context.Context, name string) (*Info, error) {
-	if _, err := m.docker(ctx); err != nil { // a clear error instead of "no nodes"
+	c, err := m.docker(ctx)
+	if err != nil {
 		return nil, err
 	}
-	c, err := client.ClusterGet(ctx, m.rt, &k3d.Cluster{Name: name})
+	defer c.Close()
+	cs, err := c.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", k3d.LabelClusterName+"="+name))})
 	if err != nil {
-		if errors.Is(err, client.ClusterGetNoNodesFoundError) {
-			return nil, fmt.Errorf("get cluster %s: %w", name, ErrNotFound)
-		}
-		return nil, fmt.Errorf("get cluster %s: %w", name, err)
+		return nil, fmt.Errorf("get cluster %s: list its containers: %w", name, err)
 	}
-	info := &Info{Name: c.Name, Network: c.Network.Name, Managed: len(c.Nodes) > 0}
-	for _, n := range c.Nodes {
-		if n.Role != k3d.ServerRole && n.Role != k3d.AgentRole && n.Role != k3d.LoadBalancerRole {
+	info := &Info{Name: name}
+	for _, ct := range cs {
+		role := ct.Labels[k3d.LabelRole]
+		if role != string(k3d.ServerRole) && role != string(k3d.AgentRole) && role != string(k3d.LoadBalancerRole) {
 			continue // the tools node and registries are not part of the cluster proper
 		}
-		if n.RuntimeLabels[ManagedByLabel] != ManagedByValue {
-			info.Managed = false
+		if info.Network == "" {
+			info.Network = ct.Labels[k3d.LabelNetwork]
 		}
-		info.Nodes = append(info.Nodes, Node{Name: n.Name, Role: string(n.Role), Running: n.State.Running, Status: n.State.Status})
+		n := Node{Name: containerName(ct), Role: role, Running: ct.State == "running", Status: ct.State}
+		info.Nodes = append(info.Nodes, n)
+		if ct.Labels[ManagedByLabel] != ManagedByValue {
+			info.Foreign = append(info.Foreign, n.Name)
+		}
 	}
-	slices.SortFunc(info.Nodes, func(a, b Node) int {
-		if a.Name < b.Name {
-			return -1
-		}
-		if a.Name > b.Name {
-			return 1
-		}
-		return 0
-	})
+	if len(info.Nodes) == 0 {
+		return nil, fmt.Errorf("get cluster %s: %w", name, ErrNotFound)
+	}
+	info.Managed = len(info.Foreign) == 0
+	slices.SortFunc(info.Nodes, func(a, b Node) int { return strings.Compare(a.Name, b.Name) })
 	return info, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -151,6 +152,28 @@ type Residue struct {
 	Volumes    []string
 }
 
+// String names what remains, e.g. "2 containers (k3d-x-server-0, …), network k3d-x, 1 volume (k3d-x-images)".
+func (r Residue) String() string {
+	var parts []string
+	for _, g := range []struct {
+		what  string
+		names []string
+	}{{"container", r.Containers}, {"network", r.Networks}, {"volume", r.Volumes}} {
+		if len(g.names) == 0 {
+			continue
+		}
+		what := g.what
+		if len(g.names) > 1 {
+			what += "s"
+		}
+		parts = append(parts, fmt.Sprintf("%d %s (%s)", len(g.names), what, strings.Join(g.names, ", ")))
+	}
+	if len(parts) == 0 {
+		return "nothing"
+	}
+	return strings.Join(parts, ", ")
+}
+
 // Empty reports whether nothing of the cluster remains.
 func (r Residue) Empty() bool {
 	return len(r.Containers) == 0 && len(r.Networks) == 0 && len(r.Volumes) == 0
@@ -174,11 +197,7 @@ func residue(ctx context.Context, c *client.Client, name string) (Residue, error
 		return r, fmt.Errorf("list containers of cluster %s: %w", name, err)
 	}
 	for _, ct := range cs {
-		if len(ct.Names) > 0 {
-			r.Containers = append(r.Containers, trimSlash(ct.Names[0]))
-		} else {
-			r.Containers = append(r.Containers, ct.ID)
-		}
+		r.Containers = append(r.Containers, containerName(ct))
 	}
 	netName := k3d.DefaultObjectNamePrefix + "-" + name
 	ns, err := c.NetworkList(ctx, network.ListOptions{Filters: filters.NewArgs(filters.Arg("name", "^"+netName+"$"))})
@@ -235,9 +254,11 @@ func (m *Manager) removeResidue(ctx context.Context, name string) error {
 	return errors.Join(errs...)
 }
 
-func trimSlash(s string) string {
-	if len(s) > 0 && s[0] == '/' {
-		return s[1:]
+// containerName is a container's name as Docker shows it, without the
+// leading slash of the API; its ID when it has none.
+func containerName(ct container.Summary) string {
+	if len(ct.Names) == 0 {
+		return ct.ID
 	}
-	return s
+	return strings.TrimPrefix(ct.Names[0], "/")
 }

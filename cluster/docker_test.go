@@ -28,7 +28,7 @@ func TestMain(m *testing.M) {
 	// would pull from ghcr.io.
 	os.Setenv("K3D_IMAGE_LOADBALANCER", closedRegistry+"/k3d-io/k3d-proxy:5.9.0")
 	os.Setenv("K3D_IMAGE_TOOLS", closedRegistry+"/k3d-io/k3d-tools:5.9.0")
-	SetupLibraries(slog.New(slog.DiscardHandler), "5.9.0") // keep k3d's log lines out of the test output
+	SetupLibraries(slog.New(slog.DiscardHandler), "5.9.0", "") // keep k3d's log lines out of the test output
 	os.Exit(m.Run())
 }
 
@@ -94,7 +94,7 @@ func TestCreateFailureLeavesNothing(t *testing.T) {
 	spec := unpullableSpec(t)
 	m := New(nil)
 	start := time.Now()
-	err := m.Create(context.Background(), spec, time.Minute)
+	err := m.Create(context.Background(), spec, CreateOptions{Timeout: time.Minute})
 	if err == nil {
 		t.Fatal("Create succeeded with an image that cannot be pulled")
 	}
@@ -111,7 +111,7 @@ func TestCreateCancelledLeavesNothing(t *testing.T) {
 	spec := unpullableSpec(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := New(nil).Create(ctx, spec, time.Minute); err == nil {
+	if err := New(nil).Create(ctx, spec, CreateOptions{Timeout: time.Minute}); err == nil {
 		t.Fatal("Create succeeded with a cancelled context")
 	}
 	assertNothingLeft(t, dc, spec.Name)
@@ -197,4 +197,84 @@ func TestDockerUnavailable(t *testing.T) {
 			t.Errorf("error %q does not mention %q", err, want)
 		}
 	}
+}
+
+// TestGetReadsOwnership creates node containers labelled exactly as k3d
+// labels a cluster's nodes (k3d's own labels, plus the spec's runtime label
+// lab asks for), once with lab's label and once without, and checks that Get
+// tells them apart. k3d's node view keeps only labels that start with "k3d",
+// so ownership must be read from the containers themselves.
+func TestGetReadsOwnership(t *testing.T) {
+	dc := dockertest.Client(t)
+	img := dockertest.Busybox(t, dc)
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name        string
+		labelled    []bool // per node: carries lab's label
+		wantManaged bool
+		wantForeign int
+	}{
+		{"every node lab's", []bool{true, true, true}, true, 0},
+		{"no node lab's", []bool{false, false, false}, false, 3},
+		{"one node not lab's", []bool{true, false, true}, false, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			name := unpullableSpec(t).Name
+			roles := []string{"server", "agent", "loadbalancer"}
+			for i, mine := range tc.labelled {
+				labels := map[string]string{
+					"app": "k3d", "k3d.cluster": name, "k3d.role": roles[i],
+					"k3d.cluster.network": "k3d-" + name, "k3d.version": "v5.9.0",
+				}
+				if mine {
+					labels[ManagedByLabel] = ManagedByValue
+				}
+				cname := "k3d-" + name + "-" + roles[i] + "-0"
+				if _, err := dc.ContainerCreate(ctx, &container.Config{Image: img, Cmd: []string{"sleep", "60"}, Labels: labels}, nil, nil, nil, cname); err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { _ = dc.ContainerRemove(context.Background(), cname, container.RemoveOptions{Force: true}) })
+			}
+			info, err := New(nil).Get(ctx, name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if info.Managed != tc.wantManaged || len(info.Foreign) != tc.wantForeign {
+				t.Errorf("Managed = %v, Foreign = %v; want %v and %d foreign nodes", info.Managed, info.Foreign, tc.wantManaged, tc.wantForeign)
+			}
+			if len(info.Nodes) != 3 || info.Network != "k3d-"+name {
+				t.Errorf("nodes %v on network %q, want 3 on k3d-%s", info.Nodes, info.Network, name)
+			}
+			for _, n := range info.Nodes {
+				if n.Running || n.Status != "created" {
+					t.Errorf("node %s: running %v, status %q; want a created, not running container", n.Name, n.Running, n.Status)
+				}
+			}
+		})
+	}
+}
+
+// TestCreateFailureKept keeps what a failed creation made when asked to:
+// k3d's network and image volume stay, and Residue names them, until
+// Delete removes them.
+func TestCreateFailureKept(t *testing.T) {
+	dc := dockertest.Client(t)
+	spec := unpullableSpec(t)
+	m := New(nil)
+	ctx := context.Background()
+	t.Cleanup(func() { _, _ = m.Delete(context.Background(), spec.Name, true) })
+	if err := m.Create(ctx, spec, CreateOptions{Timeout: time.Minute, KeepOnFailure: true}); err == nil {
+		t.Fatal("Create succeeded with an image that cannot be pulled")
+	}
+	r, err := m.Residue(ctx, spec.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Networks) != 1 || len(r.Volumes) == 0 {
+		t.Errorf("kept %+v, want k3d's network and image volume", r)
+	}
+	if _, err := m.Delete(ctx, spec.Name, false); err != nil {
+		t.Fatalf("Delete of the kept leftovers: %v", err)
+	}
+	assertNothingLeft(t, dc, spec.Name)
 }

@@ -53,6 +53,11 @@ type ClusterConfig struct {
 	Image string `mapstructure:"image" json:"image"`
 	// HelperImageTag pins k3d's helper images (load balancer, tools).
 	HelperImageTag string `mapstructure:"helperImageTag" json:"helperImageTag"`
+	// LoadBalancerImage and ToolsImage name k3d's helper images in full,
+	// e.g. on a mirror or an air-gapped registry; empty means k3d's own at
+	// HelperImageTag (ghcr.io/k3d-io/k3d-proxy:<tag>, ghcr.io/k3d-io/k3d-tools:<tag>).
+	LoadBalancerImage string `mapstructure:"loadBalancerImage" json:"loadBalancerImage"`
+	ToolsImage        string `mapstructure:"toolsImage" json:"toolsImage"`
 	// APIHost and APIPort are where the Kubernetes API is published on the host.
 	APIHost string `mapstructure:"apiHost" json:"apiHost"`
 	APIPort int    `mapstructure:"apiPort" json:"apiPort"`
@@ -149,6 +154,14 @@ func (c Config) Validate() error {
 	if strings.TrimSpace(cl.HelperImageTag) == "" || cl.HelperImageTag == "latest" {
 		bad("cluster.helperImageTag", "must pin a k3d helper image version such as %q, got %q", DefaultHelperImageTag, cl.HelperImageTag)
 	}
+	for _, h := range []struct{ key, value string }{{"cluster.loadBalancerImage", cl.LoadBalancerImage}, {"cluster.toolsImage", cl.ToolsImage}} {
+		if h.value == "" {
+			continue
+		}
+		if err := checkPinnedImage(h.value); err != nil {
+			bad(h.key, "%v (or leave it empty for k3d's own image at cluster.helperImageTag)", err)
+		}
+	}
 	for _, h := range []struct{ key, value string }{{"cluster.apiHost", cl.APIHost}, {"cluster.ingressHost", cl.IngressHost}} {
 		if _, err := netip.ParseAddr(h.value); err != nil {
 			bad(h.key, "%q is not an IP address: use 127.0.0.1 to keep the lab private to this machine", h.value)
@@ -211,6 +224,28 @@ func checkPinnedImage(ref string) error {
 		return fmt.Errorf("%q uses the latest tag: pin a version such as %s", ref, DefaultK3sImage)
 	}
 	return nil
+}
+
+// k3d's helper images, as k3d names them.
+const (
+	k3dLoadBalancerRepo = "ghcr.io/k3d-io/k3d-proxy"
+	k3dToolsRepo        = "ghcr.io/k3d-io/k3d-tools"
+)
+
+// LoadBalancerRef is the load balancer image the cluster uses.
+func (c ClusterConfig) LoadBalancerRef() string {
+	if c.LoadBalancerImage != "" {
+		return c.LoadBalancerImage
+	}
+	return k3dLoadBalancerRepo + ":" + c.HelperImageTag
+}
+
+// ToolsRef is the tools image k3d starts to import images into the nodes.
+func (c ClusterConfig) ToolsRef() string {
+	if c.ToolsImage != "" {
+		return c.ToolsImage
+	}
+	return k3dToolsRepo + ":" + c.HelperImageTag
 }
 
 // MinMemoryBytes returns Preflight.MinMemory in bytes; Validate has checked it.

@@ -28,6 +28,8 @@ func TestValidate(t *testing.T) {
 		{"untagged image", func(c *Config) { c.Cluster.Image = "rancher/k3s" }, []string{"cluster.image", "has no tag"}},
 		{"registry port is not a tag", func(c *Config) { c.Cluster.Image = "127.0.0.1:5000/k3s" }, []string{"has no tag"}},
 		{"unpinned helpers", func(c *Config) { c.Cluster.HelperImageTag = "latest" }, []string{"cluster.helperImageTag"}},
+		{"unpinned load balancer", func(c *Config) { c.Cluster.LoadBalancerImage = "mirror.local/k3d-proxy" }, []string{"cluster.loadBalancerImage", "has no tag"}},
+		{"latest tools", func(c *Config) { c.Cluster.ToolsImage = "mirror.local/k3d-tools:latest" }, []string{"cluster.toolsImage", "latest tag"}},
 		{"host name instead of IP", func(c *Config) { c.Cluster.IngressHost = "localhost" }, []string{`cluster.ingressHost: "localhost" is not an IP address`}},
 		{"port out of range", func(c *Config) { c.Cluster.IngressPort = 70000 }, []string{"cluster.ingressPort: must be a TCP port between 1 and 65535, got 70000"}},
 		{"same ports", func(c *Config) { c.Cluster.IngressPort = c.Cluster.APIPort }, []string{"must differ from cluster.apiPort"}},
@@ -66,5 +68,36 @@ func TestPinnedImages(t *testing.T) {
 		if err := checkPinnedImage(ref); err != nil {
 			t.Errorf("checkPinnedImage(%q) = %v, want nil", ref, err)
 		}
+	}
+}
+
+// TestHelperImages: k3d's helper images follow cluster.helperImageTag unless
+// named in full (a mirror, an air-gapped registry), and lab up pulls and
+// lab images lists what is configured.
+func TestHelperImages(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name     string
+		modify   func(*ClusterConfig)
+		lb, tool string
+	}{
+		{"default", func(*ClusterConfig) {}, "ghcr.io/k3d-io/k3d-proxy:5.9.0", "ghcr.io/k3d-io/k3d-tools:5.9.0"},
+		{"tag", func(c *ClusterConfig) { c.HelperImageTag = "5.8.3" }, "ghcr.io/k3d-io/k3d-proxy:5.8.3", "ghcr.io/k3d-io/k3d-tools:5.8.3"},
+		{"mirror", func(c *ClusterConfig) {
+			c.LoadBalancerImage, c.ToolsImage = "registry.internal:5000/k3d-proxy:5.9.0", "registry.internal:5000/k3d-tools:5.9.0"
+		}, "registry.internal:5000/k3d-proxy:5.9.0", "registry.internal:5000/k3d-tools:5.9.0"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			cfg := DefaultConfig()
+			tt.modify(&cfg.Cluster)
+			if err := cfg.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			imgs := New(cfg).spec().Images()
+			if imgs[1] != tt.lb || imgs[2] != tt.tool {
+				t.Errorf("images %v, want load balancer %s and tools %s", imgs, tt.lb, tt.tool)
+			}
+		})
 	}
 }

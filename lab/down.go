@@ -2,6 +2,9 @@ package lab
 
 import (
 	"context"
+	"errors"
+
+	"github.com/jewelry-shop/lab/cluster"
 )
 
 // DownResult says what `lab down` removed.
@@ -27,6 +30,12 @@ func (l *Lab) Down(ctx context.Context, force bool) (*DownResult, error) {
 		res.Existed = existed
 		if err == nil && !existed {
 			l.progress.Update("nothing to delete")
+		}
+		if errors.Is(err, cluster.ErrNotManaged) {
+			return &BrokenClusterError{
+				Name: c.Name, Problem: "was not created by lab, so lab will not remove it",
+				Fix: "remove it yourself with `k3d cluster delete " + c.Name + "`, or run `lab down --force` to let lab remove it",
+			}
 		}
 		return err
 	}); err != nil {

@@ -7,7 +7,6 @@ package lab
 import (
 	"context"
 	"log/slog"
-	"time"
 
 	"github.com/jewelry-shop/lab/chaosmesh"
 	"github.com/jewelry-shop/lab/charts"
@@ -19,9 +18,10 @@ import (
 type Clusters interface {
 	Docker(ctx context.Context) (cluster.DockerInfo, error)
 	EnsureImages(ctx context.Context, images []string, pulling func(image string)) error
-	Create(ctx context.Context, spec cluster.Spec, timeout time.Duration) error
+	Create(ctx context.Context, spec cluster.Spec, opts cluster.CreateOptions) error
 	Get(ctx context.Context, name string) (*cluster.Info, error)
 	Delete(ctx context.Context, name string, force bool) (existed bool, err error)
+	Residue(ctx context.Context, name string) (cluster.Residue, error)
 	Kubeconfig(ctx context.Context, name string) ([]byte, error)
 }
 
@@ -50,6 +50,7 @@ type Lab struct {
 	images   ImageLoader
 	stopper  NodeStopper
 	probe    StackProbe
+	charts   ChartFetcher
 	// newInstaller makes the chart installer once the cluster exists.
 	newInstaller func(kubeconfig []byte) (StackInstaller, error)
 	log          *slog.Logger
@@ -86,6 +87,9 @@ func WithImages(i ImageLoader) Option { return func(x *Lab) { x.images = i } }
 // WithStackProbe replaces the stack's readiness checks, e.g. by a fake in tests.
 func WithStackProbe(p StackProbe) Option { return func(x *Lab) { x.probe = p } }
 
+// WithCharts replaces where the stack's charts come from, e.g. by a fake in tests.
+func WithCharts(c ChartFetcher) Option { return func(x *Lab) { x.charts = c } }
+
 // WithInstaller replaces the chart installer, e.g. by a fake in tests.
 func WithInstaller(f func(kubeconfig []byte) (StackInstaller, error)) Option {
 	return func(x *Lab) { x.newInstaller = f }
@@ -119,6 +123,9 @@ func New(cfg Config, opts ...Option) *Lab {
 	if l.probe == nil {
 		l.probe = newKubeProbe(defaultStackTargets(l.upURLs().IngressURL))
 	}
+	if l.charts == nil {
+		l.charts = charts.NewSource(charts.Options{Logger: l.log, CacheDir: cfg.chartCache()})
+	}
 	if l.newInstaller == nil {
 		l.newInstaller = func(kubeconfig []byte) (StackInstaller, error) {
 			in, err := charts.NewInstaller(kubeconfig, charts.Options{Logger: l.log, CacheDir: cfg.chartCache()})
@@ -135,7 +142,7 @@ func New(cfg Config, opts ...Option) *Lab {
 // client-go, controller-runtime) into log and pins k3d's helper images. cmd
 // calls it once at start-up.
 func SetupLibraries(log *slog.Logger, cfg Config) {
-	cluster.SetupLibraries(log, cfg.Cluster.HelperImageTag)
+	cluster.SetupLibraries(log, cfg.Cluster.HelperImageTag, cfg.Cluster.ToolsRef())
 	chaosmesh.SetupLibraries(log)
 }
 

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -25,6 +26,13 @@ type fakeClusters struct {
 	createBlock bool // Create waits for ctx to end
 	calls       []string
 	deleteErr   error // the state of the context Delete was called with
+	createOpts  cluster.CreateOptions
+	residue     cluster.Residue
+}
+
+func (f *fakeClusters) Residue(context.Context, string) (cluster.Residue, error) {
+	f.calls = append(f.calls, "Residue")
+	return f.residue, nil
 }
 
 func (f *fakeClusters) Docker(context.Context) (cluster.DockerInfo, error) {
@@ -38,8 +46,9 @@ func (f *fakeClusters) EnsureImages(_ context.Context, images []string, pulling 
 	return f.imagesErr
 }
 
-func (f *fakeClusters) Create(ctx context.Context, spec cluster.Spec, _ time.Duration) error {
+func (f *fakeClusters) Create(ctx context.Context, spec cluster.Spec, opts cluster.CreateOptions) error {
 	f.calls = append(f.calls, "Create "+spec.Name)
+	f.createOpts = opts
 	if f.createBlock {
 		<-ctx.Done()
 		return ctx.Err()
@@ -62,6 +71,9 @@ func (f *fakeClusters) Delete(ctx context.Context, name string, force bool) (boo
 	f.calls = append(f.calls, fmt.Sprintf("Delete %s force=%v", name, force))
 	f.deleteErr = ctx.Err()
 	existed := f.existing != nil
+	if existed && !f.existing.Managed && !force {
+		return true, fmt.Errorf("delete cluster %s: %w", name, cluster.ErrNotManaged)
+	}
 	f.existing = nil
 	return existed, nil
 }
@@ -89,11 +101,12 @@ func (f *fakeNodes) Statuses(context.Context, []byte) ([]cluster.NodeStatus, err
 	return f.nodes, nil
 }
 
-// recorder is a Progress that remembers the steps and how they ended.
-type recorder struct{ steps []string }
+// recorder is a Progress that remembers the steps, how they ended and
+// their details.
+type recorder struct{ steps, details []string }
 
-func (r *recorder) Start(step string) { r.steps = append(r.steps, step) }
-func (r *recorder) Update(string)     {}
+func (r *recorder) Start(step string)    { r.steps = append(r.steps, step) }
+func (r *recorder) Update(detail string) { r.details = append(r.details, detail) }
 func (r *recorder) End(err error) {
 	mark := "ok"
 	if err != nil {
@@ -291,6 +304,40 @@ func TestUpFailureRemovesWhatItCreated(t *testing.T) {
 	}
 }
 
+// TestUpKeepsOnFailure: with --keep-on-failure a failed creation is kept,
+// not removed, and the user is told what is left and how to remove it, or
+// that nothing was left to keep.
+func TestUpKeepsOnFailure(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name    string
+		residue cluster.Residue
+		want    string
+	}{
+		{"node failed to start", cluster.Residue{Containers: []string{"k3d-jewelry-shop-server-0"}, Networks: []string{"k3d-jewelry-shop"}}, "1 container (k3d-jewelry-shop-server-0), 1 network (k3d-jewelry-shop); `lab down` removes them"},
+		{"nothing made", cluster.Residue{}, "nothing: the creation failed before k3d made any container"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			fc := &fakeClusters{createErr: errors.New("node k3d-jewelry-shop-agent-1 failed to start"), residue: tt.residue}
+			rec := &recorder{}
+			_, err := newTestLab(testConfig(t), fc, &fakeNodes{}, rec).Up(context.Background(), UpOptions{KeepOnFailure: true})
+			if err == nil {
+				t.Fatal("Up succeeded")
+			}
+			if !fc.createOpts.KeepOnFailure {
+				t.Error("Create was not asked to keep what it made")
+			}
+			if slices.ContainsFunc(fc.calls, func(c string) bool { return strings.HasPrefix(c, "Delete") }) {
+				t.Errorf("the kept cluster was deleted: %v", fc.calls)
+			}
+			if got := strings.Join(rec.details, "\n"); !strings.Contains(got, tt.want) {
+				t.Errorf("progress says %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
 func TestUpPreflight(t *testing.T) {
 	t.Parallel()
 	busy, err := (&net.ListenConfig{}).Listen(t.Context(), "tcp", "127.0.0.1:0")
@@ -363,6 +410,57 @@ func TestDown(t *testing.T) {
 			t.Errorf("kubeconfig still there: %v", err)
 		}
 	})
+}
+
+// TestDownForeign refuses a cluster lab did not create and says how to
+// remove it anyway.
+func TestDownForeign(t *testing.T) {
+	t.Parallel()
+	foreign := healthy("jewelry-shop")
+	foreign.Managed = false
+	fc := &fakeClusters{existing: foreign}
+	_, err := newTestLab(testConfig(t), fc, &fakeNodes{}, &recorder{}).Down(context.Background(), false)
+	for _, want := range []string{"was not created by lab", "lab down --force", "k3d cluster delete jewelry-shop"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Down of a foreign cluster = %v, want it to say %q", err, want)
+		}
+	}
+	if fc.existing == nil {
+		t.Error("the foreign cluster was removed")
+	}
+}
+
+// TestStatusSaysWhyUpWouldRefuse: for a half-created or foreign cluster,
+// status gives the recovery that lab up would give, not "run lab up".
+func TestStatusSaysWhyUpWouldRefuse(t *testing.T) {
+	t.Parallel()
+	stopped := healthy("jewelry-shop")
+	stopped.Nodes[0].Running, stopped.Nodes[0].Status = false, "exited"
+	short := healthy("jewelry-shop")
+	short.Nodes = short.Nodes[1:]
+	foreign := healthy("jewelry-shop")
+	foreign.Managed = false
+	for _, tt := range []struct {
+		name string
+		info *cluster.Info
+		fix  string
+	}{
+		{"healthy", healthy("jewelry-shop"), ""},
+		{"a node stopped", stopped, "docker start k3d-jewelry-shop-agent-0"},
+		{"a node missing", short, "lab down` and then `lab up"},
+		{"not lab's", foreign, "lab down --force"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			st, err := newTestLab(testConfig(t), &fakeClusters{existing: tt.info}, &fakeNodes{nodes: readyNodes()}, &recorder{}).Status(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (tt.fix == "") != (st.Fix == "") || !strings.Contains(st.Fix, tt.fix) {
+				t.Errorf("Status fix = %q (problem %q), want one containing %q", st.Fix, st.Problem, tt.fix)
+			}
+		})
+	}
 }
 
 func TestStatus(t *testing.T) {

@@ -63,36 +63,59 @@ func (c Config) chartCache() string {
 	return ""
 }
 
+// ChartFetcher makes the stack's charts available before anything is
+// created, so that the installation later needs no network; *charts.Source
+// implements it.
+type ChartFetcher interface {
+	Fetch(ctx context.Context, releases []charts.Release) error
+}
+
+// stackInputs are what installing the stack needs from this machine.
+type stackInputs struct {
+	archive, shopRef string
+	releases         []charts.Release
+}
+
+// checkStackInputs checks the shop's image archive and makes every chart of
+// the stack available (from the cache, or downloaded into it).
+func (l *Lab) checkStackInputs(ctx context.Context) (*stackInputs, error) {
+	archive := l.cfg.ShopImageArchive()
+	ref, err := cluster.ArchiveRef(archive)
+	if err != nil {
+		return nil, fmt.Errorf("%w\n  fix: build the shop image first with `make image` (or set stack.shopImageArchive)", err)
+	}
+	releases, err := charts.Stack(l.cfg.Stack.Profile, imageTag(ref))
+	if err != nil {
+		return nil, err
+	}
+	if err := l.charts.Fetch(ctx, releases); err != nil {
+		return nil, err
+	}
+	l.progress.Update(fmt.Sprintf("%s; %d charts", ref, len(releases)))
+	return &stackInputs{archive: archive, shopRef: ref, releases: releases}, nil
+}
+
 // installStack loads the images into the cluster, installs the releases in
 // order and waits until the stack is really ready.
-func (l *Lab) installStack(ctx context.Context, kubeconfig []byte) (*StackResult, error) {
-	res := &StackResult{}
+func (l *Lab) installStack(ctx context.Context, kubeconfig []byte, in *stackInputs) (*StackResult, error) {
+	res := &StackResult{ShopImage: in.shopRef}
 	inst, err := l.newInstaller(kubeconfig)
 	if err != nil {
 		return nil, err
 	}
-	archive := l.cfg.ShopImageArchive()
-	var releases []charts.Release
+	releases := in.releases
 	if err := l.step("Importing images", func() error {
-		ref, err := cluster.ArchiveRef(archive)
-		if err != nil {
-			return fmt.Errorf("%w\n  fix: build the shop image first with `make image` (or set stack.shopImageArchive)", err)
-		}
-		res.ShopImage = ref
-		if releases, err = charts.Stack(l.cfg.Stack.Profile, imageTag(ref)); err != nil {
-			return err
-		}
 		want, err := inst.Images(ctx, releases)
 		if err != nil {
 			// Not fatal: the nodes pull what was not imported.
 			l.log.Warn("the images of the charts are unknown; the cluster pulls them itself", "err", err)
 		}
-		want = slices.DeleteFunc(want, func(i string) bool { return i == ref })
+		want = slices.DeleteFunc(want, func(i string) bool { return i == in.shopRef })
 		local, err := l.images.LocalImages(ctx, want)
 		if err != nil {
 			return err
 		}
-		res.Imported = append([]string{archive}, local...)
+		res.Imported = append([]string{in.archive}, local...)
 		l.progress.Update(fmt.Sprintf("%d from this machine, %d pulled by the nodes", len(res.Imported), len(want)-len(local)))
 		return l.images.ImportImages(ctx, l.cfg.Cluster.Name, res.Imported)
 	}); err != nil {

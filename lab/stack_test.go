@@ -83,6 +83,19 @@ func (f *fakeInstaller) Images(context.Context, []charts.Release) ([]string, err
 	return []string{"ghcr.io/chaos-mesh/chaos-mesh:v2.8.3", "redis:8.2.1", "jewelry-shop/shop:1.2.3"}, nil
 }
 
+// fakeCharts is where the charts come from: err fails every fetch.
+type fakeCharts struct {
+	err     error
+	fetched []string
+}
+
+func (f *fakeCharts) Fetch(_ context.Context, releases []charts.Release) error {
+	for _, r := range releases {
+		f.fetched = append(f.fetched, r.Chart.Name)
+	}
+	return f.err
+}
+
 // readyAfter reports the stack not ready for n checks, then ready.
 type readyAfter struct{ n, calls int }
 
@@ -102,7 +115,7 @@ func TestUpInstallsStack(t *testing.T) {
 	probe := &readyAfter{n: 0}
 	rec := &recorder{}
 	l := New(cfg, WithClusters(&fakeClusters{}), WithNodes(&fakeNodes{nodes: readyNodes()}), WithProgress(rec),
-		WithImages(imgs), WithStackProbe(probe), WithInstaller(func([]byte) (StackInstaller, error) { return inst, nil }))
+		WithImages(imgs), WithStackProbe(probe), WithCharts(&fakeCharts{}), WithInstaller(func([]byte) (StackInstaller, error) { return inst, nil }))
 	l.listen = func(context.Context, string) error { return nil }
 	res, err := l.Up(context.Background(), UpOptions{})
 	if err != nil {
@@ -122,19 +135,25 @@ func TestUpInstallsStack(t *testing.T) {
 	}
 }
 
+// TestUpStackFailures: what the stack needs from this machine is checked
+// before anything is created; a later failure removes the cluster, or keeps
+// it when asked.
 func TestUpStackFailures(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		name    string
-		archive bool
-		failOn  string
-		keep    bool
-		want    string
-		deleted bool
+		name      string
+		archive   bool
+		chartsErr error
+		failOn    string
+		keep      bool
+		want      string
+		created   bool
+		deleted   bool
 	}{
-		{"no shop image", false, "", false, "make image", true},
-		{"release not ready", true, "chaos-mesh", false, "ImagePullBackOff", true},
-		{"kept on failure", true, "jewelry-shop", true, "ImagePullBackOff", false},
+		{"no shop image", false, nil, "", false, "make image", false, false},
+		{"charts unavailable", true, &charts.ChartUnavailableError{Chart: charts.ChaosMesh().Chart, Err: errors.New("no route to host")}, "", false, "no route to host", false, false},
+		{"release not ready", true, nil, "chaos-mesh", false, "ImagePullBackOff", true, true},
+		{"kept on failure", true, nil, "jewelry-shop", true, "ImagePullBackOff", true, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -146,15 +165,18 @@ func TestUpStackFailures(t *testing.T) {
 				cfg.Stack.ShopImageArchive = writeShopArchive(t, "jewelry-shop/shop:1.2.3")
 			}
 			fc := &fakeClusters{}
-			l := New(cfg, WithClusters(fc), WithNodes(&fakeNodes{nodes: readyNodes()}), WithImages(&fakeImages{}),
+			l := New(cfg, WithClusters(fc), WithNodes(&fakeNodes{nodes: readyNodes()}), WithImages(&fakeImages{}), WithCharts(&fakeCharts{err: tt.chartsErr}),
 				WithStackProbe(&readyAfter{}), WithInstaller(func([]byte) (StackInstaller, error) { return &fakeInstaller{failOn: tt.failOn}, nil }))
 			l.listen = func(context.Context, string) error { return nil }
 			_, err := l.Up(context.Background(), UpOptions{KeepOnFailure: tt.keep})
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("Up = %v, want an error containing %q", err, tt.want)
 			}
-			deleted := strings.Contains(strings.Join(fc.calls, ","), "Delete")
-			if deleted != tt.deleted {
+			calls := strings.Join(fc.calls, ",")
+			if created := strings.Contains(calls, "Create"); created != tt.created {
+				t.Errorf("cluster created = %v, want %v (calls %v)", created, tt.created, fc.calls)
+			}
+			if deleted := strings.Contains(calls, "Delete"); deleted != tt.deleted {
 				t.Errorf("cluster deleted = %v, want %v (calls %v)", deleted, tt.deleted, fc.calls)
 			}
 		})

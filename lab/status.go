@@ -36,6 +36,9 @@ type Status struct {
 	Stack Readiness
 	// StackError says why the installed releases could not be read.
 	StackError string
+	// Problem says why `lab up` would not reuse the cluster as it is, and
+	// Fix how to recover; both empty for a usable cluster.
+	Problem, Fix string
 }
 
 // Status reads the state of the lab's cluster without changing anything.
@@ -51,6 +54,10 @@ func (l *Lab) Status(ctx context.Context) (*Status, error) {
 		return nil, err
 	}
 	st.Exists, st.Managed, st.Containers = true, info.Managed, info.Nodes
+	var broken *BrokenClusterError
+	if errors.As(l.reusable(info), &broken) {
+		st.Problem, st.Fix = broken.Problem, broken.Fix
+	}
 	path, err := l.cfg.KubeconfigPath()
 	if err != nil {
 		return nil, err

@@ -54,8 +54,8 @@ func (l *Lab) spec() cluster.Spec {
 		Servers:           c.Servers,
 		Agents:            c.Agents,
 		Image:             c.Image,
-		LoadBalancerImage: "ghcr.io/k3d-io/k3d-proxy:" + c.HelperImageTag,
-		ToolsImage:        "ghcr.io/k3d-io/k3d-tools:" + c.HelperImageTag,
+		LoadBalancerImage: c.LoadBalancerRef(),
+		ToolsImage:        c.ToolsRef(),
 		APIHost:           c.APIHost,
 		APIPort:           c.APIPort,
 		IngressHost:       c.IngressHost,
@@ -66,8 +66,11 @@ func (l *Lab) spec() cluster.Spec {
 
 // Up brings the lab's cluster up: preflight, images, creation, kubeconfig and
 // the wait for every node to be Ready. An existing healthy cluster is reused.
-// When Up fails or ctx is cancelled after it created the cluster, it deletes
-// the cluster again, so a failed Up leaves nothing behind.
+// Everything the run needs from this machine (Docker, host ports, the stack's
+// image archive and charts, the node images) is checked before anything is
+// created. When Up fails or ctx is cancelled after it created the cluster, it
+// deletes the cluster again, so a failed Up leaves nothing behind (unless
+// opts.KeepOnFailure, and it was not cancelled).
 func (l *Lab) Up(ctx context.Context, opts UpOptions) (res *UpResult, err error) {
 	start := time.Now()
 	c := l.cfg.Cluster
@@ -84,8 +87,7 @@ func (l *Lab) Up(ctx context.Context, opts UpOptions) (res *UpResult, err error)
 			return
 		}
 		if opts.KeepOnFailure && ctx.Err() == nil {
-			l.progress.Start("Keeping the cluster to look into (--keep-on-failure); `lab down` removes it")
-			l.progress.End(nil)
+			l.keep(ctx)
 			return
 		}
 		l.progress.Start("Removing what this run created")
@@ -106,19 +108,30 @@ func (l *Lab) Up(ctx context.Context, opts UpOptions) (res *UpResult, err error)
 	}); err != nil {
 		return nil, err
 	}
+	var inputs *stackInputs
+	if l.cfg.Stack.Install {
+		if err := l.step("Checking the stack's image and charts", func() error {
+			inputs, err = l.checkStackInputs(ctx)
+			return err
+		}); err != nil {
+			return nil, err
+		}
+	}
 
 	existing, err := l.clusters.Get(ctx, c.Name)
 	switch {
 	case errors.Is(err, cluster.ErrNotFound):
-		if err := l.create(ctx, &undo); err != nil {
+		if err := l.create(ctx, &undo, opts); err != nil {
 			return nil, err
 		}
 	case err != nil:
 		return nil, err
 	default:
-		if err := l.checkReusable(existing); err != nil {
+		if err := l.reusable(existing); err != nil {
 			return nil, err
 		}
+		l.progress.Start("Reusing existing cluster " + c.Name)
+		l.progress.End(nil)
 		res.Reused = true
 	}
 
@@ -162,8 +175,8 @@ func (l *Lab) Up(ctx context.Context, opts UpOptions) (res *UpResult, err error)
 	}); err != nil {
 		return nil, err
 	}
-	if l.cfg.Stack.Install {
-		res.Stack, err = l.installStack(ctx, kubeconfig)
+	if inputs != nil {
+		res.Stack, err = l.installStack(ctx, kubeconfig, inputs)
 		if err != nil {
 			return nil, err
 		}
@@ -172,8 +185,25 @@ func (l *Lab) Up(ctx context.Context, opts UpOptions) (res *UpResult, err error)
 	return res, nil
 }
 
+// keep says what a failed Up leaves behind under --keep-on-failure: the
+// cluster's containers, network and volumes as Docker has them now.
+func (l *Lab) keep(ctx context.Context) {
+	name := l.cfg.Cluster.Name
+	l.progress.Start("Keeping what this run created, to look into (--keep-on-failure)")
+	r, err := l.clusters.Residue(context.WithoutCancel(ctx), name)
+	switch {
+	case err != nil:
+		l.progress.Update("could not list it: " + err.Error())
+	case r.Empty():
+		l.progress.Update("nothing: the creation failed before k3d made any container, network or volume")
+	default:
+		l.progress.Update(fmt.Sprintf("%s; `lab down` removes them", r))
+	}
+	l.progress.End(err)
+}
+
 // create runs the steps that make a new cluster and registers its removal.
-func (l *Lab) create(ctx context.Context, undo *cleanups) error {
+func (l *Lab) create(ctx context.Context, undo *cleanups, opts UpOptions) error {
 	spec := l.spec()
 	if err := l.step("Checking host ports", func() error { return l.checkPorts(ctx) }); err != nil {
 		return err
@@ -190,18 +220,19 @@ func (l *Lab) create(ctx context.Context, undo *cleanups) error {
 		return err
 	})
 	return l.step(fmt.Sprintf("Creating cluster %s (%d server, %d agents)", spec.Name, spec.Servers, spec.Agents), func() error {
-		return l.clusters.Create(ctx, spec, l.cfg.Cluster.CreateTimeout)
+		return l.clusters.Create(ctx, spec, cluster.CreateOptions{Timeout: l.cfg.Cluster.CreateTimeout, KeepOnFailure: opts.KeepOnFailure})
 	})
 }
 
-// checkReusable accepts an existing cluster only when lab made it with the
-// configured shape and every node container runs.
-func (l *Lab) checkReusable(info *cluster.Info) error {
+// reusable accepts an existing cluster only when lab made it with the
+// configured shape and every node container runs; otherwise it says what is
+// wrong and how to recover.
+func (l *Lab) reusable(info *cluster.Info) error {
 	c := l.cfg.Cluster
 	if !info.Managed {
 		return &BrokenClusterError{
 			Name: c.Name, Problem: "was not created by lab, so lab will not use or change it",
-			Fix: "choose another name with cluster.name (or --name), or remove it yourself with `k3d cluster delete " + c.Name + "`",
+			Fix: "choose another name with cluster.name (or --name), or remove it yourself with `k3d cluster delete " + c.Name + "` (or `lab down --force`)",
 		}
 	}
 	servers, agents := len(info.NodesByRole("server")), len(info.NodesByRole("agent"))
@@ -225,8 +256,6 @@ func (l *Lab) checkReusable(info *cluster.Info) error {
 			Fix:     "start them with `docker start " + firstWord(stopped) + " …`, or run `lab down` and then `lab up` to recreate the cluster",
 		}
 	}
-	l.progress.Start("Reusing existing cluster " + c.Name)
-	l.progress.End(nil)
 	return nil
 }
 

@@ -46,7 +46,7 @@ func TestUpWithoutImageLeavesNothing(t *testing.T) {
 	common := []string{"--name", name, "--kubeconfig", kubeconfig}
 
 	start := time.Now()
-	code, stdout, stderr := run(t, "", append([]string{"up", "--k3s-image", image, "--api-port", freePort(t), "--ingress-port", freePort(t)}, common...)...)
+	code, stdout, stderr := run(t, "", append([]string{"up", "--stack=false", "--k3s-image", image, "--api-port", freePort(t), "--ingress-port", freePort(t)}, common...)...)
 	t.Logf("lab up failed after %s:\n%s", time.Since(start).Round(time.Millisecond), stderr)
 	if code != exitFail {
 		t.Errorf("lab up exit code %d, want %d", code, exitFail)

@@ -74,9 +74,12 @@ func printStatus(w io.Writer, st *lab.Status) {
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "API server   %s\n", st.APIServer)
 	fmt.Fprintf(w, "Ingress      %s\n", st.IngressURL)
-	if st.Kubeconfig != "" {
+	switch {
+	case st.Kubeconfig != "":
 		fmt.Fprintf(w, "Kubeconfig   %s\n", st.Kubeconfig)
-	} else {
+	case st.Problem != "":
+		fmt.Fprintln(w, "Kubeconfig   missing")
+	default:
 		fmt.Fprintln(w, "Kubeconfig   missing: run `lab up` to write it again")
 	}
 	switch {
@@ -91,6 +94,9 @@ func printStatus(w io.Writer, st *lab.Status) {
 			label = "Installed"
 		}
 		fmt.Fprintf(w, "%-12s %s\n", label, s)
+	}
+	if st.Problem != "" {
+		fmt.Fprintf(w, "\nlab up will not use this cluster as it is: it %s\n  fix: %s\n", st.Problem, st.Fix)
 	}
 	for i, c := range st.Stack.Checks {
 		label := ""
