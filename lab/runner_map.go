@@ -624,6 +624,11 @@ func notRunRow(id, title, threshold, reason string, evidence ...string) reports.
 	return reports.Requirement{ID: id, Title: title, Threshold: threshold, Status: reports.NotRun, Reason: reason, Evidence: evidence}
 }
 
+// notInProfileRow is a requirement the run's profile does not validate.
+func notInProfileRow(id, title, threshold, reason string) reports.Requirement {
+	return reports.Requirement{ID: id, Title: title, Threshold: threshold, Status: reports.NotInProfile, Reason: reason}
+}
+
 // expFigures finds the figures of the named experiment; nil when it is not
 // in the plan.
 func expFigures(figs []*figures, name string) *figures {
@@ -635,16 +640,17 @@ func expFigures(figs []*figures, name string) *figures {
 	return nil
 }
 
-// failoverVerdict judges one failover experiment's RTO; notRun is set when
-// the experiment is not in the plan or did not run.
-func failoverVerdict(f *figures, name string, limit time.Duration) (v measure.Verdict, measured string, notRun bool) {
+// failoverVerdict judges one failover experiment's RTO; skipped is
+// NotInProfile when the experiment is not in the plan, NotRun when it did
+// not run, and empty when it ran.
+func failoverVerdict(f *figures, name string, limit time.Duration) (v measure.Verdict, measured string, skipped reports.Status) {
 	switch {
 	case f == nil:
-		return measure.Missing("experiment " + name + " is not in the profile"), "", true
+		return measure.Missing("experiment " + name + " is not in the profile"), "", reports.NotInProfile
 	case f.x.notRun != "":
-		return measure.Missing(name + ": " + f.x.notRun), "", true
+		return measure.Missing(name + ": " + f.x.notRun), "", reports.NotRun
 	case !f.measured:
-		return measure.Missing(name + ": " + f.why), "", false
+		return measure.Missing(name + ": " + f.why), "", ""
 	}
 	v = f.rec.Below(limit)
 	if f.rec.RTO.Known {
@@ -658,7 +664,7 @@ func failoverVerdict(f *figures, name string, limit time.Duration) (v measure.Ve
 	if v.Status != measure.Pass {
 		v.Reason = name + ": " + v.Reason
 	}
-	return v, measured, false
+	return v, measured, ""
 }
 
 func (r *Runner) requirements(o *observed, d runData, figs []*figures, windows []measure.Window) []reports.Requirement {
@@ -713,9 +719,12 @@ func (r *Runner) requirements(o *observed, d runData, figs []*figures, windows [
 	{
 		thr := "the PostgreSQL primary and the Redis master recover: " + failThr
 		ev := []string{reports.ExperimentAnchor(chaosmesh.PostgresPrimaryFailure), reports.ExperimentAnchor(chaosmesh.RedisMasterFailure)}
-		if pgNot && rdNot {
+		switch {
+		case pgNot == reports.NotInProfile && rdNot == reports.NotInProfile:
+			rows = append(rows, notInProfileRow("R26", "Kill master nodes", thr, "no PostgreSQL primary or Redis master failure is in the profile"))
+		case pgNot != "" && rdNot != "":
 			rows = append(rows, notRunRow("R26", "Kill master nodes", thr, pgV.Reason+"; "+rdV.Reason, ev...))
-		} else {
+		default:
 			rows = append(rows, requirementRow("R26", "Kill master nodes", thr, joinFigures(pgM, rdM), measure.All(pgV, rdV), ev...))
 		}
 	}
@@ -736,7 +745,7 @@ func (r *Runner) requirements(o *observed, d runData, figs []*figures, windows [
 		}
 		switch {
 		case len(ran) == 0 && len(reasons) == 0:
-			rows = append(rows, notRunRow("R27", "Kill random pods", thr, "no web pod experiment is in the profile"))
+			rows = append(rows, notInProfileRow("R27", "Kill random pods", thr, "no web pod experiment is in the profile"))
 		case len(ran) == 0:
 			rows = append(rows, notRunRow("R27", "Kill random pods", thr, strings.Join(reasons, "; ")))
 		default:
@@ -794,7 +803,7 @@ func (r *Runner) requirements(o *observed, d runData, figs []*figures, windows [
 		ev := reports.ExperimentAnchor(chaosmesh.WebPostgresPartition)
 		switch {
 		case f == nil:
-			rows = append(rows, notRunRow("R32", "Network partition", thr, "experiment "+chaosmesh.WebPostgresPartition+" is not in the profile"))
+			rows = append(rows, notInProfileRow("R32", "Network partition", thr, "experiment "+chaosmesh.WebPostgresPartition+" is not in the profile"))
 		case f.x.notRun != "":
 			rows = append(rows, notRunRow("R32", "Network partition", thr, f.x.notRun, ev))
 		case !f.hasHealed:
@@ -829,7 +838,7 @@ func (r *Runner) requirements(o *observed, d runData, figs []*figures, windows [
 		}
 		switch {
 		case !inPlan:
-			rows = append(rows, notRunRow("R34", "Resource exhaustion", thr, "no stress experiment is in the profile"))
+			rows = append(rows, notInProfileRow("R34", "Resource exhaustion", thr, "no stress experiment is in the profile"))
 		case !ranAny:
 			rows = append(rows, notRunRow("R34", "Resource exhaustion", thr, strings.Join(reasons, "; "), ev...))
 		default:
@@ -941,9 +950,12 @@ func autoscaling(o *observed) *reports.Autoscaling {
 	return a
 }
 
-func failoverRow(id, title, thr string, v measure.Verdict, measured string, notRun bool, name string) reports.Requirement {
+func failoverRow(id, title, thr string, v measure.Verdict, measured string, skipped reports.Status, name string) reports.Requirement {
 	ev := reports.ExperimentAnchor(name)
-	if notRun {
+	switch skipped {
+	case reports.NotInProfile:
+		return notInProfileRow(id, title, thr, v.Reason)
+	case reports.NotRun:
 		return notRunRow(id, title, thr, v.Reason, ev)
 	}
 	return requirementRow(id, title, thr, measured, v, ev)
@@ -956,7 +968,7 @@ func nodeRow(f *figures, limit time.Duration) reports.Requirement {
 	thr := fmt.Sprintf("evicted pods Ready on other nodes within %s", limit)
 	switch {
 	case f == nil:
-		return notRunRow("R28", title, thr, "experiment "+chaosmesh.NodeFailure+" is not in the profile")
+		return notInProfileRow("R28", title, thr, "experiment "+chaosmesh.NodeFailure+" is not in the profile")
 	case f.x.notRun != "":
 		return notRunRow("R28", title, thr, f.x.notRun, reports.ExperimentAnchor(chaosmesh.NodeFailure))
 	}

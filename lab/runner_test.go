@@ -437,9 +437,9 @@ func TestRunnerRunsPlanToReport(t *testing.T) {
 		}
 	}
 	want := map[string]reports.Status{
-		"R25": reports.Pass, "R26": reports.Pass, "R27": reports.Pass, "R28": reports.NotRun,
-		"R29": reports.Pass, "R30": reports.Pass, "R31": reports.Pass, "R32": reports.NotRun,
-		"R33": reports.NotMeasured, "R34": reports.NotRun, "R35": reports.Pass, "no-data-loss": reports.Fail,
+		"R25": reports.Pass, "R26": reports.Pass, "R27": reports.Pass, "R28": reports.NotInProfile,
+		"R29": reports.Pass, "R30": reports.Pass, "R31": reports.Pass, "R32": reports.NotInProfile,
+		"R33": reports.NotMeasured, "R34": reports.NotInProfile, "R35": reports.Pass, "no-data-loss": reports.Fail,
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("requirement statuses (-want +got):\n%s", diff)
@@ -557,8 +557,8 @@ func TestRunnerNotInjectedIsUndoneAndNotMeasured(t *testing.T) {
 	if q["R30"].Status != reports.NotMeasured || !strings.Contains(q["R30"].Reason, "not injected") {
 		t.Errorf("R30 = %+v, want not measured: not injected", q["R30"])
 	}
-	if q["R29"].Status != reports.NotRun {
-		t.Errorf("R29 = %+v, want not run (not in the profile)", q["R29"])
+	if q["R29"].Status != reports.NotInProfile {
+		t.Errorf("R29 = %+v, want not in the profile", q["R29"])
 	}
 	if len(run.FaultWindows) != 0 {
 		t.Errorf("fault windows %v, want none", run.FaultWindows)
@@ -688,8 +688,8 @@ func TestRunnerPreflightFailure(t *testing.T) {
 		t.Errorf("applied %v, load %v, progress %+v; want nothing run after the preflight", w.applied, run.Load, run.Progress)
 	}
 	for _, q := range run.Requirements {
-		if q.Status != reports.NotRun && q.Status != reports.NotMeasured || q.Reason == "" {
-			t.Errorf("%s = %+v, want not run or not measured, with a reason", q.ID, q)
+		if q.Status != reports.NotRun && q.Status != reports.NotMeasured && q.Status != reports.NotInProfile || q.Reason == "" {
+			t.Errorf("%s = %+v, want not run, not measured or not in the profile, with a reason", q.ID, q)
 		}
 	}
 	if run.ExitCode() != 2 {

@@ -104,6 +104,9 @@ func WriteJUnit(w io.Writer, r *Run) error {
 		case NotRun:
 			c.Skipped = &junitMessage{Message: "not run: " + firstNonEmpty(q.Reason, "no reason given"), Text: text}
 			suite.Skipped++
+		case NotInProfile:
+			c.Skipped = &junitMessage{Message: "not in this profile: " + firstNonEmpty(q.Reason, "no reason given"), Text: text}
+			suite.Skipped++
 		default:
 			msg := firstNonEmpty(q.Reason, "no reason given")
 			if q.Status != NotMeasured {

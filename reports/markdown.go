@@ -92,9 +92,12 @@ func (m markdown) header() {
 	m.p("**Verdict: %s** · profile `%s` · seed %d · exit code %d", verdictText[r.Verdict()], r.Profile, r.Seed, r.ExitCode())
 	m.p("")
 	n := r.counts()
-	m.p("%d requirements: %d passed, %d failed, %d not measured, %d not run.",
-		len(r.Requirements), n[Pass], n[Fail], n[NotMeasured], n[NotRun])
-	for _, s := range []Status{Fail, NotMeasured, NotRun} {
+	line := fmt.Sprintf("%d requirements: %d passed, %d failed, %d not measured, %d not run", len(r.Requirements), n[Pass], n[Fail], n[NotMeasured], n[NotRun])
+	if n[NotInProfile] > 0 {
+		line += fmt.Sprintf(", %d not in this profile", n[NotInProfile])
+	}
+	m.p("%s.", line)
+	for _, s := range []Status{Fail, NotMeasured, NotRun, NotInProfile} {
 		if ids := r.ids(s); len(ids) > 0 {
 			m.p("%s: %s.", strings.ToUpper(string(s[0]))+strings.ReplaceAll(string(s[1:]), "-", " "), strings.Join(ids, ", "))
 		}
@@ -119,6 +122,8 @@ var statusText = map[Status]string{
 	Fail:        "❌ fail",
 	NotMeasured: "⚠️ not measured",
 	NotRun:      "⏭️ not run",
+	// Not a result of this run: the profile does not validate it.
+	NotInProfile: "➖ not in this profile",
 }
 
 func (m markdown) requirements() {

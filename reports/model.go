@@ -141,12 +141,16 @@ const (
 	NotMeasured Status = "not-measured"
 	// NotRun: the step that measures it did not run; the reason says why.
 	NotRun Status = "not-run"
+	// NotInProfile: the run's profile does not validate it (e.g. the quick
+	// profile has no node failure); the reason names what is missing. It
+	// is neither a pass nor a gap of the run.
+	NotInProfile Status = "not-in-profile"
 )
 
 // Valid reports whether s is one of the statuses.
 func (s Status) Valid() bool {
 	switch s {
-	case Pass, Fail, NotMeasured, NotRun:
+	case Pass, Fail, NotMeasured, NotRun, NotInProfile:
 		return true
 	}
 	return false
@@ -417,28 +421,32 @@ const (
 //   - fail when any requirement failed, even if the run was interrupted:
 //     a measured failure stands;
 //   - else incomplete when the run did not complete, when any requirement
-//     was not measured or not run (or has no valid status), or when there
-//     are no requirements at all: what was not measured is never a pass;
-//   - else pass.
+//     was not measured or not run (or has no valid status), or when no
+//     requirement of the profile passed: what was not measured is never a
+//     pass;
+//   - else pass: every requirement the profile validates passed. Those it
+//     does not validate ([NotInProfile]) are not part of the verdict.
 func (r *Run) Verdict() Verdict {
-	incomplete := !r.Progress.Completed || len(r.Requirements) == 0
+	incomplete, passed := !r.Progress.Completed, 0
 	for _, q := range r.Requirements {
 		switch q.Status {
 		case Fail:
 			return VerdictFail
 		case Pass:
+			passed++
+		case NotInProfile:
 		default:
 			incomplete = true
 		}
 	}
-	if incomplete {
+	if incomplete || passed == 0 {
 		return VerdictIncomplete
 	}
 	return VerdictPass
 }
 
 // ExitCode is the exit code of `lab validate` for this run: 0 when every
-// requirement passed ([VerdictPass]), 1 when any failed ([VerdictFail]),
+// requirement of the profile passed ([VerdictPass]), 1 when any failed ([VerdictFail]),
 // 2 otherwise ([VerdictIncomplete]: the run was interrupted, or something
 // was not measured or not run).
 func (r *Run) ExitCode() int {

@@ -106,6 +106,10 @@ func TestExitCode(t *testing.T) {
 		{"unknown status is not a pass", true, []Requirement{req("passed")}, 2},
 		{"interrupted with passes only", false, []Requirement{req(Pass)}, 2},
 		{"no requirements", true, nil, 2},
+		{"outside the profile is not part of the verdict", true, []Requirement{req(Pass), req(NotInProfile)}, 0},
+		{"outside the profile does not hide a gap", true, []Requirement{req(Pass), req(NotInProfile), req(NotRun)}, 2},
+		{"nothing of the profile passed", true, []Requirement{req(NotInProfile), req(NotInProfile)}, 2},
+		{"outside the profile does not hide a failure", true, []Requirement{req(NotInProfile), req(Fail)}, 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
