@@ -10,7 +10,7 @@ import (
 func TestDownsample(t *testing.T) {
 	t.Parallel()
 	// 130 points, one per second, valued by their second: groups of 3.
-	pts := series(0, 130, 1, func(s float64) float64 { return s })
+	pts := samples(0, 130, 1, func(s float64) float64 { return s })
 	tests := []struct {
 		aggregate string
 		wantFirst float64

@@ -290,6 +290,10 @@ type Autoscaling struct {
 	Stalled string `json:"stalled,omitempty"`
 	// Timeline is the replica count over time (changes only).
 	Timeline []ReplicaPoint `json:"timeline"`
+	// ObservedUntil is the last time the HPA was read: the timeline's last
+	// count held until then. Zero when not known; the replica chart then
+	// ends at the last change.
+	ObservedUntil time.Time `json:"observed_until,omitzero"`
 	// DependsOn lists the settings the figures depend on.
 	DependsOn []Setting `json:"depends_on,omitempty"`
 	// NotMeasured maps a field's JSON name (e.g. "scale_down") to the
@@ -355,6 +359,10 @@ type Experiment struct {
 	Leader *Leader `json:"leader,omitempty"`
 	// Errors counts the requests inside the fault window.
 	Errors *Count `json:"errors,omitempty"`
+	// ProberWrites is what the prober's writes to the store this fault
+	// disturbs did around it; nil when the fault disturbs no store or when
+	// they were not recorded (NotMeasured["prober_writes"] then says why).
+	ProberWrites *ProberWrites `json:"prober_writes,omitempty"`
 	// LostWrites lists acknowledged writes missing after recovery;
 	// Duplicates writes present more than once. nil when not verified.
 	LostWrites *[]int64 `json:"lost_writes,omitempty"`
@@ -369,6 +377,27 @@ type Experiment struct {
 	// NotMeasured maps a field's JSON name (e.g. "rto", "lost_writes") to
 	// the reason it is empty.
 	NotMeasured map[string]string `json:"not_measured,omitempty"`
+}
+
+// ProberWrites counts the prober's writes to one store per interval, from
+// before a fault's injection to after its recovery.
+type ProberWrites struct {
+	// Store is the prober's store, e.g. "postgres" or "redis".
+	Store string `json:"store"`
+	// Interval is the time each point covers: a point at At counts the
+	// writes sent in [At, At+Interval).
+	Interval Duration `json:"interval"`
+	// Points are the counts, in time order.
+	Points []WritePoint `json:"points"`
+}
+
+// WritePoint counts the prober's writes sent in one interval by outcome.
+type WritePoint struct {
+	At time.Time `json:"at"`
+	// Acknowledged writes were confirmed by the store; Failed writes got an
+	// error or no answer in time.
+	Acknowledged int64 `json:"acknowledged"`
+	Failed       int64 `json:"failed"`
 }
 
 // FaultWindow is a period in which a fault was in effect.
