@@ -407,14 +407,17 @@ type FaultWindow struct {
 	End        time.Time `json:"end"`
 }
 
-// Chart is a time series to plot.
+// Chart is a time series to plot. The report combines the charts the lab
+// records under the IDs "rps" (requests per second), "failures" (failed
+// requests per point) and "p95" (latency in milliseconds) into its own
+// charts; a chart with any other ID is drawn on its own.
 type Chart struct {
 	// ID names the chart, e.g. "rps"; Title and Unit label it.
 	ID    string `json:"id"`
 	Title string `json:"title"`
 	Unit  string `json:"unit"`
 	// Aggregate says how neighbouring points are merged when the chart has
-	// more points than fit: "mean", "sum" or "max".
+	// more points than fit ([MaxChartPoints] in Mermaid): "mean", "sum" or "max".
 	Aggregate string  `json:"aggregate"`
 	Points    []Point `json:"points"`
 }
