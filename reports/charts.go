@@ -10,7 +10,7 @@ import (
 
 // MaxChartPoints is the most positions a line of a Mermaid chart has;
 // longer series are merged into one point per time step by their
-// aggregate.
+// aggregate. The SVG charts draw up to [MaxSVGPoints] points.
 const MaxChartPoints = 120
 
 // Time steps of a chart position. On a minutes axis every step is a binary
@@ -230,11 +230,15 @@ func (m markdown) charts() {
 		m.p("No time series was recorded.")
 		return
 	}
+	m.p("Each chart is drawn twice: in Mermaid, which GitHub and GitLab render, and as an SVG file in `charts/` that any viewer shows.")
 	for _, f := range figs {
 		m.p("")
 		m.figure(f)
 	}
 }
+
+// chartFile is the SVG file of a figure, relative to the report.
+func chartFile(id string) string { return "charts/" + id + ".svg" }
 
 func (m markdown) figure(f figure) {
 	m.p("### %s", cell(f.title))
@@ -249,6 +253,8 @@ func (m markdown) figure(f figure) {
 	for _, line := range caption(f, a) {
 		m.p("- %s", line)
 	}
+	m.p("")
+	m.p("![%s](%s)", cell(f.title), chartFile(f.id))
 }
 
 // yTop is the top of a figure's y-axis: the highest value, rounded up.

@@ -13,7 +13,8 @@ import (
 // requirement matrix first, then the environment, the load, availability,
 // health checks, autoscaling, one section per experiment, charts (Mermaid
 // xychart-beta, which GitHub and GitLab render, each followed by its facts in
-// words) and what did not run.
+// words and by its SVG file charts/<id>.svg, which [WriteChartSVGs] writes)
+// and what did not run.
 func WriteMarkdown(w io.Writer, r *Run) error {
 	var b strings.Builder
 	m := markdown{b: &b, r: r}

@@ -1,5 +1,6 @@
 // Package reports renders the result of a validation run, a [Run], as the
-// report a team commits: Markdown for people, JSON with every figure for
+// report a team commits: Markdown for people, with its charts also as SVG
+// files for viewers that do not render Mermaid, JSON with every figure for
 // machines (and for re-rendering with `lab report`), and JUnit XML so that CI
 // systems show each requirement as a test case.
 //
@@ -417,7 +418,7 @@ type Chart struct {
 	Title string `json:"title"`
 	Unit  string `json:"unit"`
 	// Aggregate says how neighbouring points are merged when the chart has
-	// more points than fit ([MaxChartPoints] in Mermaid): "mean", "sum" or "max".
+	// more points than fit ([MaxChartPoints]): "mean", "sum" or "max".
 	Aggregate string  `json:"aggregate"`
 	Points    []Point `json:"points"`
 }
