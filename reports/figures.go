@@ -73,8 +73,9 @@ type marker struct {
 	at    time.Time
 }
 
-// Colours, shared by both renderers (a colour-blind-safe set: the series
-// are blue, red and green; fault windows purple, brown, pink and grey).
+// Colours, shared by both renderers: the series are blue, red and green,
+// bounds grey, and the fault windows eight other colours, so that the
+// windows of a full run each have their own.
 const (
 	colorMain     = "#1f77b4"
 	colorFailed   = "#d62728"
@@ -82,7 +83,7 @@ const (
 	colorRef      = "#7f7f7f"
 )
 
-var faultColors = []string{"#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"}
+var faultColors = []string{"#9467bd", "#8c564b", "#e377c2", "#ff7f0e", "#bcbd22", "#17becf", "#637939", "#7b4173"}
 
 // faultColor is the colour of the i-th fault window of the run.
 func faultColor(i int) string { return faultColors[i%len(faultColors)] }

@@ -337,7 +337,7 @@ func (fb faultBands) Plot(c draw.Canvas, p *plot.Plot) {
 		fill := color.NRGBA{R: uint8(r >> 8), G: uint8(g >> 8), B: uint8(bl >> 8), A: 0x40}
 		c.FillPolygon(fill, []vg.Point{{X: x0, Y: c.Min.Y}, {X: x1, Y: c.Min.Y}, {X: x1, Y: c.Max.Y}, {X: x0, Y: c.Max.Y}})
 		sty := fb.style
-		sty.Color = b.color
+		sty.Color = darker(b.color)
 		w := sty.Width(b.name)
 		left := x0 + 3
 		if left+w > c.Max.X {
@@ -379,6 +379,13 @@ func (n niceTicks) Ticks(lo, hi float64) []plot.Tick {
 		ticks = append(ticks, plot.Tick{Value: v, Label: strconv.FormatFloat(v, 'f', decimals, 64)})
 	}
 	return ticks
+}
+
+// darker is c at two thirds of its brightness: the window's colour for
+// text, which must stand out on white.
+func darker(c color.Color) color.Color {
+	r, g, b, _ := c.RGBA()
+	return color.RGBA{R: uint8(r * 2 / 3 >> 8), G: uint8(g * 2 / 3 >> 8), B: uint8(b * 2 / 3 >> 8), A: 0xff}
 }
 
 // hexColor parses "#rrggbb".
