@@ -112,6 +112,9 @@ func (a axis) values(s series) []float64 {
 	for i := range out {
 		out[i] = math.NaN()
 	}
+	if len(s.pts) == 0 {
+		return out
+	}
 	if s.step {
 		last := s.pts[len(s.pts)-1].At
 		j := -1

@@ -356,3 +356,18 @@ func TestMermaidSingleSample(t *testing.T) {
 		}
 	}
 }
+
+// TestFiguresSkipNotANumber: a value that is not a number was not measured,
+// and is not drawn.
+func TestFiguresSkipNotANumber(t *testing.T) {
+	t.Parallel()
+	r := &Run{Started: t0, Charts: []Chart{{ID: "cpu", Points: []Point{{At: at(0), Value: 1}, {At: at(10), Value: math.NaN()}, {At: at(20), Value: math.Inf(1)}}}}}
+	figs := r.figures()
+	if len(figs) != 1 || len(figs[0].series[0].pts) != 1 {
+		t.Fatalf("figures = %+v, want one chart of one point", figs)
+	}
+	var b strings.Builder
+	if err := WriteChartSVG(&b, r, figs[0].id); err != nil {
+		t.Fatal(err)
+	}
+}

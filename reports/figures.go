@@ -3,6 +3,7 @@ package reports
 import (
 	"cmp"
 	"fmt"
+	"math"
 	"slices"
 	"sort"
 	"strings"
@@ -297,9 +298,10 @@ func inRange(w FaultWindow, first, last time.Time) bool {
 	return !w.End.Before(first) && !w.Start.After(last)
 }
 
-// sorted returns the points in time order.
+// sorted returns the points in time order, without values that are not a
+// number (nothing measured them).
 func sorted(pts []Point) []Point {
-	p := slices.Clone(pts)
+	p := slices.DeleteFunc(slices.Clone(pts), func(p Point) bool { return math.IsNaN(p.Value) || math.IsInf(p.Value, 0) })
 	slices.SortStableFunc(p, func(a, b Point) int { return a.At.Compare(b.At) })
 	return p
 }

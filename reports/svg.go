@@ -108,7 +108,7 @@ func WriteChartSVGs(ctx context.Context, dir string, r *Run) ([]string, error) {
 	return paths, errors.Join(errs...)
 }
 
-// svgFonts are the fonts of the charts. gonum/plot measures text with the
+// svgFont is the font of the charts. gonum/plot measures text with the
 // Liberation fonts it embeds; Liberation Sans has the metrics of Arial and
 // Helvetica, which the SVG names as fallbacks for viewers without it.
 var svgFont = font.Font{Typeface: "Liberation", Variant: "Sans"}
