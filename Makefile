@@ -56,6 +56,10 @@ bench: ## Go benchmarks of the shop and the load generator (figures, not asserti
 bench-load: ## Side-by-side: lab load vs vegeta vs wrk, pinned cores (prints RESULT lines)
 	hack/bench-load.sh
 
+.PHONY: report-preview
+report-preview: ## Render the Mermaid charts of REPORT=path/report.md to PNG (OUT=dir; needs npm, chromium)
+	hack/report-preview.sh "$(REPORT)" $(OUT)
+
 .PHONY: fmt
 fmt: ## Format the code
 	gofmt -w $$(git ls-files '*.go')

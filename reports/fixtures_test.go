@@ -41,7 +41,7 @@ func passingRun() *Run {
 			{ID: "R31", Title: "Service availability", Threshold: ">= 99 % whole run", Measured: "99.912 %", Status: Pass, Evidence: []string{AnchorAvailability}},
 			{ID: "R33", Title: "Health checks", Threshold: "readiness and liveness on every workload", Measured: "2 of 2 workloads", Status: Pass, Evidence: []string{AnchorHealthChecks}},
 			{ID: "R35", Title: "Automatic scale-down", Threshold: "> min under load, back to min <= 5m", Measured: "peak 6, back in 2m40s", Status: Pass, Evidence: []string{AnchorAutoscaling}},
-			{ID: "no-data-loss", Title: "No acknowledged write lost", Threshold: "0 lost writes", Measured: "0 of 5990 acknowledged", Status: Pass, Evidence: []string{ExperimentAnchor("pg-primary-kill")}},
+			{ID: "no-data-loss", Title: "No acknowledged write lost", Threshold: "0 lost writes", Measured: "0 of 5885 acknowledged", Status: Pass, Evidence: []string{ExperimentAnchor("pg-primary-kill")}},
 		},
 		Load: &LoadSummary{
 			Scenario: "shop", Model: "closed", Users: 100, Duration: Duration(420 * time.Second),
@@ -55,8 +55,8 @@ func passingRun() *Run {
 		},
 		Availability: []Availability{
 			{Scope: "whole run", Source: "load", Count: Count{Requests: 36000, Failures: 29}},
-			{Scope: "whole run", Source: "prober postgres", Count: Count{Requests: 6000, Failures: 10}},
-			{Scope: "pg-primary-kill", Source: "prober postgres", Count: Count{Requests: 120, Failures: 10}},
+			{Scope: "whole run", Source: "prober postgres", Count: Count{Requests: 6000, Failures: 115}},
+			{Scope: "pg-primary-kill", Source: "prober postgres", Count: Count{Requests: 119, Failures: 115}},
 		},
 		HealthChecks: []WorkloadProbes{
 			{Workload: "Deployment/web", Readiness: true, Liveness: true},
@@ -65,8 +65,9 @@ func passingRun() *Run {
 		Autoscaling: &Autoscaling{
 			HPA: "jewelry-shop/web", Min: 3, Max: 10, Peak: i32(6), PeakAt: at(200),
 			LoadStoppedAt: at(430), ReachedMinAt: at(590), ScaleDown: Dur(160 * time.Second),
-			Timeline:  []ReplicaPoint{{At: t0, Replicas: 3}, {At: at(120), Replicas: 5}, {At: at(200), Replicas: 6}, {At: at(540), Replicas: 4}, {At: at(590), Replicas: 3}},
-			DependsOn: []Setting{{Name: "behavior.scaleDown.stabilizationWindowSeconds", Value: "60", Why: "replicas only fall after the desired count stayed lower this long"}},
+			Timeline:      []ReplicaPoint{{At: t0, Replicas: 3}, {At: at(120), Replicas: 5}, {At: at(200), Replicas: 6}, {At: at(540), Replicas: 4}, {At: at(590), Replicas: 3}},
+			ObservedUntil: at(598),
+			DependsOn:     []Setting{{Name: "behavior.scaleDown.stabilizationWindowSeconds", Value: "60", Why: "replicas only fall after the desired count stayed lower this long"}},
 		},
 		Experiments: []Experiment{{
 			Name: "pg-primary-kill", Title: "Kill the PostgreSQL primary", Requirements: []string{"R26", "R29", "no-data-loss"},
@@ -74,6 +75,19 @@ func passingRun() *Run {
 			InjectedAt: at(180), FirstError: at(180.3), RecoveredAt: at(191.84), SteadyAt: at(236.5),
 			RTO: Dur(11840 * time.Millisecond), Leader: &Leader{Old: "shop-pg-0", New: "shop-pg-1", Path: "failover"},
 			Errors: &Count{Requests: 1100, Failures: 26}, LostWrites: seqs(), Duplicates: seqs(),
+			// Every 100 ms: acknowledged until 180.2, failed from 180.3 to
+			// 191.7, acknowledged again from 191.8.
+			ProberWrites: writes("postgres", 150, 222, func(s float64) int64 {
+				switch {
+				case s == 180:
+					return 7
+				case s > 180 && s < 191:
+					return 10
+				case s == 191:
+					return 8
+				}
+				return 0
+			}),
 			Timeline: []Event{
 				{At: at(179.9), Source: "chaos", What: "PodChaos pg-primary-kill created"},
 				{At: at(180), Source: "chaos", What: "AllInjected"},
@@ -89,31 +103,45 @@ func passingRun() *Run {
 		}},
 		FaultWindows: []FaultWindow{{Experiment: "pg-primary-kill", Start: at(180), End: at(191.84)}},
 		Charts: []Chart{
-			{ID: "rps", Title: "Requests per second", Unit: "req/s", Aggregate: "mean", Points: series(0, 600, 10, func(s float64) float64 {
+			{ID: "rps", Title: "User requests per second", Unit: "req/s", Aggregate: "mean", Points: samples(0, 600, 10, func(s float64) float64 {
 				if s >= 180 && s < 192 {
 					return 60
 				}
 				return 85.5
 			})},
-			{ID: "hpa_replicas", Title: "HPA replicas", Unit: "replicas", Aggregate: "max", Points: series(0, 600, 30, func(s float64) float64 {
-				switch {
-				case s < 120:
-					return 3
-				case s < 200:
-					return 5
-				case s < 540:
-					return 6
-				case s < 590:
-					return 4
+			{ID: "p95", Title: "User request p95 latency", Unit: "ms", Aggregate: "max", Points: samples(0, 600, 10, func(s float64) float64 {
+				if s >= 180 && s < 192 {
+					return 1480
 				}
-				return 3
+				return 380 + float64(int(s)%70)
+			})},
+			// 26 failures inside the fault window and 3 outside, as in Load.
+			{ID: "failures", Title: "Failed user requests", Unit: "requests", Aggregate: "sum", Points: samples(0, 600, 10, func(s float64) float64 {
+				switch s {
+				case 180, 190:
+					return 13
+				case 60, 420, 500:
+					return 1
+				}
+				return 0
 			})},
 		},
 	}
 }
 
-// series samples f every step seconds in [from, to).
-func series(from, to, step float64, f func(float64) float64) []Point {
+// writes counts the prober's writes every second in [from, to): 10 a
+// second, of which f says how many failed.
+func writes(store string, from, to float64, f func(s float64) int64) *ProberWrites {
+	w := &ProberWrites{Store: store, Interval: Duration(time.Second)}
+	for s := from; s < to; s++ {
+		failed := f(s)
+		w.Points = append(w.Points, WritePoint{At: at(s), Acknowledged: 10 - failed, Failed: failed})
+	}
+	return w
+}
+
+// samples samples f every step seconds in [from, to).
+func samples(from, to, step float64, f func(float64) float64) []Point {
 	var p []Point
 	for s := from; s < to; s += step {
 		p = append(p, Point{At: at(s), Value: f(s)})
@@ -142,7 +170,20 @@ func failingRun() *Run {
 		Fault: "PodChaos pod-kill", Target: "pod jewelry-shop/redis-1 (master per Sentinel)",
 		InjectedAt: at(300), FirstError: at(300.1), RecoveredAt: at(341.2),
 		RTO: Dur(41200 * time.Millisecond), Leader: &Leader{Old: "redis-1", New: "redis-2", Path: "failover"},
-		Errors:     &Count{Requests: 3900, Failures: 410},
+		Errors: &Count{Requests: 3900, Failures: 410},
+		// Every 100 ms: acknowledged until 300.0, failed from 300.1 to
+		// 341.1, acknowledged again from 341.2.
+		ProberWrites: writes("redis", 270, 372, func(s float64) int64 {
+			switch {
+			case s == 300:
+				return 9
+			case s > 300 && s < 341:
+				return 10
+			case s == 341:
+				return 2
+			}
+			return 0
+		}),
 		LostWrites: seqs(3001, 3002, 3003, 3004, 3005, 3006, 3007, 3008, 3009, 3010, 3011, 3012), Duplicates: seqs(),
 		Timeline: []Event{
 			{At: at(300), Source: "chaos", What: "AllInjected"},
@@ -154,6 +195,22 @@ func failingRun() *Run {
 		NotMeasured: map[string]string{"steady_at": "the readiness watch ended before redis-1 was Ready again"},
 	})
 	r.FaultWindows = append(r.FaultWindows, FaultWindow{Experiment: "redis-master-kill", Start: at(300), End: at(341.2)})
+	r.Availability = append(r.Availability,
+		Availability{Scope: "whole run", Source: "prober redis", Count: Count{Requests: 6000, Failures: 411}},
+		Availability{Scope: "redis-master-kill", Source: "prober redis", Count: Count{Requests: 412, Failures: 411}},
+	)
+	// The load saw the Redis fault too: 410 failed requests inside it.
+	for i, p := range r.Charts[2].Points {
+		if s := p.At.Sub(t0).Seconds(); s >= 300 && s < 341 {
+			r.Charts[2].Points[i].Value = 82
+		}
+	}
+	l := r.Load
+	l.Endpoints[0].Failures, l.Endpoints[0].FailuresByClass["5xx"] = 370, 365
+	l.Endpoints[1].Failures, l.Endpoints[1].FailuresByClass["5xx"] = 69, 69
+	l.Overall.Failures, l.Overall.FailuresByClass["5xx"] = 439, 434
+	l.InsideFaults, l.OutsideFaults = Count{Requests: 5000, Failures: 436}, Count{Requests: 31000, Failures: 3}
+	r.Availability[0].Failures = 439
 	r.Autoscaling.Stalled = ""
 	return r
 }
@@ -203,12 +260,13 @@ func interruptedRun() *Run {
 				InjectedAt: at(240), FirstError: at(240.2),
 				Timeline: []Event{{At: at(240), Source: "chaos", What: "AllInjected"}, {At: at(249.1), Source: "prober", What: "write acknowledged"}, {At: at(250), Source: "lab", What: "interrupted"}},
 				NotMeasured: map[string]string{
-					"recovered_at": "recovery not confirmed before the run was interrupted",
-					"rto":          "recovery not confirmed: successes from 9.1s after the injection, but the data ends before the sustain period of 5s",
-					"steady_at":    "the run was interrupted",
-					"errors":       "the load was cancelled before the window closed",
-					"lost_writes":  "the prober's verification did not run",
-					"leader":       "the run was interrupted before the new primary was read",
+					"recovered_at":  "recovery not confirmed before the run was interrupted",
+					"rto":           "recovery not confirmed: successes from 9.1s after the injection, but the data ends before the sustain period of 5s",
+					"steady_at":     "the run was interrupted",
+					"errors":        "the load was cancelled before the window closed",
+					"lost_writes":   "the prober's verification did not run",
+					"prober_writes": "the prober's timeline could not be read: the run was interrupted",
+					"leader":        "the run was interrupted before the new primary was read",
 				},
 			},
 			{Name: "redis-master-kill", Title: "Kill the Redis master", Requirements: []string{"R26", "R30"}, NotRunReason: "the run was interrupted before this experiment"},

@@ -12,7 +12,9 @@ import (
 // WriteMarkdown renders the run as the Markdown report: the verdict and the
 // requirement matrix first, then the environment, the load, availability,
 // health checks, autoscaling, one section per experiment, charts (Mermaid
-// xychart-beta, which GitHub and GitLab render) and what did not run.
+// xychart-beta, which GitHub and GitLab render, each followed by its facts in
+// words and by its SVG file charts/<id>.svg, which [WriteChartSVGs] writes)
+// and what did not run.
 func WriteMarkdown(w io.Writer, r *Run) error {
 	var b strings.Builder
 	m := markdown{b: &b, r: r}

@@ -1,5 +1,6 @@
 // Package reports renders the result of a validation run, a [Run], as the
-// report a team commits: Markdown for people, JSON with every figure for
+// report a team commits: Markdown for people, with its charts also as SVG
+// files for viewers that do not render Mermaid, JSON with every figure for
 // machines (and for re-rendering with `lab report`), and JUnit XML so that CI
 // systems show each requirement as a test case.
 //
@@ -294,6 +295,10 @@ type Autoscaling struct {
 	Stalled string `json:"stalled,omitempty"`
 	// Timeline is the replica count over time (changes only).
 	Timeline []ReplicaPoint `json:"timeline"`
+	// ObservedUntil is the last time the HPA was read: the timeline's last
+	// count held until then. Zero when not known; the replica chart then
+	// ends at the last change.
+	ObservedUntil time.Time `json:"observed_until,omitzero"`
 	// DependsOn lists the settings the figures depend on.
 	DependsOn []Setting `json:"depends_on,omitempty"`
 	// NotMeasured maps a field's JSON name (e.g. "scale_down") to the
@@ -359,6 +364,10 @@ type Experiment struct {
 	Leader *Leader `json:"leader,omitempty"`
 	// Errors counts the requests inside the fault window.
 	Errors *Count `json:"errors,omitempty"`
+	// ProberWrites is what the prober's writes to the store this fault
+	// disturbs did around it; nil when the fault disturbs no store or when
+	// they were not recorded (NotMeasured["prober_writes"] then says why).
+	ProberWrites *ProberWrites `json:"prober_writes,omitempty"`
 	// LostWrites lists acknowledged writes missing after recovery;
 	// Duplicates writes present more than once. nil when not verified.
 	LostWrites *[]int64 `json:"lost_writes,omitempty"`
@@ -375,6 +384,27 @@ type Experiment struct {
 	NotMeasured map[string]string `json:"not_measured,omitempty"`
 }
 
+// ProberWrites counts the prober's writes to one store per interval, from
+// before a fault's injection to after its recovery.
+type ProberWrites struct {
+	// Store is the prober's store, e.g. "postgres" or "redis".
+	Store string `json:"store"`
+	// Interval is the time each point covers: a point at At counts the
+	// writes sent in [At, At+Interval).
+	Interval Duration `json:"interval"`
+	// Points are the counts, in time order.
+	Points []WritePoint `json:"points"`
+}
+
+// WritePoint counts the prober's writes sent in one interval by outcome.
+type WritePoint struct {
+	At time.Time `json:"at"`
+	// Acknowledged writes were confirmed by the store; Failed writes got an
+	// error or no answer in time.
+	Acknowledged int64 `json:"acknowledged"`
+	Failed       int64 `json:"failed"`
+}
+
 // FaultWindow is a period in which a fault was in effect.
 type FaultWindow struct {
 	Experiment string    `json:"experiment"`
@@ -382,14 +412,17 @@ type FaultWindow struct {
 	End        time.Time `json:"end"`
 }
 
-// Chart is a time series to plot.
+// Chart is a time series to plot. The report combines the charts the lab
+// records under the IDs "rps" (requests per second), "failures" (failed
+// requests per point) and "p95" (latency in milliseconds) into its own
+// charts; a chart with any other ID is drawn on its own.
 type Chart struct {
 	// ID names the chart, e.g. "rps"; Title and Unit label it.
 	ID    string `json:"id"`
 	Title string `json:"title"`
 	Unit  string `json:"unit"`
 	// Aggregate says how neighbouring points are merged when the chart has
-	// more points than fit: "mean", "sum" or "max".
+	// more points than fit ([MaxChartPoints]): "mean", "sum" or "max".
 	Aggregate string  `json:"aggregate"`
 	Points    []Point `json:"points"`
 }
