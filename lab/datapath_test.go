@@ -225,7 +225,7 @@ func TestDataPathValidation(t *testing.T) {
 		}, time.Now),
 		Prober: HTTPProber{Client: proberSrv.Client(), Base: proberSrv.URL},
 		Chaos:  faults,
-		RunID:  "datapath", Scale: 0.1, Sustain: time.Second,
+		RunID:  "datapath", Scale: 0.1, Sustain: time.Second, Unavailable: testUnavailable(),
 	})
 	run, err := r.Run(ctx, pl)
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/jewelry-shop/lab/cluster"
+	"github.com/jewelry-shop/lab/reports"
 )
 
 // fakeClusters is the k3d boundary, recording what was asked of it.
@@ -486,27 +487,67 @@ func TestKubeconfigPathDefault(t *testing.T) {
 	}
 }
 
+// TestValidateRefuses: a run that cannot start (no lab, a foreign cluster,
+// an unreachable API) still writes its report, which says why and marks
+// every step not run, with exit code 2; an unknown profile is a usage error
+// that writes nothing.
 func TestValidateRefuses(t *testing.T) {
 	t.Parallel()
 	foreign := healthy("jewelry-shop")
 	foreign.Managed = false
+	unreachable := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(unreachable, []byte(`apiVersion: v1
+kind: Config
+clusters: [{name: staging, cluster: {server: "https://127.0.0.1:1"}}]
+users: [{name: me, user: {token: x}}]
+contexts: [{name: staging, context: {cluster: staging, user: me}}]
+current-context: staging
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name     string
 		existing *cluster.Info
 		opts     ValidateOptions
 		want     string
+		report   bool
 	}{
-		{"no lab", nil, ValidateOptions{Profile: "quick"}, "bring it up first with `lab up`"},
-		{"foreign cluster", foreign, ValidateOptions{Profile: "quick"}, "--allow-chaos-on-foreign-cluster"},
-		{"unknown profile", healthy("jewelry-shop"), ValidateOptions{Profile: "soak"}, `no profile "soak"`},
+		{"no lab", nil, ValidateOptions{Profile: "quick"}, "bring it up first with `lab up`", true},
+		{"foreign cluster", foreign, ValidateOptions{Profile: "quick"}, "--allow-chaos-on-foreign-cluster", true},
+		{"unreachable API", nil, ValidateOptions{Profile: "quick", Kubeconfig: unreachable, Target: "http://127.0.0.1:1", AllowForeignCluster: true}, "127.0.0.1:1", true},
+		{"unknown profile", healthy("jewelry-shop"), ValidateOptions{Profile: "soak"}, `no profile "soak"`, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
+			tt.opts.Out = filepath.Join(t.TempDir(), "report")
 			fc := &fakeClusters{existing: tt.existing}
 			res, err := newTestLab(testConfig(t), fc, &fakeNodes{}, &recorder{}).Validate(context.Background(), tt.opts)
-			if err == nil || res != nil || !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("Validate = %v, %v; want no result and an error containing %q", res, err, tt.want)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Validate error = %v, want one containing %q", err, tt.want)
+			}
+			if !tt.report {
+				if res != nil {
+					t.Errorf("Validate = %+v, want no result", res)
+				}
+				return
+			}
+			if res == nil || res.ExitCode != 2 || res.Report.Progress.Completed {
+				t.Fatalf("Validate = %+v, want the report of a run that could not start, exit code 2", res)
+			}
+			for _, f := range []string{"report.md", "report.json", "report.xml"} {
+				if _, err := os.Stat(filepath.Join(tt.opts.Out, f)); err != nil {
+					t.Errorf("no %s: %v", f, err)
+				}
+			}
+			md, _ := os.ReadFile(filepath.Join(tt.opts.Out, "report.md"))
+			if !strings.Contains(string(md), tt.want) || !strings.Contains(string(md), "not run") {
+				t.Errorf("report.md does not say why the run did not start (%q) or what did not run:\n%s", tt.want, md)
+			}
+			for _, q := range res.Report.Requirements {
+				if q.Status == reports.Pass || q.Status == reports.Fail {
+					t.Errorf("%s is %s in a run that did not start", q.ID, q.Status)
+				}
 			}
 		})
 	}
@@ -567,7 +608,7 @@ current-context: other
 	if err != nil {
 		t.Fatal(err)
 	}
-	if tg.name != "staging" || tg.lab != nil || tg.nodes(l, nil, nil) != nil || !strings.Contains(tg.nodesMissing, "not a lab cluster") || tg.shopHost != "127.0.0.1" {
+	if tg.name != "staging" || tg.lab != nil || tg.stopper != nil || tg.shopHost != "127.0.0.1" {
 		t.Errorf("target %+v", tg)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -165,16 +166,35 @@ func (f ClusterNodeFailer) FailNode(ctx context.Context, exp chaosmesh.Experimen
 	})
 }
 
-// RunnerConfig is what a Runner works with. Load is required; a nil Prober,
-// Chaos, Nodes or Replicas leaves what they measure not measured, with the reason.
+// Capability is one thing a validation measures with, beside its load.
+type Capability string
+
+// The capabilities of a runner. A RunnerConfig without one must say why in
+// Unavailable (what it measures is then reported not run or not measured,
+// with that reason); a capability that is neither wired nor explained stops
+// the run before it starts, so that a wiring mistake can never pass as "not
+// measured".
+const (
+	CapProber     Capability = "prober"
+	CapChaos      Capability = "chaos engine"
+	CapNodes      Capability = "node failure"
+	CapReplicas   Capability = "replica observer"
+	CapLeaders    Capability = "leader reader"
+	CapMetrics    Capability = "resource metrics reader"
+	CapHealth     Capability = "health-check inspection"
+	CapHealthPoll Capability = "health endpoint poll"
+)
+
+// RunnerConfig is what a Runner works with. Load is required; every other
+// capability is wired or named in Unavailable with the reason.
 type RunnerConfig struct {
 	Load   LoadRunner
 	Prober ProberReader
 	Chaos  ChaosApplier
 	Nodes  NodeFailer
-	// NodesMissing says why there is no NodeFailer (e.g. not a lab cluster),
-	// for the report's "not run".
-	NodesMissing string
+	// Unavailable says, per capability that is not wired, why (e.g. node
+	// failure on a cluster lab did not create), for the report.
+	Unavailable map[Capability]string
 	// Replicas watches the web workload and its HPA from the load's start
 	// to the end of the scale-down watch.
 	Replicas ReplicaObserver
@@ -221,6 +241,45 @@ type RunnerConfig struct {
 	CollectTimeout time.Duration
 	Log            *slog.Logger
 	Progress       Progress
+}
+
+// unwired lists the capabilities the plan needs that are neither wired nor
+// explained in Unavailable.
+func (c RunnerConfig) unwired(pl *Plan) []string {
+	need := map[Capability]bool{
+		CapProber: c.Prober != nil, CapReplicas: c.Replicas != nil,
+		CapHealth: c.Health != nil, CapHealthPoll: c.HealthPoll != nil,
+	}
+	for _, s := range pl.Steps {
+		if s.Experiment == nil {
+			continue
+		}
+		switch e := s.Experiment; {
+		case e.Kind == chaosmesh.KindNodeFailure:
+			need[CapNodes] = c.Nodes != nil
+		default:
+			need[CapChaos] = c.Chaos != nil
+			if proberStore(e.Name) != "" {
+				need[CapLeaders] = c.Leaders != nil
+			}
+			if _, _, stress := stressTarget(*e); stress {
+				need[CapMetrics] = c.Metrics != nil
+			}
+		}
+	}
+	var missing []string
+	for cap, wired := range need {
+		if !wired && c.Unavailable[cap] == "" {
+			missing = append(missing, string(cap))
+		}
+	}
+	slices.Sort(missing)
+	return missing
+}
+
+// why says why a capability is not wired.
+func (r *Runner) why(c Capability) string {
+	return r.cfg.Unavailable[c]
 }
 
 // Runner executes a validation plan and turns what it measured into a
@@ -338,8 +397,14 @@ func (r *Runner) Run(ctx context.Context, pl *Plan) (*reports.Run, error) {
 
 	o.reached = StepPreflight
 	r.cfg.Progress.Start("Preflight")
-	if r.cfg.Preflight != nil {
-		if err := r.cfg.Preflight(ctx); err != nil {
+	preflight := r.cfg.Preflight
+	if missing := r.cfg.unwired(pl); len(missing) > 0 {
+		preflight = func(context.Context) error {
+			return fmt.Errorf("lab wired this validation without its %s, and without saying why: this is a bug in lab, please report it", strings.Join(missing, ", "))
+		}
+	}
+	if preflight != nil {
+		if err := preflight(ctx); err != nil {
 			r.cfg.Progress.End(err)
 			o.stopped = fmt.Errorf("preflight: %w", err)
 			r.skipRest(o, pl.Steps, "the preflight failed")
@@ -432,7 +497,7 @@ func (r *Runner) Run(ctx context.Context, pl *Plan) (*reports.Run, error) {
 // it and waits for what it saw.
 func (r *Runner) observe(ctx context.Context, o *observed) (stop func()) {
 	if r.cfg.Replicas == nil {
-		o.replicasErr = errors.New("no replica observer in this run")
+		o.replicasErr = errors.New(r.why(CapReplicas))
 		stopHealth := r.pollHealth(ctx, o)
 		return func() {
 			o.observedUntil = r.cfg.Now()
@@ -494,10 +559,7 @@ func (r *Runner) experiment(ctx context.Context, x *expRun) (err error) {
 	log := r.cfg.Log.With("experiment", e.Name)
 	if e.Kind == chaosmesh.KindNodeFailure {
 		if r.cfg.Nodes == nil {
-			x.notRun = r.cfg.NodesMissing
-			if x.notRun == "" {
-				x.notRun = "no node-failure runner in this run"
-			}
+			x.notRun = r.why(CapNodes)
 			return nil
 		}
 		nf, err := r.cfg.Nodes.FailNode(ctx, e, hold)
@@ -518,7 +580,7 @@ func (r *Runner) experiment(ctx context.Context, x *expRun) (err error) {
 		return nil
 	}
 	if r.cfg.Chaos == nil {
-		x.notRun = "no chaos engine in this run"
+		x.notRun = r.why(CapChaos)
 		return nil
 	}
 	stressNS, stressSel, isStress := stressTarget(e)
@@ -589,7 +651,7 @@ func stressTarget(e chaosmesh.Experiment) (string, map[string]string, bool) {
 // usage reads the stressed pods' usage, or records why it could not.
 func (r *Runner) usage(ctx context.Context, x *expRun, namespace string, selector map[string]string) *Usage {
 	if r.cfg.Metrics == nil {
-		x.usageWhy = noMetricsObserver
+		x.usageWhy = r.why(CapMetrics)
 		return nil
 	}
 	u, err := r.cfg.Metrics.Usage(ctx, namespace, selector)
@@ -605,7 +667,7 @@ func (r *Runner) usage(ctx context.Context, x *expRun, namespace string, selecto
 // interruption: they describe the stack, not the run.
 func (r *Runner) readProbes(ctx context.Context, o *observed) {
 	if r.cfg.Health == nil {
-		o.probesWhy = noHealthCheck
+		o.probesWhy = r.why(CapHealth)
 		return
 	}
 	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.CollectTimeout)
@@ -654,8 +716,8 @@ func (r *Runner) leaderAfter(ctx context.Context, x *expRun) {
 // run completed its load.
 func (r *Runner) collect(ctx context.Context, o *observed) {
 	if r.cfg.Prober == nil {
-		o.timelineErr = errors.New("no prober in this run")
-		o.verifyWhy = "no prober in this run"
+		o.timelineErr = errors.New(r.why(CapProber))
+		o.verifyWhy = r.why(CapProber)
 		return
 	}
 	interrupted := ctx.Err() != nil

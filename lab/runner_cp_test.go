@@ -11,7 +11,11 @@ import (
 	"time"
 
 	"github.com/chaos-mesh/chaos-mesh/api/v1alpha1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -23,16 +27,22 @@ import (
 
 // TestRunnerOnControlPlane runs a shortened profile from preflight to report
 // against the jewelry-shop chart installed on the real control plane with
-// simulated nodes: a real pod kill (through the Chaos Mesh engine and the
-// API, with a stand-in for Chaos Mesh's controller) and a real node stop are
-// observed through the API by the real replica observer. Only the load is a
-// fake, since no process runs in a simulated pod. Afterwards no chaos object
-// is left. A second run, interrupted, still reports, marking the rest not run.
+// simulated nodes, wired by runnerConfig exactly as `lab validate` wires it:
+// a real pod kill (through the Chaos Mesh engine and the API, with a stand-in
+// for Chaos Mesh's controller) and a real node stop are observed through the
+// API by the real replica observer; the live workloads' probes are read and
+// the health endpoint polled. Only what needs a process in a pod stands in:
+// the load, the health endpoint and the stack's readiness. Afterwards no
+// chaos object is left. A second run, interrupted, still reports, marking the
+// rest not run.
 func TestRunnerOnControlPlane(t *testing.T) {
 	env := controlplane.Start(t, controlplane.Options{Nodes: true})
-	ns := env.Namespace(t)
 	ctx := t.Context()
 	kube := kubernetes.NewForConfigOrDie(env.Config)
+	ns := StackNamespace
+	createNamespace(t, kube, ns)
+	createNamespace(t, kube, charts.ChaosMeshNamespace)
+	chaosMeshStandIn(t, kube)
 
 	kubeconfig, err := os.ReadFile(env.Kubeconfig)
 	if err != nil {
@@ -52,7 +62,7 @@ func TestRunnerOnControlPlane(t *testing.T) {
 		"redis":                        map[string]any{"persistence": map[string]any{"enabled": false}},
 		"nodeFailureTolerationSeconds": 2,
 	})
-	rel.Namespace, rel.Timeout = ns, 3*time.Minute
+	rel.Timeout = 3 * time.Minute
 	if _, err := in.Install(ctx, rel); err != nil {
 		t.Fatalf("install the chart: %v", err)
 	}
@@ -61,39 +71,31 @@ func TestRunnerOnControlPlane(t *testing.T) {
 	defer stopStandIn()
 	go controlplane.RunChaosStandIn(scx, env.Client, ns, nil)
 
-	node, err := busiestAgent(ctx, kube, ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	targets := chartTargets(ns, StackRelease)
-	targets.Node = node
-	tm := chaosmesh.DefaultTiming()
-	tm.NodeDown = 120 * time.Second
-	p := shortProfile(chaosmesh.WebPodKill, chaosmesh.NodeFailure)
-	p.Load = 300 * time.Second // scaled by 0.1: 30 s, the node down from 6 s to 18 s
-	pl, err := NewPlan(p, chaosmesh.Catalogue(targets, tm))
-	if err != nil {
-		t.Fatal(err)
-	}
-	engine := chaosmesh.NewEngine(env.Client, nil)
 	// No process runs in a simulated pod: the shop's health endpoint is a
 	// stand-in on loopback.
 	health := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) }))
 	defer health.Close()
-	newRunner := func(w *world) *Runner {
-		return NewRunner(RunnerConfig{
-			Load:       fakeLoad{w: w, users: p.Users},
-			Chaos:      engine,
-			Nodes:      ClusterNodeFailer{Stopper: simulatedNodes{env}, Kube: kube, Namespace: ns, Poll: 200 * time.Millisecond},
-			Replicas:   KubeReplicaObserver{Kube: kube, Namespace: ns, Deployment: StackRelease + "-web", HPA: StackRelease + "-web", Poll: 200 * time.Millisecond},
-			Health:     KubeHealthChecks{Kube: kube, Namespace: ns},
-			HealthPoll: HTTPHealthPoller{URL: health.URL + "/healthz", Interval: 500 * time.Millisecond},
-			Sweep:      func(ctx context.Context) ([]string, error) { return engine.Sweep(ctx, ns) },
-			RunID:      "cp", Scale: 0.1, Sustain: 500 * time.Millisecond, InjectTimeout: 20 * time.Second,
-		})
+	p := shortProfile(chaosmesh.WebPodKill, chaosmesh.NodeFailure)
+	p.Load = 300 * time.Second // scaled by 0.1: 30 s, the node down from 6 s to 15 s
+	stopper := &namingStopper{simulatedNodes: simulatedNodes{env}}
+	l := New(testConfig(t))
+	newRunner := func(w *world) (*Runner, *Plan) {
+		cfg, pl, err := l.runnerConfig(ctx, validationTarget{
+			name: "simulated", kubeconfig: kubeconfig, shopURL: "http://127.0.0.1:1", shopHost: "127.0.0.1",
+			probe: readyProbe{}, load: fakeLoad{w: w, users: p.Users}, healthURL: health.URL + "/healthz", stopper: stopper,
+		}, validationRun{profile: p, runID: "cp", now: time.Now})
+		if err != nil {
+			t.Fatalf("runnerConfig: %v", err)
+		}
+		// Only time is shortened; everything else is the command's wiring.
+		cfg.Scale, cfg.Sustain, cfg.InjectTimeout = 0.1, 500*time.Millisecond, 20*time.Second
+		cfg.Nodes = shortPoll(cfg.Nodes)
+		cfg.Replicas = shortPollReplicas(cfg.Replicas)
+		return NewRunner(cfg), pl
 	}
 
-	run, err := newRunner(newWorld()).Run(ctx, pl)
+	r, pl := newRunner(newWorld())
+	run, err := r.Run(ctx, pl)
 	if err != nil {
 		t.Fatalf("run: %v", err)
 	}
@@ -109,9 +111,12 @@ func TestRunnerOnControlPlane(t *testing.T) {
 			t.Errorf("%s = %s (%s), want pass on the real controllers:\n%s", id, rows[id].Status, rows[id].Reason, md)
 		}
 	}
+	if len(stopper.clusters) == 0 || stopper.clusters[0] != "simulated" {
+		t.Errorf("node failure stopped nodes of clusters %v, want the target's, simulated", stopper.clusters)
+	}
 	// The chart gives every container both probes (its policy tests say
-	// so), read here from the live objects, and the health endpoint was
-	// polled all run.
+	// so), read here from the live objects by the command's wiring, and the
+	// health endpoint was polled all run.
 	t.Logf("R33: %s: %s (%s)", rows["R33"].Status, rows["R33"].Measured, rows["R33"].Reason)
 	if q := rows["R33"]; q.Status != reports.Pass || !strings.HasPrefix(q.Measured, fmt.Sprintf("%d of %d workloads have both probes", len(run.HealthChecks), len(run.HealthChecks))) || len(run.HealthChecks) < 5 {
 		t.Errorf("R33 = %+v with %d workloads, want every workload probed and the endpoint polled", q, len(run.HealthChecks))
@@ -125,7 +130,8 @@ func TestRunnerOnControlPlane(t *testing.T) {
 	// left, and the report marks the run interrupted with the rest not run.
 	ictx, cancel := context.WithCancel(ctx)
 	time.AfterFunc(8*time.Second, cancel)
-	run, err = newRunner(newWorld()).Run(ictx, pl)
+	r, pl = newRunner(newWorld())
+	run, err = r.Run(ictx, pl)
 	if err == nil || run == nil || run.Progress.Completed {
 		t.Fatalf("interrupted run = %+v, %v; want a report of an interrupted run", run, err)
 	}
@@ -134,8 +140,120 @@ func TestRunnerOnControlPlane(t *testing.T) {
 		t.Errorf("the interrupted report marks nothing not run:\n%s", md)
 	}
 	assertNoChaosLeft(t, env.Client, ns)
-	if err := env.WaitNodeReady(ctx, node, true, time.Minute); err != nil {
-		t.Errorf("node %s not Ready after the interrupted run: %v", node, err)
+	for _, node := range env.Nodes() {
+		if err := env.WaitNodeReady(ctx, node, true, time.Minute); err != nil {
+			t.Errorf("node %s not Ready after the interrupted run: %v", node, err)
+		}
+	}
+}
+
+// TestRunnerConfigOnAnotherCluster: validating a cluster lab did not create
+// wires no node failure, and says why, rather than stopping a node of the
+// lab's own cluster name; every other capability is wired.
+func TestRunnerConfigOnAnotherCluster(t *testing.T) {
+	env := controlplane.Start(t, controlplane.Options{})
+	kubeconfig, err := os.ReadFile(env.Kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := shortProfile(chaosmesh.WebPodKill, chaosmesh.NodeFailure)
+	p.Load = 300 * time.Second
+	cfg, pl, err := New(testConfig(t)).runnerConfig(t.Context(), validationTarget{
+		name: "staging", kubeconfig: kubeconfig, shopURL: "http://127.0.0.1:1", shopHost: "127.0.0.1", probe: readyProbe{},
+	}, validationRun{profile: p, runID: "x", now: time.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Nodes != nil || !strings.Contains(cfg.Unavailable[CapNodes], "not a lab cluster") {
+		t.Errorf("node failure %v (unavailable: %q), want none, because it is not a lab cluster", cfg.Nodes, cfg.Unavailable[CapNodes])
+	}
+	if missing := cfg.unwired(pl); len(missing) != 0 {
+		t.Errorf("unwired capabilities %v", missing)
+	}
+	for c, why := range cfg.Unavailable {
+		if c != CapNodes {
+			t.Errorf("%s unavailable (%s), want it wired", c, why)
+		}
+	}
+	if cfg.Health == nil || cfg.HealthPoll == nil {
+		t.Error("the health checks are not wired")
+	}
+}
+
+// namingStopper records the cluster names it is asked to stop nodes of.
+type namingStopper struct {
+	simulatedNodes
+	clusters []string
+}
+
+func (s *namingStopper) StopNode(ctx context.Context, cluster, node string) error {
+	s.clusters = append(s.clusters, cluster)
+	return s.simulatedNodes.StopNode(ctx, cluster, node)
+}
+
+// readyProbe stands in for the stack's readiness, which needs processes.
+type readyProbe struct{}
+
+func (readyProbe) Check(context.Context, []byte) (Readiness, error) {
+	return Readiness{Checks: []Check{{Name: "stack (stand-in)", OK: true}}}, nil
+}
+
+// shortPoll and shortPollReplicas poll the simulated cluster faster, to fit
+// the shortened run.
+func shortPoll(n NodeFailer) NodeFailer {
+	f := n.(ClusterNodeFailer)
+	f.Poll = 200 * time.Millisecond
+	return f
+}
+
+func shortPollReplicas(r ReplicaObserver) ReplicaObserver {
+	o := r.(KubeReplicaObserver)
+	o.Poll = 200 * time.Millisecond
+	return o
+}
+
+// createNamespace creates a namespace and deletes it when the test ends.
+func createNamespace(t *testing.T, kube kubernetes.Interface, name string) {
+	t.Helper()
+	if _, err := kube.CoreV1().Namespaces().Create(t.Context(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = kube.CoreV1().Namespaces().Delete(ctx, name, metav1.DeleteOptions{})
+	})
+}
+
+// chaosMeshStandIn creates a Deployment and a DaemonSet named like Chaos
+// Mesh's controller and daemon, which the simulated nodes run Ready, so that
+// the preflight's check of Chaos Mesh passes as on a cluster with Chaos Mesh.
+func chaosMeshStandIn(t *testing.T, kube kubernetes.Interface) {
+	t.Helper()
+	ns := charts.ChaosMeshNamespace
+	labels := map[string]string{"app.kubernetes.io/name": "chaos-mesh-stand-in"}
+	spec := corev1.PodTemplateSpec{
+		ObjectMeta: metav1.ObjectMeta{Labels: labels},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "x", Image: "127.0.0.1:5999/chaos-mesh:stand-in"}}},
+	}
+	one := int32(1)
+	if _, err := kube.AppsV1().Deployments(ns).Create(t.Context(), &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "chaos-controller-manager"},
+		Spec:       appsv1.DeploymentSpec{Replicas: &one, Selector: &metav1.LabelSelector{MatchLabels: labels}, Template: spec},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kube.AppsV1().DaemonSets(ns).Create(t.Context(), &appsv1.DaemonSet{
+		ObjectMeta: metav1.ObjectMeta{Name: "chaos-daemon"},
+		Spec:       appsv1.DaemonSetSpec{Selector: &metav1.LabelSelector{MatchLabels: labels}, Template: spec},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	err := wait.PollUntilContextTimeout(t.Context(), 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		return chaosMeshReady(ctx, kube) == nil, nil
+	})
+	if err != nil {
+		t.Fatalf("the Chaos Mesh stand-in is not ready: %v", chaosMeshReady(t.Context(), kube))
 	}
 }
 

@@ -14,11 +14,7 @@ import (
 	"github.com/jewelry-shop/lab/shop/probeapi"
 )
 
-// Why figures are missing when an observer is not part of the run yet.
 const (
-	noRoleObserver    = "no role observer in this run: the primary or master before and after was not asked"
-	noMetricsObserver = "no resource metrics reader in this run: whether the stress really ran (usage rose) was not observed"
-	noHealthCheck     = "no health-check inspection in this run: the live workloads' probes were not read"
 	interruptedReason = "the run was interrupted before it completed"
 )
 
@@ -190,8 +186,16 @@ func (r *Runner) report(o *observed) *reports.Run {
 	run.Load = loadSummary(o, d, windows)
 	run.Charts = loadCharts(o)
 	run.Availability = availabilityRows(o, d, figs)
+	var prevEnd time.Time
 	for _, f := range figs {
-		run.Experiments = append(run.Experiments, r.experimentReport(o, d, f))
+		e := r.experimentReport(o, d, f)
+		if store := proberStore(f.x.exp.Name); store != "" && !f.x.injectedAt.IsZero() {
+			e.ProberWrites = proberWrites(o, store, f, prevEnd, &e)
+		}
+		if f.hasWindow {
+			prevEnd = f.window.End
+		}
+		run.Experiments = append(run.Experiments, e)
 	}
 	run.Requirements = r.requirements(o, d, figs, windows)
 	run.Autoscaling = autoscaling(o)
@@ -310,6 +314,49 @@ func faultText(e chaosmesh.Experiment, scaled time.Duration) string {
 	return fmt.Sprintf("%s, held %s", kind, scaled)
 }
 
+// writesMargin is how much of the prober's writes before the injection and
+// after the recovery a store fault's chart shows.
+const writesMargin = 30 * time.Second
+
+// proberWrites counts the prober's writes to store per second, by the time
+// they were sent, from writesMargin before the injection to writesMargin
+// after the recovery (or the end of the fault's horizon), never reaching
+// into the previous fault (which ended at prevEnd) or the next. Without a
+// timeline the series is empty and e says why.
+func proberWrites(o *observed, store string, f *figures, prevEnd time.Time, e *reports.Experiment) *reports.ProberWrites {
+	pw := &reports.ProberWrites{Store: store, Interval: reports.Duration(time.Second)}
+	if o.timeline == nil {
+		e.NotMeasured["prober_writes"] = fmt.Sprintf("no prober timeline: %v", o.timelineErr)
+		return pw
+	}
+	from := f.x.injectedAt.Add(-writesMargin)
+	if from.Before(prevEnd) {
+		from = prevEnd
+	}
+	to := f.horizon.End
+	if f.rec.RTO.Known && f.rec.RecoveredAt.Add(writesMargin).Before(to) {
+		to = f.rec.RecoveredAt.Add(writesMargin)
+	}
+	from = from.Truncate(time.Second)
+	var points []reports.WritePoint
+	for _, s := range o.timeline.Stores[store].Samples {
+		if s.Sent.Before(from) || !s.Sent.Before(to) || (s.Acked.IsZero() && s.Error == "") {
+			continue
+		}
+		i := int(s.Sent.Sub(from) / time.Second)
+		for len(points) <= i {
+			points = append(points, reports.WritePoint{At: from.Add(time.Duration(len(points)) * time.Second).UTC()})
+		}
+		if s.Acked.IsZero() {
+			points[i].Failed++
+		} else {
+			points[i].Acknowledged++
+		}
+	}
+	pw.Points = points
+	return pw
+}
+
 func (r *Runner) experimentReport(o *observed, d runData, f *figures) reports.Experiment {
 	x := f.x
 	e := reports.Experiment{
@@ -394,7 +441,7 @@ func (r *Runner) experimentReport(o *observed, d runData, f *figures) reports.Ex
 		case r.cfg.Leaders != nil:
 			e.NotMeasured["leader"] = "the run ended before the leader was asked again"
 		default:
-			e.NotMeasured["leader"] = noRoleObserver
+			e.NotMeasured["leader"] = r.why(CapLeaders)
 		}
 		switch {
 		case o.verify == nil:
@@ -457,10 +504,10 @@ func sourceOf(s string) string {
 // healthRow judges R33 on the live workloads' probes. Its second half, a
 // health endpoint polled all run, has no measurement yet, so a run whose
 // probes are all there is still "not measured", with the probe figures.
-func healthRow(o *observed) reports.Requirement {
+func (r *Runner) healthRow(o *observed) reports.Requirement {
 	const thr = "every workload has readiness and liveness probes; the health endpoint answers all run"
 	if o.probes == nil {
-		return requirementRow("R33", "Automated health checks", thr, "", measure.Missing(firstReason(o.probesWhy, noHealthCheck)), reports.AnchorHealthChecks)
+		return requirementRow("R33", "Automated health checks", thr, "", measure.Missing(o.probesWhy), reports.AnchorHealthChecks)
 	}
 	var missing []string
 	for _, w := range o.probes {
@@ -480,7 +527,7 @@ func healthRow(o *observed) reports.Requirement {
 	} else if len(missing) > 0 {
 		probes = measure.Verdict{Status: measure.Fail, Reason: strings.Join(missing, "; ")}
 	}
-	polled, pollText := healthPolled(o)
+	polled, pollText := r.healthPolled(o)
 	if pollText != "" {
 		measured += "; " + pollText
 	}
@@ -491,9 +538,9 @@ func healthRow(o *observed) reports.Requirement {
 // polled all run, about once a second without a gap; its answers are
 // reported (a failing health endpoint during a fault is what the fault
 // does, and R31 judges availability).
-func healthPolled(o *observed) (measure.Verdict, string) {
+func (r *Runner) healthPolled(o *observed) (measure.Verdict, string) {
 	if !o.healthPolled {
-		return measure.Missing("the health endpoint was not polled during the run"), ""
+		return measure.Missing(firstReason(r.why(CapHealthPoll), "the health endpoint was not polled during the run")), ""
 	}
 	span := o.healthTo.Sub(o.healthFrom)
 	if len(o.health) == 0 {
@@ -817,7 +864,7 @@ func (r *Runner) requirements(o *observed, d runData, figs []*figures, windows [
 		}
 	}
 
-	rows = append(rows, healthRow(o))
+	rows = append(rows, r.healthRow(o))
 
 	// R34: stress.
 	{
@@ -926,7 +973,7 @@ func autoscaling(o *observed) *reports.Autoscaling {
 	if rs == nil || rs.HPA == "" || rs.HPAMissing != "" {
 		return nil
 	}
-	a := &reports.Autoscaling{HPA: rs.HPA, Min: rs.Min, Max: rs.Max, LoadStoppedAt: loadStoppedAt(o).UTC(), NotMeasured: map[string]string{}}
+	a := &reports.Autoscaling{HPA: rs.HPA, Min: rs.Min, Max: rs.Max, LoadStoppedAt: loadStoppedAt(o).UTC(), ObservedUntil: o.observedUntil.UTC(), NotMeasured: map[string]string{}}
 	for _, pt := range rs.HPAReplicas {
 		a.Timeline = append(a.Timeline, reports.ReplicaPoint{At: pt.At.UTC(), Replicas: pt.Replicas})
 	}

@@ -310,10 +310,19 @@ func (f fakeReplicas) Observe(ctx context.Context) (Replicas, error) {
 	return r, nil
 }
 
+// testUnavailable explains the capabilities the runner tests leave out.
+func testUnavailable() map[Capability]string {
+	m := map[Capability]string{}
+	for _, c := range []Capability{CapProber, CapChaos, CapNodes, CapReplicas, CapLeaders, CapMetrics, CapHealth, CapHealthPoll} {
+		m[c] = "no " + string(c) + " in this test"
+	}
+	return m
+}
+
 func newTestRunner(w *world, users int, observe bool) (*Runner, fakeLoad, fakeProber) {
 	fl, fp := fakeLoad{w: w, users: users}, fakeProber{w: w}
 	cfg := RunnerConfig{
-		Load: fl, Prober: fp, Chaos: fakeChaos{w: w},
+		Load: fl, Prober: fp, Chaos: fakeChaos{w: w}, Unavailable: testUnavailable(),
 		RunID: "test-run", Seed: 7, Scale: testScale, Sustain: 500 * time.Millisecond,
 	}
 	if observe {
@@ -447,7 +456,7 @@ func TestRunnerRunsPlanToReport(t *testing.T) {
 	q := requirementRows(run)
 	for id, reason := range map[string]string{
 		"R27": "Ready again after " + podBack.String(), "R35": "back to 3 after " + hpaBack.String(),
-		"R28": "not in the profile", "R33": noHealthCheck, "no-data-loss": "redis: 2 acknowledged writes lost",
+		"R28": "not in the profile", "R33": "no health-check inspection in this test", "no-data-loss": "redis: 2 acknowledged writes lost",
 	} {
 		if !strings.Contains(q[id].Reason, reason) {
 			t.Errorf("%s reason %q, want it to say %q", id, q[id].Reason, reason)
@@ -521,7 +530,7 @@ func TestRunnerInterrupted(t *testing.T) {
 			t.Errorf("%s = %+v, want not run", id, q[id])
 		}
 	}
-	if q["R27"].Status != reports.NotMeasured || !strings.Contains(q["R27"].Reason, "no replica observer in this run") {
+	if q["R27"].Status != reports.NotMeasured || !strings.Contains(q["R27"].Reason, "no replica observer in this test") {
 		t.Errorf("R27 = %+v, want not measured: no replica observer", q["R27"])
 	}
 	var skipped []string
@@ -676,7 +685,7 @@ func TestRunnerPreflightFailure(t *testing.T) {
 	pl := shortPlan(t, chaosmesh.WebPodKill, chaosmesh.RedisMasterFailure)
 	broken := errors.New("chaos mesh is not ready")
 	r := NewRunner(RunnerConfig{
-		Load: fakeLoad{w: w}, Prober: fakeProber{w: w}, Chaos: fakeChaos{w: w}, RunID: "test-run",
+		Load: fakeLoad{w: w}, Prober: fakeProber{w: w}, Chaos: fakeChaos{w: w}, RunID: "test-run", Unavailable: testUnavailable(),
 		Preflight: func(context.Context) error { return broken },
 	})
 	run, err := r.Run(t.Context(), pl)
@@ -726,7 +735,7 @@ func TestRunnerNodeFailure(t *testing.T) {
 	var stopped, started time.Time
 	r := NewRunner(RunnerConfig{
 		Load: fakeLoad{w: w, users: pl.Profile.Users}, Prober: fakeProber{w: w}, Chaos: fakeChaos{w: w},
-		Nodes: fakeNodeFailer{&stopped, &started}, RunID: "test-run", Scale: testScale, Sustain: 500 * time.Millisecond,
+		Nodes: fakeNodeFailer{&stopped, &started}, RunID: "test-run", Scale: testScale, Sustain: 500 * time.Millisecond, Unavailable: testUnavailable(),
 	})
 	run, err := r.Run(t.Context(), pl)
 	if err != nil {
@@ -914,11 +923,11 @@ func TestHealthRow(t *testing.T) {
 	if diff := cmp.Diff(want, probes); diff != "" {
 		t.Fatalf("probes (-want +got):\n%s", diff)
 	}
-	row := healthRow(&observed{probes: probes})
+	row := NewRunner(RunnerConfig{}).healthRow(&observed{probes: probes})
 	if row.Status != reports.Fail || !strings.Contains(row.Reason, "StatefulSet/db has no liveness probe") || row.Measured != "1 of 2 workloads have both probes" {
 		t.Errorf("R33 = %+v, want a failure naming StatefulSet/db", row)
 	}
-	if row := healthRow(&observed{probesWhy: "forbidden"}); row.Status != reports.NotMeasured || !strings.Contains(row.Reason, "forbidden") {
+	if row := NewRunner(RunnerConfig{}).healthRow(&observed{probesWhy: "forbidden"}); row.Status != reports.NotMeasured || !strings.Contains(row.Reason, "forbidden") {
 		t.Errorf("R33 without probes = %+v", row)
 	}
 }
@@ -944,7 +953,7 @@ func TestHealthPolled(t *testing.T) {
 		{"a gap", observed{healthPolled: true, healthFrom: t0, healthTo: t0.Add(20 * time.Second), health: samples(0, 1, 19)}, measure.NotMeasured, "polled 3 times"},
 	}
 	for _, tt := range tests {
-		v, text := healthPolled(&tt.o)
+		v, text := NewRunner(RunnerConfig{}).healthPolled(&tt.o)
 		if v.Status != tt.want || !strings.Contains(text, tt.text) {
 			t.Errorf("%s: %v %q, want %v with %q", tt.name, v, text, tt.want, tt.text)
 		}
@@ -981,5 +990,25 @@ func TestChaosMeshReady(t *testing.T) {
 		if (tt.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tt.want)) {
 			t.Errorf("%s: %v, want %q", tt.name, err, tt.want)
 		}
+	}
+}
+
+// TestRunnerRefusesUnwiredCapabilities: a capability the plan needs that is
+// neither wired nor explained stops the run before it starts, naming it,
+// so that a wiring mistake is never reported as "not measured".
+func TestRunnerRefusesUnwiredCapabilities(t *testing.T) {
+	t.Parallel()
+	w := newWorld()
+	pl := shortPlan(t, chaosmesh.WebPodKill, chaosmesh.NodeFailure)
+	unavailable := testUnavailable()
+	delete(unavailable, CapHealth)
+	delete(unavailable, CapNodes)
+	r := NewRunner(RunnerConfig{Load: fakeLoad{w: w}, Prober: fakeProber{w: w}, Chaos: fakeChaos{w: w}, RunID: "test-run", Unavailable: unavailable})
+	run, err := r.Run(t.Context(), pl)
+	if err == nil || !strings.Contains(err.Error(), "without its health-check inspection, node failure") {
+		t.Fatalf("Run error = %v, want it to name the unwired capabilities", err)
+	}
+	if len(w.applied) != 0 || run.Load != nil || run.ExitCode() != 2 {
+		t.Errorf("applied %v, load %v, exit code %d; want nothing run, exit code 2", w.applied, run.Load, run.ExitCode())
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -40,8 +41,10 @@ func (e *NotALabError) Error() string { return e.Problem + "\n  fix: " + e.Fix }
 
 // Validate runs the profile's plan against the lab: load, the experiments at
 // their offsets, the scale-down watch, collection, and writes the report
-// (Markdown, JSON, JUnit) to the run's directory. The report is written on
-// every path once the run started, also when ctx is cancelled.
+// (Markdown, JSON, JUnit, chart SVGs) to the run's directory. Once the
+// request itself is valid (a known profile, a readable --compare report) the
+// report is written on every path: also when the run cannot start (no
+// cluster, an unreachable API), and when ctx is cancelled.
 func (l *Lab) Validate(ctx context.Context, opts ValidateOptions) (*ValidateResult, error) {
 	if _, ok := l.cfg.Profiles[opts.Profile]; !ok {
 		return nil, &UnknownProfileError{Name: opts.Profile, Known: l.cfg.ProfileNames()}
@@ -52,7 +55,6 @@ func (l *Lab) Validate(ctx context.Context, opts ValidateOptions) (*ValidateResu
 		now = time.Now
 	}
 	runID := now().UTC().Format("20060102-150405")
-	c := l.cfg.Cluster
 
 	var previous *reports.Previous
 	if opts.Compare != "" {
@@ -62,41 +64,6 @@ func (l *Lab) Validate(ctx context.Context, opts ValidateOptions) (*ValidateResu
 		}
 		previous = reports.Summarize(prev)
 	}
-	target, err := l.validationTarget(ctx, opts)
-	if err != nil {
-		return nil, err
-	}
-	kubeconfig := target.kubeconfig
-	rc, kube, err := kubeClients(kubeconfig)
-	if err != nil {
-		return nil, err
-	}
-	chaosClient, err := chaosmesh.NewClient(rc)
-	if err != nil {
-		return nil, err
-	}
-	engine := chaosmesh.NewEngine(chaosClient, l.log)
-
-	targets := chartTargets(StackNamespace, StackRelease)
-	if err := l.step("Finding the targets", func() error {
-		var err error
-		targets.RedisMasterPod, _, err = RedisMaster(ctx, PodExecer{Config: rc, Kube: kube}, kube, StackNamespace,
-			defaultStackTargets("").RedisLabels, "sentinel", "mymaster")
-		if err != nil {
-			return err
-		}
-		targets.Node, err = busiestAgent(ctx, kube, StackNamespace)
-		if err == nil {
-			l.progress.Update(fmt.Sprintf("Redis master %s, node to stop %s", targets.RedisMasterPod, targets.Node))
-		}
-		return err
-	}); err != nil {
-		return nil, err
-	}
-	pl, err := NewPlan(p, chaosmesh.Catalogue(targets, chaosmesh.DefaultTiming()))
-	if err != nil {
-		return nil, err
-	}
 	dir := opts.Out
 	if dir == "" {
 		dir = filepath.Join("lab-reports", runID+"-"+p.Name)
@@ -105,14 +72,133 @@ func (l *Lab) Validate(ctx context.Context, opts ValidateOptions) (*ValidateResu
 		return nil, fmt.Errorf("create the report directory: %w", err)
 	}
 
-	proxyClient, err := rest.HTTPClientFor(rc)
+	v := validationRun{profile: p, runID: runID, seed: opts.Seed, now: now}
+	cfg, pl, err := l.validation(ctx, opts, v)
 	if err != nil {
-		return nil, fmt.Errorf("create the service proxy client: %w", err)
+		cfg, pl = l.notStarted(v, err)
 	}
-	ingress := target.shopURL
-	runner := NewRunner(RunnerConfig{
-		Load: GeneratorLoad(load.Options{
-			Target:      ingress,
+	run, runErr := NewRunner(cfg).Run(ctx, pl)
+	run.Previous = previous
+	res := &ValidateResult{RunID: runID, Dir: dir, Report: run, ExitCode: run.ExitCode()}
+	files, werr := writeReports(ctx, dir, run)
+	res.Files = files
+	return res, errors.Join(runErr, werr)
+}
+
+// validationRun is what names and seeds one validation.
+type validationRun struct {
+	profile Profile
+	runID   string
+	seed    uint64
+	now     func() time.Time
+}
+
+// validation resolves the cluster the validation runs against and composes
+// the runner's configuration and plan for it.
+func (l *Lab) validation(ctx context.Context, opts ValidateOptions, v validationRun) (RunnerConfig, *Plan, error) {
+	var target validationTarget
+	err := l.step("Finding the cluster", func() error {
+		var err error
+		target, err = l.validationTarget(ctx, opts)
+		if err == nil {
+			l.progress.Update(target.name)
+		}
+		return err
+	})
+	if err != nil {
+		return RunnerConfig{}, nil, err
+	}
+	return l.runnerConfig(ctx, target, v)
+}
+
+// notStarted is the configuration of a run that cannot start: its preflight
+// fails with why, so that the report says so and marks every step not run.
+func (l *Lab) notStarted(v validationRun, why error) (RunnerConfig, *Plan) {
+	pl, err := NewPlan(v.profile, chaosmesh.Catalogue(chartTargets(StackNamespace, StackRelease), chaosmesh.DefaultTiming()))
+	if err != nil { // the profile was validated with the configuration
+		pl = &Plan{Profile: v.profile}
+	}
+	unavailable := map[Capability]string{}
+	for _, c := range []Capability{CapProber, CapChaos, CapNodes, CapReplicas, CapLeaders, CapMetrics, CapHealth, CapHealthPoll} {
+		unavailable[c] = "the run did not start"
+	}
+	return RunnerConfig{
+		Preflight:   func(context.Context) error { return why },
+		Unavailable: unavailable,
+		RunID:       v.runID,
+		Seed:        int64(v.seed),
+		Environment: l.environment(v.profile.Name, ""),
+		Now:         v.now,
+		Log:         l.log,
+		Progress:    l.progress,
+	}, pl
+}
+
+// runnerConfig composes everything `lab validate` runs against one target:
+// the load generator, the prober, Chaos Mesh, node failure, the observers
+// and the health checks, the preflight and the sweep, and the plan with the
+// targets found in the cluster. It is the one place that wires a
+// validation: the command uses it, and so do the tests, with a target whose
+// boundaries (load, node stopper, health URL, prober) stand in for what a
+// simulated cluster cannot run.
+func (l *Lab) runnerConfig(ctx context.Context, target validationTarget, v validationRun) (RunnerConfig, *Plan, error) {
+	p := v.profile
+	rc, kube, err := kubeClients(target.kubeconfig)
+	if err != nil {
+		return RunnerConfig{}, nil, err
+	}
+	chaosClient, err := chaosmesh.NewClient(rc)
+	if err != nil {
+		return RunnerConfig{}, nil, err
+	}
+	engine := chaosmesh.NewEngine(chaosClient, l.log)
+	execer := PodExecer{Config: rc, Kube: kube}
+	redisLabels := defaultStackTargets("").RedisLabels
+
+	targets := chartTargets(StackNamespace, StackRelease)
+	unavailable := map[Capability]string{}
+	nodes := NodeFailer(nil)
+	stopper := target.stopper
+	if stopper == nil && target.lab != nil {
+		stopper = l.stopper
+	}
+	if stopper == nil {
+		unavailable[CapNodes] = "not a lab cluster: stopping a node needs the lab's k3d cluster"
+	}
+	if err := l.step("Finding the targets", func() error {
+		var found []string
+		if slices.Contains(p.Experiments, chaosmesh.RedisMasterFailure) {
+			var err error
+			targets.RedisMasterPod, _, err = RedisMaster(ctx, execer, kube, StackNamespace, redisLabels, "sentinel", "mymaster")
+			if err != nil {
+				return err
+			}
+			found = append(found, "Redis master "+targets.RedisMasterPod)
+		}
+		if slices.Contains(p.Experiments, chaosmesh.NodeFailure) && stopper != nil {
+			var err error
+			if targets.Node, err = busiestAgent(ctx, kube, StackNamespace); err != nil {
+				return err
+			}
+			found = append(found, "node to stop "+targets.Node)
+		}
+		l.progress.Update(strings.Join(found, ", "))
+		return nil
+	}); err != nil {
+		return RunnerConfig{}, nil, err
+	}
+	if stopper != nil {
+		nodes = ClusterNodeFailer{Stopper: stopper, Kube: kube, Cluster: target.name, Namespace: StackNamespace, Now: v.now, Log: l.log}
+	}
+	pl, err := NewPlan(p, chaosmesh.Catalogue(targets, chaosmesh.DefaultTiming()))
+	if err != nil {
+		return RunnerConfig{}, nil, err
+	}
+
+	loadRunner := target.load
+	if loadRunner == nil {
+		loadRunner = GeneratorLoad(load.Options{
+			Target:      target.shopURL,
 			AllowHosts:  []string{target.shopHost},
 			Scenario:    load.DefaultScenario(),
 			Model:       load.Closed,
@@ -120,21 +206,39 @@ func (l *Lab) Validate(ctx context.Context, opts ValidateOptions) (*ValidateResu
 			SpawnRate:   p.SpawnRate,
 			MaxRequests: 100_000_000,
 			Timeout:     10 * time.Second,
-			Seed:        opts.Seed,
+			Seed:        v.seed,
 			Logger:      l.log,
 			OnProgress: func(lp load.Progress) {
 				l.progress.Update(fmt.Sprintf("%s; %s of load left", load.FormatProgress(lp), fmtDur(max(p.Load-lp.Elapsed, 0))))
 			},
-		}, now),
-		Prober: HTTPProber{Client: proxyClient, Base: strings.TrimSuffix(rc.Host, "/") + "/api/v1/namespaces/" + StackNamespace + "/services/" + StackRelease + "-probe:http/proxy"},
-		Chaos:  engine,
-		Nodes:  ClusterNodeFailer{Stopper: l.stopper, Kube: kube, Cluster: c.Name, Namespace: StackNamespace, Now: now, Log: l.log},
+		}, v.now)
+	}
+	prober := target.prober
+	if prober == nil {
+		proxyClient, err := rest.HTTPClientFor(rc)
+		if err != nil {
+			return RunnerConfig{}, nil, fmt.Errorf("create the service proxy client: %w", err)
+		}
+		prober = HTTPProber{Client: proxyClient, Base: strings.TrimSuffix(rc.Host, "/") + "/api/v1/namespaces/" + StackNamespace + "/services/" + StackRelease + "-probe:http/proxy"}
+	}
+	healthURL := target.healthURL
+	if healthURL == "" {
+		healthURL = strings.TrimSuffix(target.shopURL, "/") + "/healthz"
+	}
+	return RunnerConfig{
+		Load:        loadRunner,
+		Prober:      prober,
+		Chaos:       engine,
+		Nodes:       nodes,
+		Unavailable: unavailable,
 		Leaders: StackLeaders{
-			Exec: PodExecer{Config: rc, Kube: kube}, Kube: kube, Namespace: StackNamespace,
-			Postgres: targets.Postgres, Redis: defaultStackTargets("").RedisLabels,
+			Exec: execer, Kube: kube, Namespace: StackNamespace,
+			Postgres: targets.Postgres, Redis: redisLabels,
 		},
-		Metrics:  KubeMetrics{Kube: kube},
-		Replicas: KubeReplicaObserver{Kube: kube, Namespace: StackNamespace, Deployment: StackRelease + "-web", HPA: StackRelease + "-web", Now: now},
+		Metrics:    KubeMetrics{Kube: kube},
+		Replicas:   KubeReplicaObserver{Kube: kube, Namespace: StackNamespace, Deployment: StackRelease + "-web", HPA: StackRelease + "-web", Now: v.now},
+		Health:     KubeHealthChecks{Kube: kube, Namespace: StackNamespace},
+		HealthPoll: HTTPHealthPoller{URL: healthURL, Now: v.now},
 		Preflight: func(ctx context.Context) error {
 			if target.lab != nil {
 				if err := l.startStoppedNodes(ctx, target.lab); err != nil {
@@ -144,7 +248,7 @@ func (l *Lab) Validate(ctx context.Context, opts ValidateOptions) (*ValidateResu
 			if err := chaosMeshReady(ctx, kube); err != nil {
 				return err
 			}
-			rd, err := target.probe.Check(ctx, kubeconfig)
+			rd, err := target.probe.Check(ctx, target.kubeconfig)
 			if err != nil {
 				return err
 			}
@@ -158,19 +262,13 @@ func (l *Lab) Validate(ctx context.Context, opts ValidateOptions) (*ValidateResu
 			return err
 		},
 		Sweep:       func(ctx context.Context) ([]string, error) { return engine.Sweep(ctx, StackNamespace) },
-		RunID:       runID,
-		Seed:        int64(opts.Seed),
+		RunID:       v.runID,
+		Seed:        int64(v.seed),
 		Environment: l.environment(p.Name, target.name),
-		Now:         now,
+		Now:         v.now,
 		Log:         l.log,
 		Progress:    l.progress,
-	})
-	run, runErr := runner.Run(ctx, pl)
-	run.Previous = previous
-	res := &ValidateResult{RunID: runID, Dir: dir, Report: run, ExitCode: run.ExitCode()}
-	files, werr := writeReports(dir, run)
-	res.Files = files
-	return res, errors.Join(runErr, werr)
+	}, pl, nil
 }
 
 // validationTarget is the cluster a validation runs against.
@@ -181,16 +279,17 @@ type validationTarget struct {
 	shopHost   string
 	probe      StackProbe
 	// lab is the k3d cluster when it is the lab's; nil for another cluster.
-	lab          *cluster.Info
-	nodesMissing string
-}
+	lab *cluster.Info
 
-// nodes returns the node-failure runner, nil on a cluster lab did not make.
-func (t validationTarget) nodes(l *Lab, kube kubernetes.Interface, now func() time.Time) NodeFailer {
-	if t.lab == nil {
-		return nil
-	}
-	return ClusterNodeFailer{Stopper: l.stopper, Kube: kube, Cluster: t.name, Namespace: StackNamespace, Now: now, Log: l.log}
+	// The boundaries that the validation reaches outside the Kubernetes
+	// API; empty means the real ones: the load generator against shopURL,
+	// the prober through the API server's service proxy, shopURL's
+	// /healthz, and the lab's node stopper on a lab cluster (none
+	// elsewhere). Tests on a simulated cluster set stand-ins.
+	load      LoadRunner
+	prober    ProberReader
+	healthURL string
+	stopper   NodeStopper
 }
 
 // validationTarget resolves where the validation runs: the lab's k3d
@@ -218,8 +317,7 @@ func (l *Lab) validationTarget(ctx context.Context, opts ValidateOptions) (valid
 		}
 		return validationTarget{
 			name: name, kubeconfig: kc, shopURL: opts.Target, shopHost: u.Hostname(),
-			probe:        newKubeProbe(defaultStackTargets(opts.Target)),
-			nodesMissing: "not run: not a lab cluster (stopping a node needs the lab's k3d cluster)",
+			probe: newKubeProbe(defaultStackTargets(opts.Target)),
 		}, nil
 	}
 	info, err := l.clusters.Get(ctx, c.Name)
@@ -324,7 +422,6 @@ func (l *Lab) startStoppedNodes(ctx context.Context, info *cluster.Info) error {
 // environment lists the versions the report states.
 func (l *Lab) environment(profile, clusterName string) map[string]string {
 	env := map[string]string{
-		"cluster":                 clusterName,
 		"k3s image":               l.cfg.Cluster.Image,
 		"k3d helpers":             l.cfg.Cluster.HelperImageTag,
 		"profile":                 profile,
@@ -344,11 +441,15 @@ func (l *Lab) environment(profile, clusterName string) map[string]string {
 	if ref, err := cluster.ArchiveRef(l.cfg.ShopImageArchive()); err == nil {
 		env["shop image"] = ref
 	}
+	if clusterName != "" {
+		env["cluster"] = clusterName
+	}
 	return env
 }
 
-// writeReports writes report.md, report.json and report.xml (JUnit).
-func writeReports(dir string, run *reports.Run) ([]string, error) {
+// writeReports writes report.md, report.json, report.xml (JUnit) and the
+// charts' SVGs under charts/.
+func writeReports(ctx context.Context, dir string, run *reports.Run) ([]string, error) {
 	var files []string
 	var errs []error
 	for _, f := range []struct {
@@ -373,7 +474,9 @@ func writeReports(dir string, run *reports.Run) ([]string, error) {
 		}
 		files = append(files, path)
 	}
-	return files, errors.Join(errs...)
+	svgs, err := reports.WriteChartSVGs(context.WithoutCancel(ctx), dir, run)
+	files = append(files, svgs...)
+	return files, errors.Join(append(errs, err)...)
 }
 
 // busiestAgent picks the agent node that runs the most pods of the

@@ -89,32 +89,44 @@ func TestUpWithoutImageLeavesNothing(t *testing.T) {
 }
 
 // TestNoDockerDaemon runs the commands against a socket nobody serves: each
-// fails at once with the fix, not after a timeout.
+// fails at once with the fix, not after a timeout; lab validate still writes
+// the report of a run that could not start, and names its files.
 func TestNoDockerDaemon(t *testing.T) {
 	clearLabEnv(t)
 	sock := filepath.Join(t.TempDir(), "docker.sock")
 	t.Setenv("DOCKER_HOST", "unix://"+sock)
 	t.Setenv("LAB_CLUSTER_KUBECONFIG", filepath.Join(t.TempDir(), "kubeconfig"))
-	for _, cmd := range []string{"up", "down", "status", "validate"} {
-		t.Run(cmd, func(t *testing.T) {
+	out := t.TempDir()
+	for _, tt := range []struct {
+		args   []string
+		code   int
+		stdout string // "" means nothing on stdout
+		errMsg string
+	}{
+		{[]string{"up"}, exitFail, "", "Error: cannot reach the Docker daemon at unix://" + sock},
+		{[]string{"down"}, exitFail, "", "Error: cannot reach the Docker daemon at unix://" + sock},
+		{[]string{"status"}, exitFail, "", "Error: cannot reach the Docker daemon at unix://" + sock},
+		// The run could not be carried out: exit code 2, with its report.
+		{[]string{"validate", "--out", out}, exitUsage, "Verdict: incomplete (exit code 2)\n  " + filepath.Join(out, "report.md"), "Error: preflight: cannot reach the Docker daemon at unix://" + sock},
+	} {
+		t.Run(tt.args[0], func(t *testing.T) {
 			start := time.Now()
-			code, stdout, stderr := run(t, "", cmd)
-			t.Logf("lab %s failed after %s", cmd, time.Since(start).Round(time.Millisecond))
-			want := exitFail
-			if cmd == "validate" {
-				want = exitUsage // the run could not be carried out
+			code, stdout, stderr := run(t, "", tt.args...)
+			t.Logf("lab %s failed after %s", tt.args[0], time.Since(start).Round(time.Millisecond))
+			if code != tt.code {
+				t.Errorf("exit code %d, want %d", code, tt.code)
 			}
-			if code != want {
-				t.Errorf("exit code %d, want %d", code, want)
-			}
-			for _, want := range []string{"Error: cannot reach the Docker daemon at unix://" + sock, "fix: start Docker"} {
+			for _, want := range []string{tt.errMsg, "fix: start Docker"} {
 				if !strings.Contains(stderr, want) {
 					t.Errorf("stderr does not contain %q:\n%s", want, stderr)
 				}
 			}
-			if strings.Count(stderr, "Error:") != 1 || stdout != "" {
-				t.Errorf("want the error once on stderr and nothing on stdout; stdout:\n%s\nstderr:\n%s", stdout, stderr)
+			if strings.Count(stderr, "Error:") != 1 || (tt.stdout == "") != (stdout == "") || !strings.Contains(stdout, tt.stdout) {
+				t.Errorf("want the error once on stderr and %q on stdout; stdout:\n%s\nstderr:\n%s", tt.stdout, stdout, stderr)
 			}
 		})
+	}
+	if _, err := os.Stat(filepath.Join(out, "report.json")); err != nil {
+		t.Errorf("lab validate wrote no report.json: %v", err)
 	}
 }
