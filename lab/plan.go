@@ -36,10 +36,12 @@ const (
 
 // Step is one step of a validation plan. Offset is from the start of the run.
 type Step struct {
-	Kind       string
-	Name       string
-	Offset     time.Duration
-	Duration   time.Duration
+	Kind     string
+	Name     string
+	Offset   time.Duration
+	Duration time.Duration
+	// Serves names the requirements the step's measurements judge.
+	Serves     []string
 	Experiment *chaosmesh.Experiment `json:"-"`
 }
 
@@ -62,14 +64,20 @@ func NewPlan(p Profile, cat []chaosmesh.Experiment) (*Plan, error) {
 	}
 	pl := &Plan{Profile: p}
 	at := time.Duration(0)
-	add := func(kind, name string, d time.Duration, e *chaosmesh.Experiment) {
-		pl.Steps = append(pl.Steps, Step{Kind: kind, Name: name, Offset: at, Duration: d, Experiment: e})
+	add := func(kind, name string, d time.Duration, e *chaosmesh.Experiment, serves ...string) {
+		if e != nil {
+			serves = e.Requirements
+		}
+		pl.Steps = append(pl.Steps, Step{Kind: kind, Name: name, Offset: at, Duration: d, Serves: serves, Experiment: e})
 	}
 	add(StepPreflight, "preflight: lab ready, Chaos Mesh ready, metrics API available, leftovers swept", preflightAllowance, nil)
 	at += preflightAllowance
 	pl.LoadStart = at
-	add(StepLoad, fmt.Sprintf("load: %d users (spawn %.0f/s) for %s", p.Users, p.SpawnRate, fmtDur(p.Load)), p.Load, nil)
-	add(StepBaseline, "baseline without faults", p.Baseline, nil)
+	// Under the load: the users' latency and errors (R25), availability
+	// over the whole run (R31), the health endpoint polled (R33), the HPA
+	// scaling up (R35).
+	add(StepLoad, fmt.Sprintf("load: %d users (spawn %.0f/s) for %s; health endpoint polled, HPA watched", p.Users, p.SpawnRate, fmtDur(p.Load)), p.Load, nil, "R25", "R31", "R33", "R35")
+	add(StepBaseline, "baseline without faults", p.Baseline, nil, "R25", "R31")
 	var errs []error
 	lastEnd := at + p.Baseline
 	for i, name := range p.Experiments {
@@ -91,9 +99,9 @@ func NewPlan(p Profile, cat []chaosmesh.Experiment) (*Plan, error) {
 			p.Name, lastEnd-pl.LoadStart, p.Load))
 	}
 	at = pl.LoadEnd
-	add(StepScaleDown, "load stopped; watch the HPA return to its minimum", p.ScaleDownWatch, nil)
+	add(StepScaleDown, "load stopped; watch the HPA return to its minimum", p.ScaleDownWatch, nil, "R35")
 	at += p.ScaleDownWatch
-	add(StepCollect, "collect prober verification, events and metrics", collectAllowance, nil)
+	add(StepCollect, "collect the prober's verification and the live workloads' probes", collectAllowance, nil, "no-data-loss", "R33")
 	at += collectAllowance
 	add(StepReport, "remove every experiment, write the report", reportAllowance, nil)
 	at += reportAllowance
@@ -115,9 +123,8 @@ func (pl *Plan) WriteMarkdown(w io.Writer) error {
 	fmt.Fprintf(&b, "Total %s of a budget of %s. Load from %s to %s.\n\n", fmtDur(pl.Total), fmtDur(p.Budget), fmtDur(pl.LoadStart), fmtDur(pl.LoadEnd))
 	b.WriteString("| at | for | step | serves | target |\n|---:|---:|---|---|---|\n")
 	for _, s := range pl.Steps {
-		serves, target := "", ""
+		serves, target := strings.Join(s.Serves, ", "), ""
 		if s.Experiment != nil {
-			serves = strings.Join(s.Experiment.Requirements, ", ")
 			target = s.Experiment.Target
 		}
 		dur := fmtDur(s.Duration)

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -147,6 +148,36 @@ func TestFmtDur(t *testing.T) {
 	} {
 		if got := fmtDur(d); got != want {
 			t.Errorf("fmtDur(%v) = %q, want %q", d, got, want)
+		}
+	}
+}
+
+// TestPlanServesEveryRequirement: each requirement a profile validates is
+// named on the plan's row that measures it; the full profile validates all.
+func TestPlanServesEveryRequirement(t *testing.T) {
+	t.Parallel()
+	all := []string{"R25", "R26", "R27", "R28", "R29", "R30", "R31", "R32", "R33", "R34", "R35", "no-data-loss"}
+	for _, tt := range []struct {
+		profile string
+		want    []string
+	}{
+		{"quick", []string{"R25", "R26", "R27", "R29", "R30", "R31", "R33", "R35", "no-data-loss"}},
+		{"full", all},
+	} {
+		pl, err := NewPlan(DefaultConfig().Profile(tt.profile), chaosmesh.Catalogue(chartTargets(StackNamespace, StackRelease), chaosmesh.DefaultTiming()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		served := map[string]bool{}
+		for _, s := range pl.Steps {
+			for _, id := range s.Serves {
+				served[id] = true
+			}
+		}
+		for _, id := range all {
+			if served[id] != slices.Contains(tt.want, id) {
+				t.Errorf("profile %s: %s served = %v, want %v", tt.profile, id, served[id], slices.Contains(tt.want, id))
+			}
 		}
 	}
 }
