@@ -10,6 +10,7 @@ package chaosmesh
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/chaos-mesh/chaos-mesh/api/v1alpha1"
@@ -76,6 +77,26 @@ type Experiment struct {
 // OneShot reports whether the fault is done once injected (a kill), as
 // opposed to a fault held for Duration.
 func (e Experiment) OneShot() bool { return e.Kind == KindChaos && e.Duration == 0 }
+
+// StressSelector returns the namespace and labels of the pods a stress
+// experiment stresses; ok is false for every other experiment.
+func (e Experiment) StressSelector() (namespace string, labels map[string]string, ok bool) {
+	sc, isStress := e.Object.(*v1alpha1.StressChaos)
+	if !isStress || len(sc.Spec.Selector.Namespaces) != 1 {
+		return "", nil, false
+	}
+	return sc.Spec.Selector.Namespaces[0], sc.Spec.Selector.LabelSelectors, true
+}
+
+// ObjectKind names the kind of the Chaos Mesh object, e.g. "PodChaos"; ""
+// for node failure.
+func (e Experiment) ObjectKind() string {
+	if e.Kind != KindChaos || e.Object == nil {
+		return ""
+	}
+	t := fmt.Sprintf("%T", e.Object)
+	return t[strings.LastIndex(t, ".")+1:]
+}
 
 // Targets say where the lab's workloads are and how to select them; the lab
 // fills them from the installed stack and from what it asked the cluster.

@@ -147,3 +147,32 @@ func TestRender(t *testing.T) {
 		})
 	}
 }
+
+// TestStressSelector: the runner reads a stress's pods through the
+// experiment, without Chaos Mesh's types.
+func TestStressSelector(t *testing.T) {
+	t.Parallel()
+	cat := Catalogue(testTargets(), DefaultTiming())
+	for _, tt := range []struct {
+		name   string
+		stress bool
+		kind   string
+	}{
+		{WebCPUStress, true, "StressChaos"},
+		{WebMemoryStress, true, "StressChaos"},
+		{WebPodKill, false, "PodChaos"},
+		{NodeFailure, false, ""},
+	} {
+		e, ok := Find(cat, tt.name)
+		if !ok {
+			t.Fatalf("no experiment %s", tt.name)
+		}
+		ns, labels, stress := e.StressSelector()
+		if stress != tt.stress || (stress && (ns != "jewelry-shop" || len(labels) == 0)) {
+			t.Errorf("%s: StressSelector = %q, %v, %v; want stress %v in jewelry-shop", tt.name, ns, labels, stress, tt.stress)
+		}
+		if got := e.ObjectKind(); got != tt.kind {
+			t.Errorf("%s: ObjectKind = %q, want %q", tt.name, got, tt.kind)
+		}
+	}
+}

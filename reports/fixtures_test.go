@@ -37,11 +37,11 @@ func passingRun() *Run {
 		},
 		Requirements: []Requirement{
 			{ID: "R25", Title: "100 concurrent users", Threshold: "p95 < 2s, error rate outside faults < 1 %", Measured: "p95 412 ms, error rate 0.08 %", Status: Pass, Evidence: []string{AnchorLoad}},
-			{ID: "R29", Title: "PostgreSQL failover", Threshold: "RTO < 30s", Measured: "RTO 11.84s", Status: Pass, Evidence: []string{ExperimentAnchor("pg-primary-kill")}},
-			{ID: "R31", Title: "Service availability", Threshold: ">= 99 % whole run", Measured: "99.912 %", Status: Pass, Evidence: []string{AnchorAvailability}},
+			{ID: "R29", Title: "PostgreSQL failover", Threshold: "RTO < 30s", Measured: "RTO 11.84s", Status: Pass, Evidence: []string{ExperimentAnchor("pg-primary-kill")}, Values: []Value{Seconds("rto pg-primary-kill", 11840*time.Millisecond)}},
+			{ID: "R31", Title: "Service availability", Threshold: ">= 99 % whole run", Measured: "99.912 %", Status: Pass, Evidence: []string{AnchorAvailability}, Values: []Value{Ratio("availability", 0.99912)}},
 			{ID: "R33", Title: "Health checks", Threshold: "readiness and liveness on every workload", Measured: "2 of 2 workloads", Status: Pass, Evidence: []string{AnchorHealthChecks}},
 			{ID: "R35", Title: "Automatic scale-down", Threshold: "> min under load, back to min <= 5m", Measured: "peak 6, back in 2m40s", Status: Pass, Evidence: []string{AnchorAutoscaling}},
-			{ID: "no-data-loss", Title: "No acknowledged write lost", Threshold: "0 lost writes", Measured: "0 of 5885 acknowledged", Status: Pass, Evidence: []string{ExperimentAnchor("pg-primary-kill")}},
+			{ID: "no-data-loss", Title: "No acknowledged write lost", Threshold: "0 lost writes", Measured: "0 of 5885 acknowledged", Status: Pass, Evidence: []string{ExperimentAnchor("pg-primary-kill")}, Values: []Value{Number("lost writes", 0)}},
 		},
 		Load: &LoadSummary{
 			Scenario: "shop", Model: "closed", Users: 100, Duration: Duration(420 * time.Second),
@@ -163,6 +163,7 @@ func failingRun() *Run {
 		Requirement{
 			ID: "no-data-loss", Title: "No acknowledged write lost", Threshold: "0 lost writes", Measured: "12 lost (redis)", Status: Fail,
 			Reason: "asynchronous replication lost 12 acknowledged writes", Evidence: []string{ExperimentAnchor("redis-master-kill")},
+			Values: []Value{Number("lost writes", 12)},
 		},
 	)
 	r.Experiments = append(r.Experiments, Experiment{

@@ -5,6 +5,7 @@ import (
 	"io"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -173,9 +174,39 @@ func (m markdown) requirements() {
 			if pq.Measured != "" {
 				before += ": " + pq.Measured
 			}
+			if d := deltas(q.Values, pq.Values); d != "" {
+				before += "; change: " + d
+			}
 		}
 		m.row(q.ID, q.Title, q.Threshold, measured, status, strings.Join(links, ", "), before)
 	}
+}
+
+// deltas says how each figure of cur changed since the same-named figure of
+// prev, e.g. "rto postgres-primary-failure −1.24s, availability +0.10 % points".
+func deltas(cur, prev []Value) string {
+	var out []string
+	for _, c := range cur {
+		for _, p := range prev {
+			if p.Name != c.Name || p.Unit != c.Unit {
+				continue
+			}
+			d := c.Value - p.Value
+			sign := "+"
+			if d < 0 {
+				sign, d = "−", -d
+			}
+			switch c.Unit {
+			case UnitSeconds:
+				out = append(out, fmt.Sprintf("%s %s%s", c.Name, sign, time.Duration(d*float64(time.Second)).Round(time.Millisecond)))
+			case UnitRatio:
+				out = append(out, fmt.Sprintf("%s %s%.2f %% points", c.Name, sign, d*100))
+			default:
+				out = append(out, fmt.Sprintf("%s %s%s", c.Name, sign, strconv.FormatFloat(d, 'f', -1, 64)))
+			}
+		}
+	}
+	return strings.Join(out, ", ")
 }
 
 func (m markdown) environment() {

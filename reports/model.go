@@ -104,15 +104,16 @@ type Previous struct {
 
 // PreviousRequirement is one requirement's result in the earlier run.
 type PreviousRequirement struct {
-	Status   Status `json:"status"`
-	Measured string `json:"measured,omitempty"`
+	Status   Status  `json:"status"`
+	Measured string  `json:"measured,omitempty"`
+	Values   []Value `json:"values,omitempty"`
 }
 
 // Summarize keeps what a later run shows beside its own figures.
 func Summarize(r *Run) *Previous {
 	p := &Previous{Started: r.Started, Profile: r.Profile, Requirements: map[string]PreviousRequirement{}}
 	for _, q := range r.Requirements {
-		p.Requirements[q.ID] = PreviousRequirement{Status: q.Status, Measured: q.Measured}
+		p.Requirements[q.ID] = PreviousRequirement{Status: q.Status, Measured: q.Measured, Values: q.Values}
 	}
 	return p
 }
@@ -175,7 +176,41 @@ type Requirement struct {
 	// Evidence lists the anchors of the sections that hold the figures,
 	// e.g. [AnchorLoad] or ExperimentAnchor("pg-primary-kill").
 	Evidence []string `json:"evidence,omitempty"`
+	// Values are the measured figures as numbers with their units, in the
+	// order Measured names them, so that machines and comparisons need not
+	// parse the words; absent when nothing was measured.
+	Values []Value `json:"values,omitempty"`
 }
+
+// Unit is the unit of a measured Value.
+type Unit string
+
+// The units of measured values.
+const (
+	UnitSeconds Unit = "s"     // a duration in seconds
+	UnitRatio   Unit = "ratio" // a share in [0, 1], e.g. availability
+	UnitCount   Unit = "count" // a number of things, e.g. lost writes
+)
+
+// Value is one measured figure of a requirement, e.g. {"rto postgres-primary-failure", 12.4, "s"}.
+type Value struct {
+	// Name says what was measured; the same figure has the same name in
+	// every run, so runs can be compared.
+	Name  string  `json:"name"`
+	Value float64 `json:"value"`
+	Unit  Unit    `json:"unit"`
+}
+
+// Seconds is a duration as a Value.
+func Seconds(name string, d time.Duration) Value {
+	return Value{Name: name, Value: d.Seconds(), Unit: UnitSeconds}
+}
+
+// Ratio is a share as a Value.
+func Ratio(name string, r float64) Value { return Value{Name: name, Value: r, Unit: UnitRatio} }
+
+// Number is a count as a Value.
+func Number(name string, n int64) Value { return Value{Name: name, Value: float64(n), Unit: UnitCount} }
 
 // Duration is a time.Duration encoded in JSON as Go's duration string,
 // e.g. "12.345s", which time.ParseDuration reads back exactly.
