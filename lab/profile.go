@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/jewelry-shop/lab/chaosmesh"
+	"github.com/jewelry-shop/lab/lab/judge"
 )
 
 // Profile is one way to validate the lab: how much load, for how long, which
@@ -34,27 +35,13 @@ type Profile struct {
 	Thresholds    Thresholds `mapstructure:"thresholds" json:"thresholds"`
 }
 
-// Thresholds are the numbers the requirements are judged by.
-type Thresholds struct {
-	// P95 bounds the 95th percentile latency of user requests (R25).
-	P95 time.Duration `mapstructure:"p95" json:"p95"`
-	// ErrorRateOutside bounds the user error rate outside fault windows (R25).
-	ErrorRateOutside float64 `mapstructure:"errorRateOutside" json:"errorRateOutside"`
-	// ErrorRateInside bounds the user error rate inside fault windows (R31).
-	ErrorRateInside float64 `mapstructure:"errorRateInside" json:"errorRateInside"`
-	// Availability is the least successful share of requests over the run (R31).
-	Availability float64 `mapstructure:"availability" json:"availability"`
-	// Failover bounds the PostgreSQL and Redis RTO (R29, R30).
-	Failover time.Duration `mapstructure:"failover" json:"failover"`
-	// PodRecovery bounds the time until the web replicas are Ready again (R27).
-	PodRecovery time.Duration `mapstructure:"podRecovery" json:"podRecovery"`
-	// NodeRecovery bounds the time until evicted pods run elsewhere (R28).
-	NodeRecovery time.Duration `mapstructure:"nodeRecovery" json:"nodeRecovery"`
-	// PartitionRecovery bounds the recovery after the partition heals (R32).
-	PartitionRecovery time.Duration `mapstructure:"partitionRecovery" json:"partitionRecovery"`
-	// ScaleDown bounds the time from the load's end to the HPA's minimum (R35).
-	ScaleDown time.Duration `mapstructure:"scaleDown" json:"scaleDown"`
+// Criteria are what the profile asks of a run, for its judgement.
+func (p Profile) Criteria() judge.Criteria {
+	return judge.Criteria{Users: p.Users, RequireHPAMax: p.RequireHPAMax, Thresholds: p.Thresholds}
 }
+
+// Thresholds are the limits a profile judges its requirements by.
+type Thresholds = judge.Thresholds
 
 // DefaultThresholds are DESIGN.md's requirement numbers.
 func DefaultThresholds() Thresholds {

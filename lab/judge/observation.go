@@ -1,0 +1,226 @@
+// Package judge turns what a validation run observed into its report: the
+// figures of every fault, the requirement matrix with typed values, the
+// availability and load summaries. It is a pure function of an Observation
+// and the profile's Criteria: it starts nothing, waits for nothing and
+// reaches neither Kubernetes nor Chaos Mesh, so that every requirement's
+// judgement is tested on synthetic observations.
+package judge
+
+import (
+	"time"
+
+	"github.com/jewelry-shop/lab/lab/measure"
+	"github.com/jewelry-shop/lab/load"
+	"github.com/jewelry-shop/lab/reports"
+	"github.com/jewelry-shop/lab/shop/probeapi"
+)
+
+// Observation is everything one validation run saw, on the runner's clock.
+// The runner fills it step by step; a figure it could not observe is left
+// empty with the reason beside it.
+type Observation struct {
+	// Title, Profile, Seed and Environment go into the report as they are.
+	Title       string
+	Profile     string
+	Seed        int64
+	Environment map[string]string
+
+	Started, Finished time.Time
+	// Reached is the last step the run started; Stopped says why the run
+	// stopped early, nil if it completed.
+	Reached string
+	Stopped error
+	// NotRun lists the steps the run did not do, and why.
+	NotRun []reports.Skipped
+	// Sustain is how long successes must last for a recovery.
+	Sustain time.Duration
+
+	// LoadRan is set once the load started; Load is its result, LoadErr
+	// why there is none.
+	LoadRan            bool
+	LoadStart, LoadEnd time.Time
+	Load               *load.Result
+	LoadErr            error
+
+	// Timeline is the prober's record, every write included; TimelineErr
+	// says why there is none. Verify is its check of the acknowledged
+	// writes; VerifyWhy says why there is none.
+	Timeline    *probeapi.Timeline
+	TimelineErr error
+	Verify      *probeapi.Verification
+	VerifyWhy   string
+
+	// Probes are the live workloads' probes; ProbesWhy says why they were
+	// not read.
+	Probes    []reports.WorkloadProbes
+	ProbesWhy string
+	// Health are the polls of the health endpoint between HealthFrom and
+	// HealthTo; HealthWhy says why it was not polled.
+	Health               []measure.Sample
+	HealthFrom, HealthTo time.Time
+	HealthPolled         bool
+	HealthWhy            string
+
+	ScaleDownWatched bool
+	// Replicas is what the replica observer saw until ObservedUntil;
+	// ReplicasErr says why there is nothing.
+	Replicas      *Replicas
+	ReplicasErr   error
+	ObservedUntil time.Time
+
+	// Faults are the plan's experiments, in plan order, with what happened
+	// to each.
+	Faults []*Fault
+}
+
+// Role is what a fault tests, which decides how it is judged.
+type Role string
+
+// The roles of the catalogue's experiments.
+const (
+	RoleWebPod          Role = "web pod"           // R27: a web pod killed or failed
+	RolePostgresPrimary Role = "PostgreSQL primary" // R26, R29: its failover, measured by the prober
+	RoleRedisMaster     Role = "Redis master"       // R26, R30: its failover, measured by the prober
+	RolePartition       Role = "partition"          // R32: web ↔ PostgreSQL
+	RoleCPUStress       Role = "CPU stress"         // R34
+	RoleMemoryStress    Role = "memory stress"      // R34
+	RoleNodeFailure     Role = "node failure"       // R28
+)
+
+// Store is the prober's store whose writes a fault of this role disturbs;
+// empty when the load generator's requests are the evidence.
+func (r Role) Store() string {
+	switch r {
+	case RolePostgresPrimary:
+		return probeapi.StorePostgres
+	case RoleRedisMaster:
+		return probeapi.StoreRedis
+	}
+	return ""
+}
+
+// Fault is one experiment of the plan and what happened to it.
+type Fault struct {
+	Name, Title, Target string
+	Requirements        []string
+	Role                Role
+	// Held is how long the fault was to be held (zero for a one-shot kill);
+	// Description says how it is injected, e.g. "PodChaos, held 6s".
+	Held        time.Duration
+	Description string
+
+	// NotRun says why the experiment did not run; empty if it ran.
+	// Failure says why one that ran has no injection.
+	NotRun, Failure                  string
+	AppliedAt, InjectedAt, RemovedAt time.Time
+	Applied, Undone                  bool
+	Node                             *NodeFailure
+	Events                           []reports.Event
+	// LeaderBefore and LeaderAfter are the primary or master before the
+	// fault and once it settled; LeaderWhy says why one is missing.
+	LeaderBefore, LeaderAfter, LeaderWhy string
+	// UsageBefore and UsageDuring are the stressed pods' usage; UsageWhy
+	// says why one is missing.
+	UsageBefore, UsageDuring *Usage
+	UsageWhy                 string
+}
+
+// Event adds an event to the fault's timeline.
+func (f *Fault) Event(at time.Time, source, what string) {
+	f.Events = append(f.Events, reports.Event{At: at.UTC(), Source: source, What: what})
+}
+
+// NodeFailure is what a node stop did: when the node stopped and came back
+// and what became of the pods that ran on it.
+type NodeFailure struct {
+	Node      string
+	StoppedAt time.Time
+	// NotReadyAt is when the API first showed the node not Ready; zero if it
+	// never did while the node was down.
+	NotReadyAt time.Time
+	StartedAt  time.Time
+	// ReadyAgainAt is when the node was Ready again after the start; zero if
+	// it was not within the wait.
+	ReadyAgainAt time.Time
+	// Pods are the pods of the namespace that ran on the node when it stopped.
+	Pods []PodMove
+}
+
+// PodMove follows one pod of the failed node.
+type PodMove struct {
+	Pod   string
+	Owner string // kind/name of its controller, empty for a bare pod
+	// EvictedAt is when the pod was first seen deleted or marked for deletion.
+	EvictedAt time.Time
+	// Replacement is a pod of the same controller, created after the stop,
+	// Ready on another node at ReadyAt; empty when none was.
+	Replacement     string
+	ReplacementNode string
+	ReadyAt         time.Time
+}
+
+// Rescheduled reports whether the pod runs again elsewhere.
+func (p PodMove) Rescheduled() bool { return p.Replacement != "" }
+
+// Replicas is what the replica observer saw of the web workload and its
+// autoscaler.
+type Replicas struct {
+	// Workload names the watched workload, e.g. "Deployment/web".
+	Workload string
+	// Ready is its Ready replicas, Desired its wanted replicas.
+	Ready, Desired []measure.ReplicaPoint
+	// HPA names the autoscaler ("namespace/name"); empty when there is
+	// none. HPAReplicas is its current replicas; Min and Max its bounds.
+	HPA         string
+	HPAReplicas []measure.ReplicaPoint
+	Min, Max    int32
+	// HPAMissing says why the autoscaler was not observed.
+	HPAMissing string
+}
+
+// Usage is the summed resource usage of some pods, from the metrics API.
+type Usage struct {
+	CPUMilli    int64
+	MemoryBytes int64
+	Pods        int
+}
+
+// StressRose reports whether a stress shows in the usage: for CPU at least
+// 100m more and half as much again, for memory at least 128 MiB more.
+func StressRose(cpu bool, before, during Usage) bool {
+	if cpu {
+		return during.CPUMilli-before.CPUMilli >= 100 && during.CPUMilli*2 >= before.CPUMilli*3
+	}
+	return during.MemoryBytes-before.MemoryBytes >= 128<<20
+}
+
+// Criteria are what a profile asks of the run.
+type Criteria struct {
+	// Users is the number of virtual users R25 requires held.
+	Users int
+	// RequireHPAMax makes R35 require the HPA at its maximum under load.
+	RequireHPAMax bool
+	Thresholds    Thresholds
+}
+
+// Thresholds are the limits a profile judges its requirements by.
+type Thresholds struct {
+	// P95 bounds the 95th percentile latency of user requests (R25).
+	P95 time.Duration `mapstructure:"p95" json:"p95"`
+	// ErrorRateOutside bounds the user error rate outside fault windows (R25).
+	ErrorRateOutside float64 `mapstructure:"errorRateOutside" json:"errorRateOutside"`
+	// ErrorRateInside bounds the user error rate inside fault windows (R31).
+	ErrorRateInside float64 `mapstructure:"errorRateInside" json:"errorRateInside"`
+	// Availability is the least successful share of requests over the run (R31).
+	Availability float64 `mapstructure:"availability" json:"availability"`
+	// Failover bounds the PostgreSQL and Redis RTO (R29, R30).
+	Failover time.Duration `mapstructure:"failover" json:"failover"`
+	// PodRecovery bounds the time until the web replicas are Ready again (R27).
+	PodRecovery time.Duration `mapstructure:"podRecovery" json:"podRecovery"`
+	// NodeRecovery bounds the time until evicted pods run elsewhere (R28).
+	NodeRecovery time.Duration `mapstructure:"nodeRecovery" json:"nodeRecovery"`
+	// PartitionRecovery bounds the recovery after the partition heals (R32).
+	PartitionRecovery time.Duration `mapstructure:"partitionRecovery" json:"partitionRecovery"`
+	// ScaleDown bounds the time from the load's end to the HPA's minimum (R35).
+	ScaleDown time.Duration `mapstructure:"scaleDown" json:"scaleDown"`
+}

@@ -1,0 +1,240 @@
+package judge
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jewelry-shop/lab/lab/measure"
+	"github.com/jewelry-shop/lab/reports"
+)
+
+// failoverJudged is the judgement of one store failover's RTO.
+type failoverJudged struct {
+	f        *figures // nil when the profile has no such fault
+	v        measure.Verdict
+	measured string
+	// skipped is NotInProfile or NotRun when the fault was not in the plan
+	// or did not run; empty when it ran.
+	skipped reports.Status
+	value   *reports.Value
+}
+
+func (j *judgement) failoverThreshold() string {
+	return fmt.Sprintf("RTO < %s", j.crit.Thresholds.Failover)
+}
+
+// failover judges the first fault of a store role by its RTO.
+func (j *judgement) failover(r Role) failoverJudged {
+	f := firstOfRole(j.figs, r)
+	limit := j.crit.Thresholds.Failover
+	switch {
+	case f == nil:
+		return failoverJudged{v: measure.Missing(notInProfile(r)), skipped: reports.NotInProfile}
+	case f.x.NotRun != "":
+		return failoverJudged{f: f, v: measure.Missing(f.x.Name + ": " + f.x.NotRun), skipped: reports.NotRun}
+	case !f.measured:
+		return failoverJudged{f: f, v: measure.Missing(f.x.Name + ": " + f.why)}
+	}
+	name := f.x.Name
+	fj := failoverJudged{f: f, v: f.rec.Below(limit)}
+	if f.rec.RTO.Known {
+		fj.v = reword(fj.v, "RTO "+ms(f.rec.RTO.V), "<", limit.String())
+		fj.measured = fmt.Sprintf("%s: RTO %s", name, ms(f.rec.RTO.V))
+		v := reports.Seconds("rto "+name, f.rec.RTO.V)
+		fj.value = &v
+	} else if f.rec.AtLeast > 0 {
+		fj.measured = fmt.Sprintf("%s: RTO at least %s", name, ms(f.rec.AtLeast))
+	}
+	if fj.v.Status != measure.Pass {
+		fj.v.Reason = name + ": " + fj.v.Reason
+	}
+	return fj
+}
+
+// row is the failover's own requirement (R29, R30).
+func (fj failoverJudged) row(id, title, thr string) reports.Requirement {
+	switch fj.skipped {
+	case reports.NotInProfile:
+		return notInProfileRow(id, title, thr, fj.v.Reason)
+	case reports.NotRun:
+		return notRunRow(id, title, thr, fj.v.Reason, reports.ExperimentAnchor(fj.f.x.Name))
+	}
+	q := requirementRow(id, title, thr, fj.measured, fj.v, reports.ExperimentAnchor(fj.f.x.Name))
+	if fj.value != nil {
+		q.Values = []reports.Value{*fj.value}
+	}
+	return q
+}
+
+// masters judges R26: the PostgreSQL primary and the Redis master recover.
+func (j *judgement) masters(pg, redis failoverJudged) reports.Requirement {
+	const id, title = "R26", "Kill master nodes"
+	thr := "the PostgreSQL primary and the Redis master recover: " + j.failoverThreshold()
+	var ev []string
+	var vals []reports.Value
+	for _, fj := range []failoverJudged{pg, redis} {
+		if fj.f != nil {
+			ev = append(ev, reports.ExperimentAnchor(fj.f.x.Name))
+		}
+		if fj.value != nil {
+			vals = append(vals, *fj.value)
+		}
+	}
+	switch {
+	case pg.skipped == reports.NotInProfile && redis.skipped == reports.NotInProfile:
+		return notInProfileRow(id, title, thr, "no PostgreSQL primary or Redis master failure is in the profile")
+	case pg.skipped != "" && redis.skipped != "":
+		return notRunRow(id, title, thr, pg.v.Reason+"; "+redis.v.Reason, ev...)
+	}
+	return withValues(requirementRow(id, title, thr, joinFigures(pg.measured, redis.measured), measure.All(pg.v, redis.v), ev...), vals...)
+}
+
+// webPods judges R27: after each web pod fault the web replicas are all
+// Ready again within the limit.
+func (j *judgement) webPods() reports.Requirement {
+	const id, title = "R27", "Kill random pods"
+	limit := j.crit.Thresholds.PodRecovery
+	thr := fmt.Sprintf("web replicas Ready again within %s", limit)
+	var ran []*figures
+	var reasons []string
+	planned := ofRole(j.figs, RoleWebPod)
+	for _, f := range planned {
+		if f.x.NotRun == "" {
+			ran = append(ran, f)
+		} else {
+			reasons = append(reasons, f.x.Name+": "+f.x.NotRun)
+		}
+	}
+	switch {
+	case len(planned) == 0:
+		return notInProfileRow(id, title, thr, "no web pod experiment is in the profile")
+	case len(ran) == 0:
+		return notRunRow(id, title, thr, strings.Join(reasons, "; "))
+	}
+	var measured, ev []string
+	var vs []measure.Verdict
+	var vals []reports.Value
+	for _, f := range ran {
+		name := f.x.Name
+		ev = append(ev, reports.ExperimentAnchor(name))
+		st, why := steadiness(j.o, f)
+		if why != "" {
+			vs = append(vs, measure.Missing(name+": "+why))
+		} else {
+			after := ms(st.After.V)
+			measured = append(measured, fmt.Sprintf("%s: web replicas all Ready %s after the fault (lowest %d)", name, after, st.Lowest))
+			vs = append(vs, reword(measure.AtMost(st.After, limit), name+": Ready again after "+after, "<=", limit.String()))
+			vals = append(vals, reports.Seconds("web replicas Ready again "+name, st.After.V))
+		}
+		if f.measured && f.rec.RTO.Known {
+			measured = append(measured, fmt.Sprintf("%s: user requests recovered after %s", name, ms(f.rec.RTO.V)))
+		}
+	}
+	return withValues(requirementRow(id, title, thr, strings.Join(measured, "; "), measure.All(vs...), ev...), vals...)
+}
+
+// node judges R28: every pod of a ReplicaSet on the stopped node runs Ready
+// elsewhere within the limit of the stop.
+func (j *judgement) node() reports.Requirement {
+	const id, title = "R28", "Node failure"
+	limit := j.crit.Thresholds.NodeRecovery
+	thr := fmt.Sprintf("evicted pods Ready on other nodes within %s", limit)
+	f := firstOfRole(j.figs, RoleNodeFailure)
+	switch {
+	case f == nil:
+		return notInProfileRow(id, title, thr, notInProfile(RoleNodeFailure))
+	case f.x.NotRun != "":
+		return notRunRow(id, title, thr, f.x.NotRun, reports.ExperimentAnchor(f.x.Name))
+	}
+	ev := reports.ExperimentAnchor(f.x.Name)
+	nf := f.x.Node
+	if nf == nil || nf.StoppedAt.IsZero() {
+		return requirementRow(id, title, thr, "", measure.Missing("the node was not stopped: "+f.x.Failure), ev)
+	}
+	var slowest time.Duration
+	var stuck []string
+	n := 0
+	for _, m := range nf.Pods {
+		if !strings.HasPrefix(m.Owner, "ReplicaSet/") {
+			continue // stateful and bare pods do not move
+		}
+		n++
+		if !m.Rescheduled() {
+			stuck = append(stuck, m.Pod)
+			continue
+		}
+		slowest = max(slowest, m.ReadyAt.Sub(nf.StoppedAt))
+	}
+	switch {
+	case n == 0:
+		return requirementRow(id, title, thr, "", measure.Missing("no Deployment pod ran on node "+nf.Node), ev)
+	case len(stuck) > 0:
+		return withValues(requirementRow(id, title, thr, fmt.Sprintf("%d of %d pods not rescheduled", len(stuck), n),
+			measure.Verdict{Status: measure.Fail, Reason: "not Ready elsewhere while the node was down: " + strings.Join(stuck, ", ")}, ev),
+			reports.Number("pods not rescheduled", int64(len(stuck))))
+	}
+	return withValues(requirementRow(id, title, thr, fmt.Sprintf("%d pods Ready elsewhere within %s", n, ms(slowest)),
+		reword(measure.AtMost(measure.Known(slowest), limit), "slowest "+ms(slowest), "<=", limit.String()), ev),
+		reports.Seconds("slowest pod Ready elsewhere", slowest), reports.Number("pods rescheduled", int64(n)))
+}
+
+// partition judges R32: user requests recover within the limit after the
+// partition heals.
+func (j *judgement) partition() reports.Requirement {
+	const id, title = "R32", "Network partition"
+	limit := j.crit.Thresholds.PartitionRecovery
+	thr := fmt.Sprintf("user requests recover within %s after the partition heals", limit)
+	f := firstOfRole(j.figs, RolePartition)
+	switch {
+	case f == nil:
+		return notInProfileRow(id, title, thr, notInProfile(RolePartition))
+	case f.x.NotRun != "":
+		return notRunRow(id, title, thr, f.x.NotRun, reports.ExperimentAnchor(f.x.Name))
+	case !f.hasHealed:
+		return requirementRow(id, title, thr, "", measure.Missing(firstReason(f.why, "the partition's removal was not observed")), reports.ExperimentAnchor(f.x.Name))
+	}
+	q := requirementRow(id, title, thr, "", f.healed.Below(limit), reports.ExperimentAnchor(f.x.Name))
+	if f.healed.RTO.Known {
+		q.Measured = "recovered " + ms(f.healed.RTO.V) + " after the heal"
+		q.Values = []reports.Value{reports.Seconds("recovery after the heal", f.healed.RTO.V)}
+	}
+	return q
+}
+
+// steadiness measures when the web replicas were all Ready again after a
+// fault: from its injection, or from the removal of a held fault; why says
+// why it could not be measured.
+func steadiness(o *Observation, f *figures) (measure.Settle, string) {
+	switch {
+	case o.Replicas == nil:
+		return measure.Settle{}, replicasWhy(o)
+	case !f.hasWindow:
+		return measure.Settle{}, "the fault was not injected"
+	}
+	ref := f.x.InjectedAt
+	if f.x.Held > 0 && !f.x.RemovedAt.IsZero() {
+		ref = f.x.RemovedAt
+	}
+	want := measure.CountAt(o.Replicas.Desired, ref)
+	if !want.Known {
+		return measure.Settle{}, "the wanted replicas are not known: " + want.Reason
+	}
+	end := f.horizon.End
+	if o.ObservedUntil.Before(end) {
+		end = o.ObservedUntil
+	}
+	st := measure.Steady(o.Replicas.Ready, ref, end, want.V)
+	if !st.After.Known {
+		return st, st.After.Reason
+	}
+	return st, ""
+}
+
+// replicasWhy says why there are no replica observations.
+func replicasWhy(o *Observation) string {
+	if o.ReplicasErr == nil {
+		return "the replica observer did not run"
+	}
+	return o.ReplicasErr.Error()
+}
