@@ -86,14 +86,14 @@ func (i Images) All() []Image {
 	return []Image{i.Node, i.LoadBalancer, i.Tools}
 }
 
-// K3dEnv returns the environment that makes the k3d library use the
-// stand-in helper images: k3d takes its tools image from K3D_IMAGE_TOOLS
-// only (cluster.Spec.ToolsImage does not reach it), and its load balancer
-// image from K3D_IMAGE_LOADBALANCER unless the spec sets one.
-func (i Images) K3dEnv() []string {
+// LabEnv returns the environment that makes the lab binary create its
+// cluster from the stand-ins: the node image (cluster.image) and k3d's
+// helper images (cluster.loadBalancerImage, cluster.toolsImage).
+func (i Images) LabEnv() []string {
 	return []string{
-		"K3D_IMAGE_LOADBALANCER=" + i.LoadBalancer.Ref,
-		"K3D_IMAGE_TOOLS=" + i.Tools.Ref,
+		"LAB_CLUSTER_IMAGE=" + i.Node.Ref,
+		"LAB_CLUSTER_LOADBALANCERIMAGE=" + i.LoadBalancer.Ref,
+		"LAB_CLUSTER_TOOLSIMAGE=" + i.Tools.Ref,
 	}
 }
 
