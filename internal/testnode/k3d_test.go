@@ -19,6 +19,9 @@ import (
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/pkg/stdcopy"
 	k3d "github.com/k3d-io/k3d/v5/pkg/types"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/jewelry-shop/lab/cluster"
 	"github.com/jewelry-shop/lab/internal/dockertest"
@@ -91,6 +94,9 @@ func TestK3dClusterWithStandinImages(t *testing.T) {
 	}
 	t.Logf("cluster created in %v (k3d saw every node's ready line), 3 nodes Ready after %v", created.Round(time.Millisecond), time.Since(begin).Round(time.Millisecond))
 
+	if ins, err := docker.ContainerInspect(ctx, "k3d-"+name+"-server-0"); err == nil {
+		t.Logf("k3d started the server as %v %v", ins.Config.Entrypoint, ins.Config.Cmd)
+	}
 	info, err := m.Get(ctx, name)
 	if err != nil {
 		t.Fatalf("get cluster: %v", err)
@@ -130,6 +136,39 @@ func TestK3dClusterWithStandinImages(t *testing.T) {
 	}
 	t.Logf("%s Ready %v after its container was started", agent, time.Since(started).Round(time.Second))
 
+	// The server restarts with its state: `docker stop` runs k3d's
+	// entrypoint cleanup (kubectl drain), `docker start` brings the same
+	// cluster back (etcd data, CA and nodes kept; the old kubeconfig still
+	// works) and k3d's entrypoint uncordons the server again.
+	server := "k3d-" + name + "-server-0"
+	cs := clientset(t, kubeconfig)
+	before := nodeUIDs(ctx, t, cs)
+	restarted := time.Now()
+	stopTimeout := 30
+	if err := docker.ContainerStop(ctx, server, container.StopOptions{Timeout: &stopTimeout}); err != nil {
+		t.Fatalf("docker stop %s: %v", server, err)
+	}
+	t.Logf("%s stopped in %v", server, time.Since(restarted).Round(time.Millisecond))
+	if err := docker.ContainerStart(ctx, server, container.StartOptions{}); err != nil {
+		t.Fatalf("docker start %s: %v", server, err)
+	}
+	wctx, wcancel = context.WithTimeout(ctx, 3*time.Minute)
+	err = m.WaitReady(wctx, kubeconfig, 3, nil)
+	wcancel()
+	if err != nil {
+		t.Fatalf("wait for 3 Ready nodes after restarting the server: %v", err)
+	}
+	if after := nodeUIDs(ctx, t, cs); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Errorf("the nodes changed across a server restart (etcd data lost?):\nbefore %v\nafter  %v", before, after)
+	}
+	if err := waitSchedulable(ctx, cs, server, time.Minute); err != nil {
+		t.Error(err)
+	}
+	if log := containerLog(ctx, t, docker, server); !strings.Contains(log, "Draining node") || !strings.Contains(log, "node/"+server+" uncordoned") {
+		t.Errorf("the server's log shows no drain at the stop and uncordon at the start (k3d's entrypoint):\n%s", log)
+	}
+	t.Logf("%s restarted: 3 nodes Ready and the server uncordoned %v after the stop", server, time.Since(restarted).Round(time.Second))
+
 	existed, err := m.Delete(ctx, name, false)
 	if err != nil || !existed {
 		t.Fatalf("delete cluster: existed=%v, %v", existed, err)
@@ -168,6 +207,51 @@ func waitNode(ctx context.Context, m *cluster.Manager, kubeconfig []byte, node s
 	}
 }
 
+func clientset(t *testing.T, kubeconfig []byte) kubernetes.Interface {
+	t.Helper()
+	rc, err := clientcmd.RESTConfigFromKubeConfig(kubeconfig)
+	if err != nil {
+		t.Fatalf("read the kubeconfig: %v", err)
+	}
+	rc.Timeout = 10 * time.Second
+	cs, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		t.Fatalf("make a client: %v", err)
+	}
+	return cs
+}
+
+// nodeUIDs maps each node's name to its UID.
+func nodeUIDs(ctx context.Context, t *testing.T, cs kubernetes.Interface) map[string]string {
+	t.Helper()
+	list, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatalf("list nodes: %v", err)
+	}
+	out := map[string]string{}
+	for _, n := range list.Items {
+		out[n.Name] = string(n.UID)
+	}
+	return out
+}
+
+// waitSchedulable waits until the node is not cordoned.
+func waitSchedulable(ctx context.Context, cs kubernetes.Interface, node string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	for {
+		n, err := cs.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
+		if err == nil && !n.Spec.Unschedulable {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("node %s still cordoned %v after the restart (k3d's entrypoint uncordons it): %v", node, timeout, err)
+		case <-time.After(time.Second):
+		}
+	}
+}
+
 // leftovers lists, straight from the Docker API, every container, network
 // and volume that belongs to the cluster: by k3d's cluster label and by name.
 func leftovers(ctx context.Context, t *testing.T, c *client.Client, name string) []string {
@@ -199,6 +283,21 @@ func leftovers(ctx context.Context, t *testing.T, c *client.Client, name string)
 		out = append(out, "network "+n.Name)
 	}
 	return out
+}
+
+// containerLog returns the container's whole log.
+func containerLog(ctx context.Context, t *testing.T, c *client.Client, name string) string {
+	t.Helper()
+	rc, err := c.ContainerLogs(ctx, name, container.LogsOptions{ShowStdout: true, ShowStderr: true})
+	if err != nil {
+		t.Fatalf("logs of %s: %v", name, err)
+	}
+	defer rc.Close()
+	var buf bytes.Buffer
+	if _, err := stdcopy.StdCopy(&buf, &buf, rc); err != nil {
+		t.Fatalf("logs of %s: %v", name, err)
+	}
+	return buf.String()
 }
 
 // dumpLogs writes the end of every node container's log to the test log.
