@@ -231,7 +231,7 @@ func Build(ctx context.Context, opts Options) (Images, error) {
 		spec spec
 		dst  *Image
 	}{{node, &imgs.Node}, {lb, &imgs.LoadBalancer}, {tools, &imgs.Tools}} {
-		img, err := s.spec.ensure(dir, runtime.GOARCH, log)
+		img, err := s.spec.ensure(ctx, dir, runtime.GOARCH, log)
 		if err != nil {
 			return Images{}, err
 		}
@@ -308,14 +308,14 @@ func key(inputs []string) string {
 	return hex.EncodeToString(h[:])[:32]
 }
 
-func fileSum(path string) (string, error) {
+func fileSum(ctx context.Context, path string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return "", fmt.Errorf("hash %s: %w", path, err)
 	}
 	defer f.Close()
 	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
+	if _, err := io.Copy(h, withContext(ctx, f)); err != nil {
 		return "", fmt.Errorf("hash %s: %w", path, err)
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
@@ -359,7 +359,7 @@ func created() time.Time { return time.Unix(0, 0).UTC() }
 
 // key hashes everything that goes into the image: every layer's entries
 // (names, modes, links, contents) and the image configuration.
-func (s spec) key(arch string) (string, error) {
+func (s spec) key(ctx context.Context, arch string) (string, error) {
 	in := []string{formatVersion, s.kind, s.repo, arch, s.workdir, s.description,
 		strings.Join(s.entrypoint, " "), strings.Join(s.cmd, " "), strings.Join(s.env, " ")}
 	for _, l := range s.layers {
@@ -372,7 +372,7 @@ func (s spec) key(arch string) (string, error) {
 			switch {
 			case f.path != "":
 				var err error
-				if sum, err = fileSum(f.path); err != nil {
+				if sum, err = fileSum(ctx, f.path); err != nil {
 					return "", err
 				}
 			case !f.dir && f.link == "":
@@ -386,8 +386,8 @@ func (s spec) key(arch string) (string, error) {
 }
 
 // ensure returns the image, writing its archive unless the cache has it.
-func (s spec) ensure(dir, arch string, log *slog.Logger) (Image, error) {
-	k, err := s.key(arch)
+func (s spec) ensure(ctx context.Context, dir, arch string, log *slog.Logger) (Image, error) {
+	k, err := s.key(ctx, arch)
 	if err != nil {
 		return Image{}, err
 	}
@@ -400,7 +400,7 @@ func (s spec) ensure(dir, arch string, log *slog.Logger) (Image, error) {
 		return Image{Ref: ref, Archive: archive}, nil
 	}
 	start := time.Now()
-	img, err := s.image(ref, arch)
+	img, err := s.image(ctx, ref, arch)
 	if err != nil {
 		return Image{}, err
 	}
@@ -425,14 +425,10 @@ func (s spec) ensure(dir, arch string, log *slog.Logger) (Image, error) {
 // image assembles the image. Layers are gzip streams without compression:
 // the images only travel from this cache into the local Docker, where
 // compressing them would cost time and save nothing.
-func (s spec) image(ref, arch string) (v1.Image, error) {
+func (s spec) image(ctx context.Context, ref, arch string) (v1.Image, error) {
 	img := mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON)
 	for _, ls := range s.layers {
-		opener := ls.open
-		if ls.path != "" {
-			p := ls.path
-			opener = func() (io.ReadCloser, error) { return os.Open(p) }
-		}
+		opener := func() (io.ReadCloser, error) { return ls.open(ctx) }
 		l, err := tarball.LayerFromOpener(opener, tarball.WithCompressionLevel(gzip.NoCompression), tarball.WithMediaType(types.OCILayer))
 		if err != nil {
 			return nil, fmt.Errorf("image %s: layer %q: %w", s.repo, ls.createdBy, err)
@@ -465,12 +461,40 @@ func (s spec) image(ref, arch string) (v1.Image, error) {
 	return img, nil
 }
 
-// open streams the layer's tar, generated from its files.
-func (ls layerSource) open() (io.ReadCloser, error) {
+// open streams the layer's tar: the tarball, or one generated from its
+// files. Reading fails once ctx ends, which stops a build in the middle.
+func (ls layerSource) open(ctx context.Context) (io.ReadCloser, error) {
+	if ls.path != "" {
+		f, err := os.Open(ls.path)
+		if err != nil {
+			return nil, fmt.Errorf("open layer %s: %w", ls.path, err)
+		}
+		return struct {
+			io.Reader
+			io.Closer
+		}{withContext(ctx, f), f}, nil
+	}
 	pr, pw := io.Pipe()
 	go func() { pw.CloseWithError(writeLayer(pw, ls.files)) }()
-	return pr, nil
+	return struct {
+		io.Reader
+		io.Closer
+	}{withContext(ctx, pr), pr}, nil
 }
+
+// withContext returns a reader of r whose reads fail once ctx has ended.
+func withContext(ctx context.Context, r io.Reader) io.Reader {
+	return readFunc(func(p []byte) (int, error) {
+		if err := ctx.Err(); err != nil {
+			return 0, err
+		}
+		return r.Read(p)
+	})
+}
+
+type readFunc func([]byte) (int, error)
+
+func (f readFunc) Read(p []byte) (int, error) { return f(p) }
 
 // writeLayer writes files as a tar owned by root, every parent directory
 // listed before its entries, with the fixed time.

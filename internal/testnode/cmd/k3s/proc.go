@@ -59,6 +59,16 @@ func (p *prefixWriter) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
+// flush writes what is left of an unterminated last line.
+func (p *prefixWriter) flush() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.buf) > 0 {
+		_, _ = p.out.Write(append(append([]byte(p.prefix), p.buf...), '\n'))
+		p.buf = nil
+	}
+}
+
 // levelFatal is k3s's (logrus's) fatal level: k3d treats a container whose
 // last log line says level=fatal as crashing and waits for its restart.
 const levelFatal = slog.Level(12)
@@ -130,6 +140,7 @@ func (g *group) start(name string, args, env []string) error {
 	g.mu.Unlock()
 	go func() {
 		c.err = cmd.Wait()
+		w.flush()
 		close(c.done)
 		g.exited <- c
 	}()
