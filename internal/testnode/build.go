@@ -360,8 +360,10 @@ func created() time.Time { return time.Unix(0, 0).UTC() }
 // key hashes everything that goes into the image: every layer's entries
 // (names, modes, links, contents) and the image configuration.
 func (s spec) key(ctx context.Context, arch string) (string, error) {
-	in := []string{formatVersion, s.kind, s.repo, arch, s.workdir, s.description,
-		strings.Join(s.entrypoint, " "), strings.Join(s.cmd, " "), strings.Join(s.env, " ")}
+	in := []string{
+		formatVersion, s.kind, s.repo, arch, s.workdir, s.description,
+		strings.Join(s.entrypoint, " "), strings.Join(s.cmd, " "), strings.Join(s.env, " "),
+	}
 	for _, l := range s.layers {
 		in = append(in, "layer "+l.createdBy)
 		if l.path != "" {

@@ -1,3 +1,9 @@
+//go:build !race
+
+// The race detector flags k3d itself: its Docker client (GetDockerClient)
+// writes docker/cli's package globals from concurrent goroutines during every
+// cluster creation. `make test` runs this file's tests without -race.
+
 package testnode_test
 
 import (
@@ -302,6 +308,7 @@ func containerLog(ctx context.Context, t *testing.T, c *client.Client, name stri
 
 // dumpLogs writes the end of every node container's log to the test log.
 func dumpLogs(t *testing.T, c *client.Client, name string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cs, err := c.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", k3d.LabelClusterName+"="+name))})
@@ -356,6 +363,7 @@ type testWriter struct {
 }
 
 func newTestWriter(t *testing.T) *testWriter {
+	t.Helper()
 	w := &testWriter{t: t}
 	t.Cleanup(func() { w.done.Store(true) })
 	return w
