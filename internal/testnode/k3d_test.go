@@ -7,10 +7,12 @@
 package testnode_test
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"crypto/rand"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"strings"
@@ -102,6 +104,11 @@ func TestK3dClusterWithStandinImages(t *testing.T) {
 
 	if ins, err := docker.ContainerInspect(ctx, "k3d-"+name+"-server-0"); err == nil {
 		t.Logf("k3d started the server as %v %v", ins.Config.Entrypoint, ins.Config.Cmd)
+	}
+	// k3d waited for "Cluster dns configmap" and filled NodeHosts into the
+	// server's coredns.yaml with the cluster's containers.
+	if f := containerFile(ctx, t, docker, "k3d-"+name+"-server-0", "/var/lib/rancher/k3s/server/manifests/coredns.yaml"); !strings.Contains(f, "host.k3d.internal") || !strings.Contains(f, "k3d-"+name+"-agent-0") {
+		t.Errorf("k3d did not write NodeHosts into coredns.yaml:\n%s", f)
 	}
 	info, err := m.Get(ctx, name)
 	if err != nil {
@@ -289,6 +296,25 @@ func leftovers(ctx context.Context, t *testing.T, c *client.Client, name string)
 		out = append(out, "network "+n.Name)
 	}
 	return out
+}
+
+// containerFile returns a file of a container, through the Docker API.
+func containerFile(ctx context.Context, t *testing.T, c *client.Client, name, path string) string {
+	t.Helper()
+	rc, _, err := c.CopyFromContainer(ctx, name, path)
+	if err != nil {
+		t.Fatalf("copy %s from %s: %v", path, name, err)
+	}
+	defer rc.Close()
+	tr := tar.NewReader(rc)
+	if _, err := tr.Next(); err != nil {
+		t.Fatalf("copy %s from %s: %v", path, name, err)
+	}
+	b, err := io.ReadAll(tr)
+	if err != nil {
+		t.Fatalf("copy %s from %s: %v", path, name, err)
+	}
+	return string(b)
 }
 
 // containerLog returns the container's whole log.

@@ -59,21 +59,7 @@ func runAgent(ctx context.Context, log *slog.Logger, out *lineWriter, c config) 
 		return err
 	}
 	log.Info("the server answers", "url", c.serverURL, "after", time.Since(start).Round(time.Millisecond))
-	n, err := newNode(c, name)
-	if err != nil {
-		return err
-	}
-	if err := register(ctx, cs, n); err != nil {
-		return err
-	}
-	cidr, err := waitPodCIDR(ctx, g, cs, name)
-	if err != nil {
-		return err
-	}
-	if err := takeOverLease(ctx, cs, name); err != nil {
-		return err
-	}
-	if err := g.start("kwok", kwokArgs(agentKubeconfig, stages, name, ips[0].String(), cidr), append(os.Environ(), "KWOK_WORKDIR="+kwokWorkDir)); err != nil {
+	if err := runKubelet(ctx, log, g, cs, c, name, ips[0].String(), agentKubeconfig, stages); err != nil {
 		return err
 	}
 	log.Info("Successfully registered node " + name)

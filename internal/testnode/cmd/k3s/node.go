@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -91,6 +92,30 @@ func writeKwokConfig() (string, error) {
 		return "", fmt.Errorf("write the kwok configuration: %w", err)
 	}
 	return path, nil
+}
+
+// runKubelet does what a node's kubelet does at start: it registers the
+// Node (or updates a registered one), and runs what keeps it alive and runs
+// its pods. That is kwok today: it renews the Lease and makes pods Running
+// by the stages. It is the one place to change when a real kubelet (with
+// containerd, runc and the CNI plugins already in the image) takes over.
+func runKubelet(ctx context.Context, log *slog.Logger, g *group, cs kubernetes.Interface, c config, name, ip, kubeconfigFile, stages string) error {
+	n, err := newNode(c, name)
+	if err != nil {
+		return err
+	}
+	if err := register(ctx, cs, n); err != nil {
+		return err
+	}
+	log.Info("registered node", "node", name)
+	cidr, err := waitPodCIDR(ctx, g, cs, name)
+	if err != nil {
+		return err
+	}
+	if err := takeOverLease(ctx, cs, name); err != nil {
+		return err
+	}
+	return g.start("kwok", kwokArgs(kubeconfigFile, stages, name, ip, cidr), append(os.Environ(), "KWOK_WORKDIR="+kwokWorkDir))
 }
 
 // kwokArgs runs kwok as this node's kubelet: it manages exactly this node,

@@ -252,22 +252,7 @@ func bringUp(ctx context.Context, log *slog.Logger, g *group, cs kubernetes.Inte
 			return err
 		}
 	}
-	n, err := newNode(c, name)
-	if err != nil {
-		return err
-	}
-	if err := register(ctx, cs, n); err != nil {
-		return err
-	}
-	log.Info("registered node", "node", name)
-	cidr, err := waitPodCIDR(ctx, g, cs, name)
-	if err != nil {
-		return err
-	}
-	if err := takeOverLease(ctx, cs, name); err != nil {
-		return err
-	}
-	if err := g.start("kwok", kwokArgs(credDir+"/admin.kubeconfig", stages, name, ip.String(), cidr), append(os.Environ(), "KWOK_WORKDIR="+kwokWorkDir)); err != nil {
+	if err := runKubelet(ctx, log, g, cs, c, name, ip.String(), credDir+"/admin.kubeconfig", stages); err != nil {
 		return err
 	}
 	if err := waitNodeReady(ctx, g, cs, name); err != nil {
