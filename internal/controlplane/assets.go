@@ -33,9 +33,9 @@ func assetsKey() string {
 	return fmt.Sprintf("k8s-%s-etcd-%s-kwok-%s-cg-%s", kubernetesVersion, etcdVersion, kwokVersion, controllerToolsVersion)
 }
 
-// cacheDir is the lab cache root:
-// ${LAB_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/lab}.
-func cacheDir() (string, error) {
+// CacheDir is the lab cache root, shared by every script and test helper that
+// caches a build: ${LAB_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/lab}.
+func CacheDir() (string, error) {
 	if d := os.Getenv("LAB_CACHE_DIR"); d != "" {
 		return d, nil
 	}
@@ -52,7 +52,7 @@ func cacheDir() (string, error) {
 // AssetsDir returns the directory that hack/test-assets.sh builds the control
 // plane's binaries into.
 func AssetsDir() (string, error) {
-	c, err := cacheDir()
+	c, err := CacheDir()
 	if err != nil {
 		return "", err
 	}

@@ -45,7 +45,7 @@ func chaosMeshCRDs(ctx context.Context, controllerGen string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("find the version of %s: %w", chaosMeshAPI, err)
 	}
-	cache, err := cacheDir()
+	cache, err := CacheDir()
 	if err != nil {
 		return "", err
 	}

@@ -2,7 +2,6 @@ package controlplane
 
 import (
 	"context"
-	_ "embed"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -16,12 +15,9 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-)
 
-// kwokStages tell kwok how to simulate the kubelets; see the file.
-//
-//go:embed kwok-stages.yaml
-var kwokStages []byte
+	"github.com/jewelry-shop/lab/internal/kwokstages"
+)
 
 // The simulated nodes are named like the nodes of the k3d cluster lab creates
 // (1 server, 2 agents).
@@ -128,7 +124,7 @@ func (e *Env) startNodes(ctx context.Context) error {
 	// An explicit configuration also keeps a developer's ~/.kwok/kwok.yaml
 	// out of the tests.
 	kwokConfig := filepath.Join(e.workDir, "kwok.yaml")
-	if err := os.WriteFile(kwokConfig, kwokStages, 0o600); err != nil {
+	if err := os.WriteFile(kwokConfig, kwokstages.YAML(), 0o600); err != nil {
 		return fmt.Errorf("write the kwok configuration: %w", err)
 	}
 	kc := "--kubeconfig=" + e.Kubeconfig

@@ -21,7 +21,7 @@ import (
 
 // pidsDir is where test binaries record their control plane's PIDs.
 func pidsDir() (string, error) {
-	c, err := cacheDir()
+	c, err := CacheDir()
 	if err != nil {
 		return "", err
 	}

@@ -1,0 +1,368 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+)
+
+const (
+	serverDir = dataDir + "/server"
+	tlsDir    = serverDir + "/tls"
+	credDir   = serverDir + "/cred"
+	// manifestsDir is where k3s deploys its bundled manifests from; k3d
+	// rewrites coredns.yaml there (NodeHosts) once the server is up.
+	manifestsDir = serverDir + "/manifests"
+	etcdDataDir  = serverDir + "/db/etcd"
+	apiPort      = 6443
+)
+
+// runServer runs a k3s server's control plane: etcd, kube-apiserver,
+// kube-controller-manager and kube-scheduler, the real binaries, and kwok in
+// place of the server's kubelet. It logs k3d's ready messages only once they
+// are true: "k3s is up and running" when the API is ready and the server's
+// own Node is Ready, "Cluster dns configmap" when that ConfigMap exists.
+func runServer(ctx context.Context, log *slog.Logger, out *lineWriter, c config) error {
+	host, err := os.Hostname()
+	if err != nil {
+		return fmt.Errorf("read the host name: %w", err)
+	}
+	name := c.nodeName
+	if name == "" {
+		name = host
+	}
+	ips, err := nodeIPs()
+	if err != nil {
+		return err
+	}
+	deployCoreDNS := !slices.Contains(c.disable, "coredns")
+	if deployCoreDNS {
+		if err := writeManifests(); err != nil {
+			return err
+		}
+	}
+
+	p, err := loadOrCreatePKI(tlsDir)
+	if err != nil {
+		return err
+	}
+	caPEM, err := p.caPEM()
+	if err != nil {
+		return err
+	}
+	serving, servingKey, err := p.issue(servingLeaf(host, name, ips, c.tlsSANs))
+	if err != nil {
+		return err
+	}
+	if _, err := loadOrGenerateKey(tlsDir + "/service.key"); err != nil {
+		return err
+	}
+	// The request-header CA signs the API server's front-proxy client
+	// certificate (API aggregation); the controllers and the scheduler
+	// read it from kube-system/extension-apiserver-authentication.
+	rh, err := loadOrCreatePKI(tlsDir + "/request-header")
+	if err != nil {
+		return err
+	}
+	proxyClient, proxyClientKey, err := rh.issue(leaf{name: "client-auth-proxy", commonName: "system:auth-proxy"})
+	if err != nil {
+		return err
+	}
+	// The agents authenticate with the cluster token as a member of
+	// system:masters. That is the stand-in's simplification: k3s agents use
+	// the token only to bootstrap TLS and then run as system:node:<name>.
+	tokenFile := serverDir + "/token.csv"
+	if err := os.WriteFile(tokenFile, []byte(c.token+`,system:k3s-standin:agent,k3s-standin-agent,"system:masters"`+"\n"), 0o600); err != nil {
+		return fmt.Errorf("write the token file: %w", err)
+	}
+
+	local := "https://127.0.0.1:" + strconv.Itoa(apiPort)
+	kc := map[string]*clientcmdapi.Config{}
+	for _, u := range []struct{ name, cn, org string }{
+		{"admin", "system:admin", "system:masters"},
+		{"controller", "system:kube-controller-manager", ""},
+		{"scheduler", "system:kube-scheduler", ""},
+	} {
+		l := leaf{name: "client-" + u.name, commonName: u.cn}
+		if u.org != "" {
+			l.organization = []string{u.org}
+		}
+		crt, key, err := p.issue(l)
+		if err != nil {
+			return err
+		}
+		kc[u.name] = kubeconfig(local, caPEM, false, &clientcmdapi.AuthInfo{ClientCertificate: crt, ClientKey: key})
+		if err := writeKubeconfig(kc[u.name], credDir+"/"+u.name+".kubeconfig", 0o600); err != nil {
+			return err
+		}
+	}
+	// The kubeconfigs for people and k3d carry their credentials inline:
+	// k3d copies $K3S_KUBECONFIG_OUTPUT out of the container.
+	admin, err := inlineAdmin(p, local, caPEM)
+	if err != nil {
+		return err
+	}
+	mode, err := kubeconfigMode(c.kubeconfigMode)
+	if err != nil {
+		return err
+	}
+	for _, path := range []string{kubeconfigPath, c.kubeconfigOutput} {
+		if path == "" {
+			continue
+		}
+		if err := writeKubeconfig(admin, path, mode); err != nil {
+			return err
+		}
+		log.Info("wrote kubeconfig", "path", path)
+	}
+	cs, err := clientFor(kc["admin"])
+	if err != nil {
+		return err
+	}
+	stages, err := writeKwokConfig()
+	if err != nil {
+		return err
+	}
+
+	g := newGroup(log, out)
+	tls := tlsFiles{serving: serving, servingKey: servingKey, requestHeaderCA: rh.caPath, proxyClient: proxyClient, proxyClientKey: proxyClientKey, token: tokenFile}
+	if err := bringUp(ctx, log, g, cs, c, name, ips[0], tls, stages, deployCoreDNS); err != nil {
+		g.stop()
+		return err
+	}
+	return g.wait(ctx)
+}
+
+// tlsFiles are the API server's certificates and credentials files.
+type tlsFiles struct {
+	serving, servingKey         string
+	requestHeaderCA             string
+	proxyClient, proxyClientKey string
+	token                       string
+}
+
+// controlPlane returns the command lines of etcd, kube-apiserver,
+// kube-controller-manager and kube-scheduler: k3s's choices where they
+// matter here, with the --*-arg values applied.
+func controlPlane(c config, ip net.IP, f tlsFiles) (etcd, apiserver, controllerManager, scheduler []string) {
+	const member = "lab-k3s-standin" // the same at every start: it is in the data
+	etcd = componentArgs([]string{
+		"name=" + member,
+		"data-dir=" + etcdDataDir,
+		"listen-client-urls=http://127.0.0.1:2379",
+		"advertise-client-urls=http://127.0.0.1:2379",
+		"listen-peer-urls=http://127.0.0.1:2380",
+		"initial-advertise-peer-urls=http://127.0.0.1:2380",
+		"initial-cluster=" + member + "=http://127.0.0.1:2380",
+	}, c.etcdArgs)
+	apiserver = componentArgs([]string{
+		"advertise-address=" + ip.String(),
+		"bind-address=0.0.0.0",
+		"secure-port=" + strconv.Itoa(apiPort),
+		"etcd-servers=http://127.0.0.1:2379",
+		"allow-privileged=true",
+		"anonymous-auth=false",
+		"authorization-mode=Node,RBAC",
+		"client-ca-file=" + tlsDir + "/ca.crt",
+		"enable-admission-plugins=NodeRestriction",
+		"service-account-issuer=https://kubernetes.default.svc." + clusterDomain,
+		"service-account-key-file=" + tlsDir + "/service.key",
+		"service-account-signing-key-file=" + tlsDir + "/service.key",
+		"api-audiences=https://kubernetes.default.svc." + clusterDomain + ",k3s",
+		"service-cluster-ip-range=" + serviceCIDR,
+		"service-node-port-range=30000-32767",
+		"tls-cert-file=" + f.serving,
+		"tls-private-key-file=" + f.servingKey,
+		"token-auth-file=" + f.token,
+		"requestheader-client-ca-file=" + f.requestHeaderCA,
+		"requestheader-allowed-names=system:auth-proxy",
+		"requestheader-extra-headers-prefix=X-Remote-Extra-",
+		"requestheader-group-headers=X-Remote-Group",
+		"requestheader-username-headers=X-Remote-User",
+		"proxy-client-cert-file=" + f.proxyClient,
+		"proxy-client-key-file=" + f.proxyClientKey,
+		"profiling=false",
+	}, c.apiserverArgs)
+	controllerManager = componentArgs([]string{
+		"kubeconfig=" + credDir + "/controller.kubeconfig",
+		"authentication-kubeconfig=" + credDir + "/controller.kubeconfig",
+		"authorization-kubeconfig=" + credDir + "/controller.kubeconfig",
+		"bind-address=127.0.0.1",
+		"secure-port=10257",
+		"leader-elect=false",
+		"allocate-node-cidrs=true",
+		"cluster-cidr=" + clusterCIDR,
+		"service-cluster-ip-range=" + serviceCIDR,
+		"cluster-signing-cert-file=" + tlsDir + "/ca.crt",
+		"cluster-signing-key-file=" + tlsDir + "/ca.key",
+		"root-ca-file=" + tlsDir + "/ca.crt",
+		"service-account-private-key-file=" + tlsDir + "/service.key",
+		"use-service-account-credentials=true",
+		"configure-cloud-routes=false",
+		"profiling=false",
+	}, c.controllerManagerArgs)
+	scheduler = componentArgs([]string{
+		"kubeconfig=" + credDir + "/scheduler.kubeconfig",
+		"authentication-kubeconfig=" + credDir + "/scheduler.kubeconfig",
+		"authorization-kubeconfig=" + credDir + "/scheduler.kubeconfig",
+		"bind-address=127.0.0.1",
+		"secure-port=10259",
+		"leader-elect=false",
+		"profiling=false",
+	}, c.schedulerArgs)
+	return etcd, apiserver, controllerManager, scheduler
+}
+
+// bringUp starts etcd and kube-apiserver, then, once the API is ready (its
+// RBAC roles bootstrapped), the controllers and the scheduler; it registers
+// the server's Node, starts its kwok and logs k3d's ready messages once they
+// are true.
+func bringUp(ctx context.Context, log *slog.Logger, g *group, cs kubernetes.Interface, c config, name string, ip net.IP, tls tlsFiles, stages string, deployCoreDNS bool) error {
+	etcd, apiserver, controllerManager, scheduler := controlPlane(c, ip, tls)
+	if err := g.start("etcd", etcd, os.Environ()); err != nil {
+		return err
+	}
+	if err := g.start("kube-apiserver", apiserver, os.Environ()); err != nil {
+		return err
+	}
+	log.Info("waiting for kube-apiserver", "url", "https://127.0.0.1:"+strconv.Itoa(apiPort))
+	if err := waitAPI(ctx, g, cs); err != nil {
+		return err
+	}
+	log.Info("kube-apiserver is ready")
+	if err := g.start("kube-controller-manager", controllerManager, os.Environ()); err != nil {
+		return err
+	}
+	if err := g.start("kube-scheduler", scheduler, os.Environ()); err != nil {
+		return err
+	}
+	if deployCoreDNS {
+		if err := setClusterDNSConfig(ctx, log, cs); err != nil {
+			return err
+		}
+	}
+	if err := runKubelet(ctx, log, g, cs, c, name, ip.String(), credDir+"/admin.kubeconfig", stages); err != nil {
+		return err
+	}
+	if err := waitNodeReady(ctx, g, cs, name); err != nil {
+		return err
+	}
+	log.Info("k3s is up and running")
+	return nil
+}
+
+// setClusterDNSConfig creates kube-system/cluster-dns as k3s does and logs
+// what k3s logs, which k3d waits for before it rewrites coredns.yaml.
+func setClusterDNSConfig(ctx context.Context, log *slog.Logger, cs kubernetes.Interface) error {
+	cm := &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: "cluster-dns", Namespace: metav1.NamespaceSystem},
+		Data:       map[string]string{"clusterDNS": clusterDNS, "clusterDomain": clusterDomain},
+	}
+	_, err := cs.CoreV1().ConfigMaps(metav1.NamespaceSystem).Create(ctx, cm, metav1.CreateOptions{})
+	switch {
+	case apierrors.IsAlreadyExists(err):
+		log.Info("Cluster dns configmap already exists")
+	case err != nil:
+		return fmt.Errorf("create the cluster-dns configmap: %w", err)
+	default:
+		log.Info("Cluster dns configmap has been set successfully")
+	}
+	return nil
+}
+
+// servingLeaf is the API server's serving certificate: every name and
+// address the API is reached by from the host (through k3d's load balancer),
+// the Docker network and the cluster.
+func servingLeaf(host, name string, ips []net.IP, sans []string) leaf {
+	l := leaf{
+		name:       "serving-kube-apiserver",
+		commonName: "kube-apiserver",
+		server:     true,
+		dnsNames: []string{
+			"kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc." + clusterDomain,
+			"localhost", host,
+		},
+		ips: append([]net.IP{net.ParseIP("127.0.0.1").To4(), net.ParseIP(apiServiceIP).To4()}, ips...),
+	}
+	if name != host {
+		l.dnsNames = append(l.dnsNames, name)
+	}
+	for _, s := range sans {
+		if ip := net.ParseIP(s); ip != nil {
+			if ip4 := ip.To4(); ip4 != nil {
+				ip = ip4
+			}
+			if !slices.ContainsFunc(l.ips, ip.Equal) {
+				l.ips = append(l.ips, ip)
+			}
+		} else if !slices.Contains(l.dnsNames, s) {
+			l.dnsNames = append(l.dnsNames, s)
+		}
+	}
+	return l
+}
+
+// inlineAdmin returns the admin kubeconfig with the credentials embedded.
+func inlineAdmin(p *pki, server string, caPEM []byte) (*clientcmdapi.Config, error) {
+	crt, err := os.ReadFile(filepath.Join(p.dir, "client-admin.crt"))
+	if err != nil {
+		return nil, fmt.Errorf("read the admin certificate: %w", err)
+	}
+	key, err := os.ReadFile(filepath.Join(p.dir, "client-admin.key"))
+	if err != nil {
+		return nil, fmt.Errorf("read the admin key: %w", err)
+	}
+	return kubeconfig(server, caPEM, false, &clientcmdapi.AuthInfo{ClientCertificateData: crt, ClientKeyData: key}), nil
+}
+
+// kubeconfigMode parses --write-kubeconfig-mode (octal, default 0600).
+func kubeconfigMode(s string) (os.FileMode, error) {
+	if s == "" {
+		return 0o600, nil
+	}
+	m, err := strconv.ParseUint(s, 8, 32)
+	if err != nil || m > 0o777 {
+		return 0, fmt.Errorf("--write-kubeconfig-mode %q: want an octal file mode such as 0644", s)
+	}
+	return os.FileMode(m), nil
+}
+
+// writeManifests writes the bundled manifest that k3d edits: coredns.yaml,
+// whose ConfigMap k3d fills with NodeHosts (the cluster's containers and
+// host.k3d.internal). k3s writes its bundled manifests on every start; so
+// does the stand-in. It does not deploy them: there is no CoreDNS.
+func writeManifests() error {
+	if err := os.MkdirAll(manifestsDir, 0o755); err != nil {
+		return fmt.Errorf("write the bundled manifests: %w", err)
+	}
+	const coredns = `apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: coredns
+  namespace: kube-system
+data:
+  Corefile: |
+    .:53 {
+        hosts /etc/coredns/NodeHosts {
+          fallthrough
+        }
+        forward . /etc/resolv.conf
+    }
+  NodeHosts: ""
+`
+	if err := os.WriteFile(manifestsDir+"/coredns.yaml", []byte(coredns), 0o644); err != nil {
+		return fmt.Errorf("write the bundled manifests: %w", err)
+	}
+	return nil
+}
