@@ -21,12 +21,7 @@ func labCmd(t *testing.T, bin string, env []string, args ...string) (int, string
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "LAB_") {
-			cmd.Env = append(cmd.Env, kv)
-		}
-	}
-	cmd.Env = append(cmd.Env, env...)
+	cmd.Env = labEnv(env)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -38,6 +33,17 @@ func labCmd(t *testing.T, bin string, env []string, args ...string) (int, string
 	}
 	t.Logf("lab %s: exit %d\n%s%s", strings.Join(args, " "), code, out.String(), errb.String())
 	return code, out.String(), errb.String()
+}
+
+// labEnv is the test's environment without its LAB_* variables, plus env.
+func labEnv(env []string) []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "LAB_") {
+			out = append(out, kv)
+		}
+	}
+	return append(out, env...)
 }
 
 // buildLab builds the lab binary into dir.
