@@ -15,18 +15,13 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
-// run executes the lab command line as main does and returns its exit code
-// and output. Signals are not involved.
+// run executes the lab command line through Main, as main does, and returns
+// its exit code and output.
 func run(t *testing.T, stdin string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	root := NewRoot(Streams{In: strings.NewReader(stdin), Out: &out, Err: &errb}, Build{Version: "v0.0.0-test", Commit: "test"})
-	root.SetArgs(args)
-	err := root.Execute()
-	if err != nil {
-		printError(&errb, err)
-	}
-	return exitCode(err), out.String(), errb.String()
+	code = Main(args, Streams{In: strings.NewReader(stdin), Out: &out, Err: &errb}, Build{Version: "v0.0.0-test", Commit: "test"})
+	return code, out.String(), errb.String()
 }
 
 // goldenFile compares got with testdata/<name>, or rewrites it under -update.

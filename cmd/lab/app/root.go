@@ -75,8 +75,9 @@ func Main(args []string, s Streams, b Build) int {
 // the process at once.
 func interruptible(stderr io.Writer) (context.Context, func()) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	done := make(chan struct{})
+	done, exited := make(chan struct{}), make(chan struct{})
 	go func() {
+		defer close(exited)
 		select {
 		case <-done:
 		case <-ctx.Done():
@@ -84,7 +85,9 @@ func interruptible(stderr io.Writer) (context.Context, func()) {
 			fmt.Fprintln(stderr, "\nInterrupted: stopping and cleaning up (press Ctrl-C again to exit at once, leaving things behind)")
 		}
 	}()
-	return ctx, func() { close(done); stop() }
+	// The watcher ends before stop cancels ctx: otherwise it could take the
+	// cancellation for a signal and print "Interrupted" after the command.
+	return ctx, func() { close(done); <-exited; stop() }
 }
 
 // NewRoot returns the root command with every subcommand.
