@@ -200,8 +200,64 @@ func TestReport(t *testing.T) {
 	if diff := cmp.Diff(string(want), stdout); diff != "" {
 		t.Errorf("re-rendered report differs (-want +got):\n%s", diff)
 	}
-	if code, _, stderr := run(t, "", "report", "nope.json"); code != exitUsage || !strings.Contains(stderr, "nope.json") {
-		t.Errorf("missing file: exit %d, stderr %s", code, stderr)
+}
+
+// TestReportInputErrors: a report that cannot be read is the input's fault,
+// a usage error (exit 2) that names the file, the problem and the fix, and
+// nothing is written.
+func TestReportInputErrors(t *testing.T) {
+	dir := t.TempDir()
+	good, err := os.ReadFile(filepath.Join("..", "..", "..", "reports", "testdata", "TestGolden_failing.golden.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{
+		"empty.json":     "",
+		"text.json":      "this is not JSON\n",
+		"truncated.json": string(good[:len(good)/2]),
+		"other.json":     `{"schema": "something-else/v9"}`,
+	}
+	for name, content := range files {
+		writeFile(t, filepath.Join(dir, name), content)
+	}
+	runDir := filepath.Join(dir, "run")
+	if err := os.Mkdir(runDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(runDir, "report.json"), string(good))
+	tests := []struct {
+		name string
+		file string
+		want []string
+	}{
+		{"missing", filepath.Join(dir, "nope.json"), []string{"nope.json", "no such file", "fix: pass the report.json"}},
+		{"empty", filepath.Join(dir, "empty.json"), []string{"empty.json is empty", "fix: pass the report.json"}},
+		{"not JSON", filepath.Join(dir, "text.json"), []string{"text.json is not a lab report", "invalid character", "fix: pass the report.json"}},
+		{"truncated", filepath.Join(dir, "truncated.json"), []string{"truncated.json is not a lab report", "unexpected end of JSON input", "fix: pass the report.json"}},
+		{"other schema", filepath.Join(dir, "other.json"), []string{"other.json is not a lab report", "unsupported report schema"}},
+		{"a directory", runDir, []string{runDir + " is a directory", "fix: lab report " + filepath.Join(runDir, "report.json")}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "report.md")
+			for _, args := range [][]string{{"report", tt.file}, {"report", tt.file, "--out", out}} {
+				code, stdout, stderr := run(t, "", args...)
+				if code != exitUsage {
+					t.Errorf("%v: exit %d, want %d; stderr:\n%s", args, code, exitUsage, stderr)
+				}
+				for _, w := range tt.want {
+					if !strings.Contains(stderr, w) {
+						t.Errorf("%v: stderr does not contain %q:\n%s", args, w, stderr)
+					}
+				}
+				if stdout != "" {
+					t.Errorf("%v: wrote to stdout:\n%s", args, stdout)
+				}
+			}
+			if _, err := os.Stat(out); err == nil {
+				t.Errorf("--out %s was written for a report that could not be read", out)
+			}
+		})
 	}
 }
 
