@@ -28,6 +28,27 @@ func usagef(format string, args ...any) error {
 	return usageError{fmt.Errorf(format, args...)}
 }
 
+// problem is one thing wrong in what the user asked for, and its fix.
+type problem struct{ what, fix string }
+
+// problemsError is the usage error of every problem at once: one problem
+// is "what\n  fix: fix"; several are listed under subject, each with its fix.
+// nil when there is none.
+func problemsError(subject string, ps []problem) error {
+	switch len(ps) {
+	case 0:
+		return nil
+	case 1:
+		return usagef("%s\n  fix: %s", ps[0].what, ps[0].fix)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: %d problems", subject, len(ps))
+	for _, p := range ps {
+		fmt.Fprintf(&b, "\n- %s\n  fix: %s", p.what, p.fix)
+	}
+	return usageError{errors.New(b.String())}
+}
+
 // codeError carries an exit code decided by the command, e.g. lab validate's
 // verdict; err, when set, is printed.
 type codeError struct {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -94,7 +95,9 @@ exits with 1 when one fails.`,
 	return cmd
 }
 
-// options turns the flags into the load generator's options.
+// options turns the flags into the load generator's options. Every problem
+// of the flags is reported at once, each with its fix, as a usage error:
+// nothing is sent until they all make sense.
 func (f loadFlags) options(o *options) (load.Options, error) {
 	cl := o.cfg.Cluster
 	target := f.target
@@ -116,27 +119,72 @@ func (f loadFlags) options(o *options) (load.Options, error) {
 		Seed:        f.seed,
 		Logger:      o.log,
 	}
+	var ps []problem
+	bad := func(fix, format string, args ...any) {
+		ps = append(ps, problem{what: fmt.Sprintf(format, args...), fix: fix})
+	}
 	if _, err := load.CheckTarget(target, opts.AllowHosts); err != nil {
-		return opts, usageError{fmt.Errorf("%w\n  fix: --allow-host %s, if you mean it", err, hostOf(target))}
+		bad(fmt.Sprintf("--allow-host %s, if you mean it", hostOf(target)), "%v", err)
+	}
+	switch opts.Model {
+	case load.Closed:
+		switch {
+		case f.users < 1:
+			bad("--users 10", "--users %d: the closed model needs at least 1 user", f.users)
+		case f.users > load.MaxUsers:
+			bad(fmt.Sprintf("--users %d or fewer; for more, split the load over several lab load processes or machines", load.MaxUsers),
+				"--users %d is above the load generator's limit of %d users (load.MaxUsers), which bounds its memory and connections", f.users, load.MaxUsers)
+		}
+		if !finite(f.spawnRate) || f.spawnRate < 0 {
+			bad("--spawn-rate 10 (users started per second), or --spawn-rate 0 to start them all at once", "--spawn-rate %v: must be 0 or a positive number of users per second", f.spawnRate)
+		}
+	case load.Open:
+		if !finite(f.rate) || f.rate < 0 {
+			bad("--rate 50 (iterations started per second)", "--rate %v: must be a positive number of iterations per second", f.rate)
+		}
+		if f.maxInFlight < 1 || f.maxInFlight > load.MaxUsers {
+			bad(fmt.Sprintf("--max-in-flight 5000 (the default); at most %d", load.MaxUsers),
+				"--max-in-flight %d: must be between 1 and the load generator's limit of %d (load.MaxUsers)", f.maxInFlight, load.MaxUsers)
+		}
+	default:
+		bad("--model closed (virtual users) or --model open (arrival rate)", "--model %q is not a load model", f.model)
+	}
+	if f.duration <= 0 {
+		bad("--duration 1m", "--duration %s: must be positive: every run is bounded in time", f.duration)
+	}
+	if f.maxRequests < 1 {
+		bad("--max-requests 10000000 (the default), or leave it out", "--max-requests %d: must be at least 1: every run is bounded in requests", f.maxRequests)
+	}
+	if f.timeout <= 0 {
+		bad("--timeout 10s (the default), or leave it out", "--timeout %s: must be positive: every request is bounded in time", f.timeout)
+	}
+	if f.maxConns < 0 {
+		bad("--max-conns 0 for no limit, or a positive number of connections", "--max-conns %d cannot be negative", f.maxConns)
 	}
 	opts.Scenario = load.DefaultScenario()
 	if f.scenario != "" {
 		data, err := os.ReadFile(f.scenario)
-		if err != nil {
-			return opts, usageError{fmt.Errorf("read scenario: %w", err)}
+		if err == nil {
+			opts.Scenario, err = load.ParseScenario(data)
 		}
-		if opts.Scenario, err = load.ParseScenario(data); err != nil {
-			return opts, usageError{fmt.Errorf("scenario %s:\n%w", f.scenario, err)}
+		if err != nil {
+			bad("correct the scenario; lab load --print-scenario > my-shop.yaml writes the built-in one to start from", "--scenario %s: %v", f.scenario, err)
 		}
 	}
+	peak := f.rate
 	for _, s := range f.stages {
 		d, r, ok := strings.Cut(s, ":")
 		dur, err1 := time.ParseDuration(d)
 		rate, err2 := strconv.ParseFloat(r, 64)
-		if !ok || err1 != nil || err2 != nil {
-			return opts, usagef("--stage %q is not DURATION:RATE, e.g. 30s:200", s)
+		if !ok || err1 != nil || err2 != nil || dur < 0 || rate < 0 || !finite(rate) {
+			bad("--stage 30s:200 ramps to 200 iterations per second over 30 seconds", "--stage %q is not DURATION:RATE with both at least 0", s)
+			continue
 		}
+		peak = max(peak, rate)
 		opts.Stages = append(opts.Stages, load.Stage{Duration: dur, Rate: rate})
+	}
+	if opts.Model == load.Open && finite(f.rate) && f.rate >= 0 && peak <= 0 {
+		bad("--rate 50, or a --stage that ramps to a rate above 0", "--rate %v: the open model needs a rate above 0 at some point", f.rate)
 	}
 	if f.think != "" {
 		lo, hi, ok := strings.Cut(f.think, "-")
@@ -145,20 +193,24 @@ func (f loadFlags) options(o *options) (load.Options, error) {
 		}
 		a, err1 := parseThink(lo)
 		b, err2 := parseThink(hi)
-		if err1 != nil || err2 != nil || b < a {
-			return opts, usagef("--think %q is not DURATION or MIN-MAX, e.g. 0 or 500ms-1.5s", f.think)
+		if err1 != nil || err2 != nil || a < 0 || b < a {
+			bad("--think 0, or --think 500ms-1.5s", "--think %q is not DURATION or MIN-MAX", f.think)
+		} else {
+			opts.Think = &load.ThinkTime{Min: a, Max: b}
 		}
-		opts.Think = &load.ThinkTime{Min: a, Max: b}
 	}
 	for _, s := range f.thresholds {
 		t, err := load.ParseThreshold(s)
 		if err != nil {
-			return opts, usageError{err}
+			bad("--threshold 'p95 < 2s', or 'error_rate < 1%', or 'p99{checkout} < 3s'", "--threshold: %v", err)
+			continue
 		}
 		opts.Thresholds = append(opts.Thresholds, t)
 	}
-	return opts, nil
+	return opts, problemsError("lab load", ps)
 }
+
+func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }
 
 func parseThink(s string) (time.Duration, error) {
 	if s = strings.TrimSpace(s); s == "0" {
@@ -197,6 +249,10 @@ func runLoad(cmd *cobra.Command, o *options, f loadFlags, opts load.Options) err
 	opts.OnProgress = func(p load.Progress) { view.Update(load.FormatProgress(p)) }
 	res, err := load.Run(cmd.Context(), opts)
 	view.End(err)
+	var oe *load.OptionsError
+	if errors.As(err, &oe) { // the flags were checked; the scenario may still refuse
+		return usageError{fmt.Errorf("%w\n  fix: see `lab load --help`", err)}
+	}
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -46,4 +47,67 @@ func TestLoadExitCodes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestLoadUsageErrors: flags that cannot make a run are usage errors (exit
+// 2) that name the flag, the problem and the fix, before anything is sent.
+func TestLoadUsageErrors(t *testing.T) {
+	clearLabEnv(t)
+	dead := closedPort(t)
+	tests := []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"zero duration", []string{"--duration", "0"}, []string{"--duration 0s: must be positive", "fix: --duration 1m"}},
+		{"negative users", []string{"--users", "-5"}, []string{"--users -5: the closed model needs at least 1 user", "fix: --users 10"}},
+		{"users above the limit", []string{"--users", "99999999999", "--spawn-rate", "0"}, []string{
+			"--users 99999999999 is above the load generator's limit of 10000 users (load.MaxUsers)", "fix: --users 10000 or fewer"}},
+		{"open model without a rate", []string{"--model", "open", "--rate", "0"}, []string{"the open model needs a rate above 0", "fix: --rate 50"}},
+		{"unknown model", []string{"--model", "poisson"}, []string{`--model "poisson" is not a load model`, "fix: --model closed (virtual users) or --model open (arrival rate)"}},
+		{"negative timeout", []string{"--timeout", "-1s"}, []string{"--timeout -1s: must be positive", "fix: --timeout 10s"}},
+		{"no requests", []string{"--max-requests", "0"}, []string{"--max-requests 0: must be at least 1", "fix: --max-requests 10000000"}},
+		{"negative requests", []string{"--max-requests", "-3"}, []string{"--max-requests -3: must be at least 1"}},
+		{"negative spawn rate", []string{"--spawn-rate", "-1"}, []string{"--spawn-rate -1: must be 0 or a positive number", "fix: --spawn-rate 10"}},
+		{"spawn rate not a number", []string{"--spawn-rate", "NaN"}, []string{"--spawn-rate NaN: must be 0 or a positive number"}},
+		{"in flight above the limit", []string{"--model", "open", "--max-in-flight", "20000"}, []string{"--max-in-flight 20000: must be between 1 and the load generator's limit of 10000 (load.MaxUsers)"}},
+		{"negative connections", []string{"--max-conns", "-1"}, []string{"--max-conns -1 cannot be negative", "fix: --max-conns 0 for no limit"}},
+		{"every problem at once", []string{"--duration", "0", "--users", "-5", "--timeout", "-1s"}, []string{
+			"lab load: 3 problems", "- --users -5", "- --duration 0s", "- --timeout -1s", "fix: --users 10", "fix: --duration 1m", "fix: --timeout 10s"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := append([]string{"load", "--target", dead}, tt.args...)
+			code, stdout, stderr := run(t, "", args...)
+			if code != exitUsage {
+				t.Errorf("exit %d, want %d; stderr:\n%s", code, exitUsage, stderr)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(stderr, w) {
+					t.Errorf("stderr does not contain %q:\n%s", w, stderr)
+				}
+			}
+			if strings.Count(stderr, "Error:") != 1 {
+				t.Errorf("the error is not printed exactly once:\n%s", stderr)
+			}
+			if strings.Contains(stderr, "• load") || stdout != "" {
+				t.Errorf("a run started (or printed) with invalid flags:\nstdout:\n%s\nstderr:\n%s", stdout, stderr)
+			}
+		})
+	}
+}
+
+// closedPort returns the URL of a loopback port nothing listens on: a
+// target that refuses every connection.
+func closedPort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return "http://" + addr
 }
