@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -47,7 +48,8 @@ raw), and whether the generator kept up.
 
 Two models: closed (--users virtual users spawned at --spawn-rate, each with
 think time between steps) and open (--rate iterations per second, optionally
-ramping with --stage, whatever the target does).
+ramping with --stage, whatever the target does). A flag of the other model is
+refused, not ignored.
 
 The target defaults to the lab's own ingress; loopback is always allowed, any
 other host needs --allow-host. Every run is bounded by --duration and
@@ -66,7 +68,7 @@ exits with 1 when one fails.`,
 			if err := o.setup(cmd); err != nil {
 				return err
 			}
-			opts, err := f.options(o)
+			opts, err := f.options(cmd, o)
 			if err != nil {
 				return err
 			}
@@ -98,11 +100,13 @@ exits with 1 when one fails.`,
 // options turns the flags into the load generator's options. Every problem
 // of the flags is reported at once, each with its fix, as a usage error:
 // nothing is sent until they all make sense.
-func (f loadFlags) options(o *options) (load.Options, error) {
+func (f loadFlags) options(cmd *cobra.Command, o *options) (load.Options, error) {
 	cl := o.cfg.Cluster
+	changed := cmd.Flags().Changed
+	ingress := fmt.Sprintf("http://%s:%d", cl.IngressHost, cl.IngressPort)
 	target := f.target
 	if target == "" {
-		target = fmt.Sprintf("http://%s:%d", cl.IngressHost, cl.IngressPort)
+		target = ingress
 	}
 	opts := load.Options{
 		Target:      target,
@@ -123,8 +127,22 @@ func (f loadFlags) options(o *options) (load.Options, error) {
 	bad := func(fix, format string, args ...any) {
 		ps = append(ps, problem{what: fmt.Sprintf(format, args...), fix: fix})
 	}
-	if _, err := load.CheckTarget(target, opts.AllowHosts); err != nil {
-		bad(fmt.Sprintf("--allow-host %s, if you mean it", hostOf(target)), "%v", err)
+	if changed("target") && strings.TrimSpace(f.target) == "" {
+		bad(fmt.Sprintf("leave --target out to send to the lab's ingress (%s), or pass a URL such as http://127.0.0.1:8000", ingress), "--target is empty")
+	} else if p := checkTarget(target, opts.AllowHosts); p != nil {
+		ps = append(ps, *p)
+	}
+	// A flag of the other model would be ignored without a word.
+	modelFlags := map[load.Model][]string{load.Closed: {"users", "spawn-rate"}, load.Open: {"rate", "stage", "max-in-flight"}}
+	for _, m := range []load.Model{load.Closed, load.Open} {
+		if m == opts.Model || (opts.Model != load.Closed && opts.Model != load.Open) {
+			continue
+		}
+		for _, name := range modelFlags[m] {
+			if changed(name) {
+				bad(fmt.Sprintf("--model %s, or leave --%s out", m, name), "--%s is a flag of the %s model, and this run uses the %s model", name, m, opts.Model)
+			}
+		}
 	}
 	switch opts.Model {
 	case load.Closed:
@@ -219,13 +237,31 @@ func parseThink(s string) (time.Duration, error) {
 	return time.ParseDuration(s)
 }
 
-func hostOf(target string) string {
-	h := strings.TrimPrefix(strings.TrimPrefix(target, "http://"), "https://")
-	h, _, _ = strings.Cut(h, "/")
-	if i := strings.LastIndex(h, ":"); i > 0 && !strings.HasSuffix(h, "]") {
-		h = h[:i]
+// checkTarget says what is wrong with a target URL, in the flag's terms.
+func checkTarget(target string, allow []string) *problem {
+	if !strings.Contains(target, "://") {
+		return &problem{
+			what: fmt.Sprintf("--target %q needs a scheme", target),
+			fix:  "--target http://" + strings.TrimPrefix(target, "//"),
+		}
 	}
-	return h
+	_, err := load.CheckTarget(target, allow)
+	var he *load.HostNotAllowedError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &he):
+		return &problem{
+			what: fmt.Sprintf("--target host %q is neither loopback nor the lab's ingress: lab load sends load only where it is told it may", he.Host),
+			fix:  fmt.Sprintf("--allow-host %s, if you mean it", he.Host),
+		}
+	}
+	fix := "--target http://127.0.0.1:8000"
+	if u, perr := url.Parse(target); perr == nil && u.Host != "" {
+		fix = "--target http://" + u.Host + u.RequestURI()
+		fix = strings.TrimSuffix(fix, "/")
+	}
+	return &problem{what: fmt.Sprintf("--target %q must be an http:// or https:// URL with a host", target), fix: fix}
 }
 
 // runLoad runs the load, shows progress, prints the summary (and JSON) and

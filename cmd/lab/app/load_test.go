@@ -111,3 +111,59 @@ func closedPort(t *testing.T) string {
 	}
 	return "http://" + addr
 }
+
+// TestLoadTargetAndModelFlags: a target without a scheme, an explicitly
+// empty target and a flag of the other model are usage errors that say so,
+// instead of a misleading fix, a silent default or a silently ignored flag.
+func TestLoadTargetAndModelFlags(t *testing.T) {
+	clearLabEnv(t)
+	dead := closedPort(t)
+	tests := []struct {
+		name   string
+		args   []string
+		want   []string
+		refuse []string
+	}{
+		{"no scheme", []string{"--target", "127.0.0.1:18099"},
+			[]string{`--target "127.0.0.1:18099" needs a scheme`, "fix: --target http://127.0.0.1:18099"}, []string{"--allow-host"}},
+		{"no scheme, host only", []string{"--target", "localhost"},
+			[]string{`--target "localhost" needs a scheme`, "fix: --target http://localhost"}, []string{"--allow-host"}},
+		{"another scheme", []string{"--target", "ftp://127.0.0.1:21"},
+			[]string{`--target "ftp://127.0.0.1:21" must be an http:// or https:// URL`, "fix: --target http://127.0.0.1:21"}, []string{"--allow-host"}},
+		{"empty target", []string{"--target", ""},
+			[]string{"--target is empty", "fix: leave --target out to send to the lab's ingress (http://127.0.0.1:8080)"}, nil},
+		{"foreign host", []string{"--target", "http://shop.example:8080"},
+			[]string{`--target host "shop.example" is neither loopback nor the lab's ingress`, "fix: --allow-host shop.example, if you mean it"}, nil},
+		{"rate with the closed model", []string{"--target", dead, "--rate", "100"},
+			[]string{"--rate is a flag of the open model, and this run uses the closed model", "fix: --model open, or leave --rate out"}, nil},
+		{"stage with the closed model", []string{"--target", dead, "--model", "closed", "--stage", "10s:50"},
+			[]string{"--stage is a flag of the open model, and this run uses the closed model", "fix: --model open, or leave --stage out"}, nil},
+		{"max in flight with the closed model", []string{"--target", dead, "--max-in-flight", "10"},
+			[]string{"--max-in-flight is a flag of the open model"}, nil},
+		{"users with the open model", []string{"--target", dead, "--model", "open", "--users", "50"},
+			[]string{"--users is a flag of the closed model, and this run uses the open model", "fix: --model closed, or leave --users out"}, nil},
+		{"spawn rate with the open model", []string{"--target", dead, "--model", "open", "--spawn-rate", "5"},
+			[]string{"--spawn-rate is a flag of the closed model"}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, stdout, stderr := run(t, "", append([]string{"load", "--duration", "1s"}, tt.args...)...)
+			if code != exitUsage {
+				t.Errorf("exit %d, want %d; stderr:\n%s", code, exitUsage, stderr)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(stderr, w) {
+					t.Errorf("stderr does not contain %q:\n%s", w, stderr)
+				}
+			}
+			for _, w := range tt.refuse {
+				if strings.Contains(stderr, w) {
+					t.Errorf("stderr suggests %q:\n%s", w, stderr)
+				}
+			}
+			if strings.Contains(stderr, "• load") || stdout != "" {
+				t.Errorf("a run started:\nstdout:\n%s\nstderr:\n%s", stdout, stderr)
+			}
+		})
+	}
+}
