@@ -284,14 +284,16 @@ func runLoad(cmd *cobra.Command, o *options, f loadFlags, opts load.Options) err
 	view.Start(fmt.Sprintf("load %s (%s model, %s)", opts.Target, opts.Model, opts.Duration))
 	opts.OnProgress = func(p load.Progress) { view.Update(load.FormatProgress(p)) }
 	res, err := load.Run(cmd.Context(), opts)
-	view.End(err)
-	var oe *load.OptionsError
-	if errors.As(err, &oe) { // the flags were checked; the scenario may still refuse
-		return usageError{fmt.Errorf("%w\n  fix: see `lab load --help`", err)}
-	}
 	if err != nil {
+		view.End(err)
+		var oe *load.OptionsError
+		if errors.As(err, &oe) { // the flags were checked; the scenario may still refuse
+			return usageError{fmt.Errorf("%w\n  fix: see `lab load --help`", err)}
+		}
 		return err
 	}
+	verdict := loadVerdict(res)
+	view.End(verdict)
 	if err := load.WriteSummary(summary, res); err != nil {
 		return err
 	}
@@ -300,17 +302,35 @@ func runLoad(cmd *cobra.Command, o *options, f loadFlags, opts load.Options) err
 			return err
 		}
 	}
-	if !res.Passed() {
-		var failed []string
-		for _, t := range res.Thresholds {
-			if !t.Pass {
-				failed = append(failed, t.Source)
-			}
+	return verdict
+}
+
+// loadVerdict is the error a run ends with: no request succeeded, a
+// threshold failed, or the run was interrupted; nil when it passed.
+func loadVerdict(res *load.Result) error {
+	var lines []string
+	fix := ""
+	if s := res.NoSuccess(); s != "" {
+		lines = append(lines, s)
+		fix = fmt.Sprintf("check that the shop answers at %s (for the lab: lab status), or pass another --target", res.Target)
+	}
+	var failed []string
+	for _, t := range res.Thresholds {
+		if !t.Pass {
+			failed = append(failed, t.Source)
 		}
-		return fmt.Errorf("%d threshold(s) failed: %s", len(failed), strings.Join(failed, "; "))
+	}
+	if len(failed) > 0 {
+		lines = append(lines, fmt.Sprintf("%d threshold(s) failed: %s", len(failed), strings.Join(failed, "; ")))
 	}
 	if res.StopReason == "cancelled" {
-		return errors.New("load run interrupted: the figures above cover only what ran")
+		lines = append(lines, "load run interrupted: the figures above cover only what ran")
 	}
-	return nil
+	if len(lines) == 0 {
+		return nil
+	}
+	if fix != "" {
+		lines = append(lines, "fix: "+fix)
+	}
+	return errors.New(strings.Join(lines, "\n  "))
 }

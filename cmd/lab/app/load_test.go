@@ -167,3 +167,47 @@ func TestLoadTargetAndModelFlags(t *testing.T) {
 		})
 	}
 }
+
+// TestLoadAgainstADeadTarget: with every connection refused, lab load says
+// the target is down, the latency threshold is not measured (not passed),
+// the progress step ends with ✗ and the exit code is 1, with or without
+// thresholds.
+func TestLoadAgainstADeadTarget(t *testing.T) {
+	clearLabEnv(t)
+	dead := closedPort(t)
+	scenario := t.TempDir() + "/get.yaml"
+	writeFile(t, scenario, "name: get\nbehaviours:\n  - name: home\n    weight: 1\n    steps:\n      - name: home\n        method: GET\n        path: /\n")
+	tests := []struct {
+		name       string
+		args       []string
+		wantStdout []string
+	}{
+		{"latency threshold", []string{"--threshold", "p95 < 2s"}, []string{"FAIL  p95 < 2s  (not measured: no request succeeded"}},
+		{"no threshold", nil, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := append([]string{"load", "--target", dead, "--scenario", scenario, "--users", "2", "--think", "10ms", "--duration", "300ms", "--max-requests", "40"}, tt.args...)
+			code, stdout, stderr := run(t, "", args...)
+			if code != exitFail {
+				t.Errorf("exit %d, want %d", code, exitFail)
+			}
+			for _, w := range append(tt.wantStdout, "target down: all ", " requests failed: connection refused\n") {
+				if !strings.Contains(stdout, w) {
+					t.Errorf("stdout does not contain %q:\n%s", w, stdout)
+				}
+			}
+			if strings.Contains(stdout, "PASS") {
+				t.Errorf("a threshold passed against a dead target:\n%s", stdout)
+			}
+			for _, w := range []string{"✗ load " + dead, "Error: target down: all ", "fix: check that the shop answers at " + dead} {
+				if !strings.Contains(stderr, w) {
+					t.Errorf("stderr does not contain %q:\n%s", w, stderr)
+				}
+			}
+			if strings.Contains(stderr, "✓") {
+				t.Errorf("the progress step passed against a dead target:\n%s", stderr)
+			}
+		})
+	}
+}
