@@ -152,6 +152,43 @@ func TestUnknownEnvironmentVariable(t *testing.T) {
 	}
 }
 
+// TestConfigTypeProblems: a value of the wrong type is named in lab.yaml's
+// terms (a number, a list, a duration), never in Go's.
+func TestConfigTypeProblems(t *testing.T) {
+	clearLabEnv(t)
+	tests := []struct {
+		yaml string
+		want string
+	}{
+		{"cluster:\n  agents: [1, 2]\n", "cluster.agents: must be a number, got a list"},
+		{"cluster:\n  servers: {a: 1}\n", "cluster.servers: must be a number, got a section of keys"},
+		{"cluster:\n  servers: one\n", `cluster.servers: must be a number, got "one"`},
+		{"cluster:\n  name: [a]\n", "cluster.name: must be text, got a list"},
+		{"cluster:\n  updateDefaultKubeconfig: maybe\n", `cluster.updateDefaultKubeconfig: must be true or false, got "maybe"`},
+		{"cluster:\n  readyTimeout: soon\n", `cluster.readyTimeout: must be a duration such as 30s or 5m, got "soon"`},
+		{"cluster:\n  createTimeout: [1m]\n", "cluster.createTimeout: must be a duration such as 30s or 5m, got a list"},
+		{"cluster:\n  serverArgs: {a: b}\n", "cluster.serverArgs: must be a list, got a section of keys"},
+		{"cluster:\n  serverArgs: [[a]]\n", "cluster.serverArgs[0]: must be text, got a list"},
+		{"preflight: [1]\n", "preflight: must be a section of keys, got a list"},
+		{"profiles:\n  full: 3\n", "profiles.full: must be a section of keys, got 3"},
+		{"profiles:\n  quick:\n    spawnRate: [1]\n", "profiles.quick.spawnRate: must be a number, got a list"},
+		{"profiles:\n  soak:\n    users: lots\n", `profiles.soak.users: must be a number, got "lots"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.want, func(t *testing.T) {
+			code, _, stderr := run(t, tt.yaml, "config", "print", "-c", "-")
+			if code != exitUsage || !strings.Contains(stderr, "- "+tt.want+"\n") {
+				t.Errorf("exit %d; stderr does not contain %q:\n%s", code, tt.want, stderr)
+			}
+			for _, goWords := range []string{"interface", "unconvertible", "expected type", "strconv", "time.Duration", "map["} {
+				if strings.Contains(stderr, goWords) {
+					t.Errorf("stderr speaks Go (%q):\n%s", goWords, stderr)
+				}
+			}
+		})
+	}
+}
+
 func TestUsageErrors(t *testing.T) {
 	clearLabEnv(t)
 	tests := []struct {

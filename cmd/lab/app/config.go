@@ -1,11 +1,13 @@
 package app
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"reflect"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -79,7 +81,7 @@ func loadConfig(path string, stdin io.Reader, environ []string, flags map[string
 	}
 
 	if err := v.UnmarshalExact(&cfg); err != nil {
-		problems = append(problems, decodeProblems(err, v.Get)...)
+		problems = append(problems, decodeProblems(err, func(key string) any { return rawValue(v, key) })...)
 	}
 	if err := cfg.Validate(); err != nil {
 		problems = append(problems, strings.Split(err.Error(), "\n")...)
@@ -102,41 +104,180 @@ func displayName(file string) string {
 	return file
 }
 
-// decodeProblems splits mapstructure's aggregated error into one problem per
-// line, each starting with the key it is about, like Validate's:
-// "'cluster' has invalid keys: agnts" becomes "cluster.agnts: unknown key".
-// value looks up what was given for a key, to quote it in the problem.
+// decodeProblems turns mapstructure's aggregated error into one problem per
+// key, in the terms of lab.yaml rather than Go's: "cluster.agnts: unknown
+// key", "cluster.agents: must be a number, got a list". value looks up what
+// was given for a key, to say what it is.
 func decodeProblems(err error, value func(key string) any) []string {
 	var out []string
-	for _, line := range strings.Split(err.Error(), "\n") {
-		line = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(line), "*"))
-		if line == "" || strings.HasSuffix(line, "error(s) decoding:") || strings.HasSuffix(line, "following error(s):") {
-			continue
-		}
-		key, rest, quoted := cutQuotedKey(line)
-		if !quoted {
-			out = append(out, line)
-			continue
-		}
-		if unknown, ok := strings.CutPrefix(rest, "has invalid keys: "); ok {
+	decodeLeaves(err, func(name string, cause error) {
+		key := userKey(name)
+		msg := cause.Error()
+		if unknown, ok := strings.CutPrefix(msg, "has invalid keys: "); ok {
 			for _, k := range strings.Split(unknown, ", ") {
 				out = append(out, joinKey(key, k)+": unknown key")
 			}
-			continue
+			return
 		}
-		out = append(out, fmt.Sprintf("%s: %s (got %q)", key, rest, fmt.Sprint(value(key))))
-	}
+		// A list element of the wrong type inside something that is no
+		// list at all: the list is what is wrong.
+		if base, _, ok := strings.Cut(key, "["); ok {
+			if _, isList := value(base).([]any); !isList {
+				key = base
+			}
+		}
+		if t := keyType(key); t != nil {
+			out = append(out, fmt.Sprintf("%s: must be %s, got %s", key, typeWords(t), valueWords(value(key))))
+			return
+		}
+		out = append(out, fmt.Sprintf("%s: %s (got %s)", key, msg, valueWords(value(key))))
+	})
 	return out
 }
 
-// cutQuotedKey splits "'a.b' rest" into a.b and rest.
-func cutQuotedKey(line string) (key, rest string, ok bool) {
-	if !strings.HasPrefix(line, "'") {
-		return "", line, false
+// decodeLeaves calls leaf with the key and the cause of every innermost
+// decoding error in err, a tree of errors.Join and mapstructure's
+// DecodeError (matched by its methods: mapstructure is viper's, not ours).
+func decodeLeaves(err error, leaf func(name string, cause error)) {
+	type decodeError interface {
+		Name() string
+		Unwrap() error
 	}
-	key, rest, ok = strings.Cut(line[1:], "' ")
-	// mapstructure writes map entries as profiles[quick]; lab.yaml's keys are dotted.
-	return strings.NewReplacer("[", ".", "]", "").Replace(key), rest, ok
+	switch e := err.(type) {
+	case interface{ Unwrap() []error }:
+		for _, x := range e.Unwrap() {
+			decodeLeaves(x, leaf)
+		}
+	case decodeError:
+		var inner decodeError
+		if errors.As(e.Unwrap(), &inner) {
+			decodeLeaves(e.Unwrap(), leaf)
+			return
+		}
+		leaf(e.Name(), e.Unwrap())
+	case interface{ Unwrap() error }: // "decoding failed due to the following error(s)"
+		if inner := e.Unwrap(); inner != nil {
+			decodeLeaves(inner, leaf)
+			return
+		}
+		leaf("", err)
+	case nil:
+	default:
+		leaf("", err)
+	}
+}
+
+// userKey writes mapstructure's field name as lab.yaml's key: profiles[quick]
+// is profiles.quick; list indexes stay, as in cluster.serverArgs[0].
+func userKey(name string) string {
+	var b strings.Builder
+	for {
+		i := strings.IndexByte(name, '[')
+		j := strings.IndexByte(name, ']')
+		if i < 0 || j < i {
+			b.WriteString(name)
+			return b.String()
+		}
+		b.WriteString(name[:i])
+		if idx := name[i+1 : j]; strings.Trim(idx, "0123456789") == "" {
+			b.WriteString(name[i : j+1])
+		} else {
+			b.WriteString("." + idx)
+		}
+		name = name[j+1:]
+	}
+}
+
+// keyType is the Go type of a key of lab.Config, or nil when there is no
+// such key.
+func keyType(key string) reflect.Type {
+	t := reflect.TypeOf(lab.Config{})
+	for _, part := range strings.Split(key, ".") {
+		name, index, _ := strings.Cut(part, "[")
+		switch t.Kind() {
+		case reflect.Struct:
+			f, ok := fieldByTag(t, name)
+			if !ok {
+				return nil
+			}
+			t = f.Type
+		case reflect.Map:
+			t = t.Elem()
+		default:
+			return nil
+		}
+		if index != "" {
+			if t.Kind() != reflect.Slice {
+				return nil
+			}
+			t = t.Elem()
+		}
+	}
+	return t
+}
+
+func fieldByTag(t reflect.Type, tag string) (reflect.StructField, bool) {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if name, _, _ := strings.Cut(f.Tag.Get("mapstructure"), ","); strings.EqualFold(name, tag) {
+			return f, true
+		}
+	}
+	return reflect.StructField{}, false
+}
+
+// typeWords says what a value of type t is in lab.yaml.
+func typeWords(t reflect.Type) string {
+	if t == reflect.TypeOf(time.Duration(0)) {
+		return "a duration such as 30s or 5m"
+	}
+	switch t.Kind() {
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "a number"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.String:
+		return "text"
+	case reflect.Slice:
+		return "a list"
+	case reflect.Struct, reflect.Map:
+		return "a section of keys"
+	}
+	return t.String()
+}
+
+// valueWords says what a value read from YAML or the environment is.
+func valueWords(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return "nothing"
+	case []any:
+		return "a list"
+	case map[string]any:
+		return "a section of keys"
+	case string:
+		return fmt.Sprintf("%q", x)
+	}
+	return fmt.Sprint(v)
+}
+
+// rawValue is what the file, the environment or a flag gave for key, as
+// viper read it; list elements are indexed, as in cluster.serverArgs[0].
+func rawValue(v *viper.Viper, key string) any {
+	base, index, ok := strings.Cut(key, "[")
+	val := v.Get(base)
+	if !ok {
+		return val
+	}
+	list, isList := val.([]any)
+	n, err := strconv.Atoi(strings.TrimSuffix(index, "]"))
+	if !isList || err != nil || n < 0 || n >= len(list) {
+		return nil
+	}
+	return list[n]
 }
 
 func joinKey(prefix, key string) string {
