@@ -152,6 +152,53 @@ func TestUnknownEnvironmentVariable(t *testing.T) {
 	}
 }
 
+// TestConfigReportsEveryProblem: a file that cannot be read or parsed, an
+// unknown key or a value of the wrong type does not hide the other
+// problems: all are reported at once.
+func TestConfigReportsEveryProblem(t *testing.T) {
+	tests := []struct {
+		name  string
+		args  []string
+		stdin string
+		env   map[string]string
+		want  []string
+	}{
+		{"YAML syntax error and unknown variable", []string{"--config", filepath.Join("testdata", "config", "invalid-yaml.yaml")}, "",
+			map[string]string{"LAB_CLUSTER_NAEM": "typo"},
+			[]string{"invalid-yaml.yaml: not valid YAML: line 3: mapping values are not allowed in this context", "LAB_CLUSTER_NAEM: environment variable names no configuration key"}},
+		{"missing file and invalid variable", []string{"--config", "/does/not/exist.yaml"}, "",
+			map[string]string{"LAB_CLUSTER_AGENTS": "99"},
+			[]string{"--config /does/not/exist.yaml: no such file or directory", "cluster.agents: must be between 0 and 9, got 99"}},
+		{"standard input not YAML and unknown variable", []string{"--config", "-"}, "cluster: [\n", map[string]string{"LAB_NOPE": "1"},
+			[]string{"standard input: not valid YAML:", "LAB_NOPE: environment variable names no configuration key"}},
+		{"unknown key beside invalid values", []string{"--config", filepath.Join("testdata", "config", "invalid-profiles.yaml")}, "", nil,
+			[]string{"profiles.quick.thresholds.failovr: unknown key", "profiles.quick: users must be between 1 and 1000, got 5000",
+				`profiles.quick: unknown experiment "meteor-strike"`, "profiles.quick: thresholds.availability must be a fraction between 0 and 1, got 99"}},
+		{"wrong type beside an unknown variable", []string{"--config", "-"}, "cluster:\n  agents: [1, 2]\n", map[string]string{"LAB_CLUSTER_AGNETS": "3"},
+			[]string{"cluster.agents: must be a number, got a list", "LAB_CLUSTER_AGNETS: environment variable names no configuration key"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clearLabEnv(t)
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			code, stdout, stderr := run(t, tt.stdin, append([]string{"config", "print"}, tt.args...)...)
+			if code != exitUsage || stdout != "" {
+				t.Errorf("exit %d, want %d; stdout:\n%s", code, exitUsage, stdout)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(stderr, w) {
+					t.Errorf("stderr does not contain %q:\n%s", w, stderr)
+				}
+			}
+			if strings.Count(stderr, "Error:") != 1 {
+				t.Errorf("the error is not printed exactly once:\n%s", stderr)
+			}
+		})
+	}
+}
+
 // TestConfigTypeProblems: a value of the wrong type is named in lab.yaml's
 // terms (a number, a list, a duration), never in Go's.
 func TestConfigTypeProblems(t *testing.T) {
@@ -201,7 +248,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"up", "--ingress-port", "http"}, `invalid argument "http" for "--ingress-port"`},
 		{[]string{"status", "--log-format", "xml"}, "--log-format must be text or json"},
 		{[]string{"down", "-q", "-v"}, "--quiet and --verbose contradict each other"},
-		{[]string{"up", "--config", "/does/not/exist.yaml"}, "configuration file /does/not/exist.yaml"},
+		{[]string{"up", "--config", "/does/not/exist.yaml"}, "--config /does/not/exist.yaml: no such file or directory"},
 		{[]string{"up", "--name", "Not_Valid"}, `cluster.name: "Not_Valid" is not a valid cluster name`},
 	}
 	for _, tt := range tests {

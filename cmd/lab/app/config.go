@@ -31,9 +31,9 @@ type configSource struct {
 
 // loadConfig computes the effective configuration: the defaults, then the
 // file (--config, or ./lab.yaml when present; "-" reads standard input), then
-// LAB_* environment variables, then the flags bound to keys. Unknown keys in
-// the file or the environment are rejected, and every invalid value is
-// reported at once.
+// LAB_* environment variables, then the flags bound to keys. Every problem is
+// reported at once: a file that cannot be read or parsed does not hide an
+// unknown LAB_* variable, nor an unknown key the invalid values of the others.
 func loadConfig(path string, stdin io.Reader, environ []string, flags map[string]*pflag.Flag) (lab.Config, configSource, error) {
 	v := viper.New()
 	cfg := lab.DefaultConfig()
@@ -42,36 +42,37 @@ func loadConfig(path string, stdin io.Reader, environ []string, flags map[string
 		v.SetDefault(k.key, k.value)
 	}
 	src := configSource{}
+	var problems []string
 	v.SetConfigType("yaml")
 	switch {
 	case path == "-":
-		if err := v.ReadConfig(stdin); err != nil {
-			return cfg, src, usagef("read configuration from standard input: %w", err)
-		}
 		src.file = "-"
+		if err := v.ReadConfig(stdin); err != nil {
+			problems = append(problems, "standard input: "+readProblem(err))
+		}
 	case path != "":
+		src.file = path
 		if _, err := os.Stat(path); err != nil {
-			return cfg, src, usagef("configuration file %s: %w\n  fix: pass an existing file with --config, or leave --config out to use the defaults", path, err)
+			problems = append(problems, fmt.Sprintf("--config %s: %v: pass an existing file, or leave --config out to use ./%s or the defaults", path, errors.Unwrap(err), defaultConfigFile))
+			break
 		}
 		v.SetConfigFile(path)
 		if err := v.ReadInConfig(); err != nil {
-			return cfg, src, usagef("read configuration file %s: %w", path, err)
+			problems = append(problems, path+": "+readProblem(err))
 		}
-		src.file = path
 	default:
 		if _, err := os.Stat(defaultConfigFile); err == nil {
+			src.file = defaultConfigFile
 			v.SetConfigFile(defaultConfigFile)
 			if err := v.ReadInConfig(); err != nil {
-				return cfg, src, usagef("read configuration file %s: %w", defaultConfigFile, err)
+				problems = append(problems, defaultConfigFile+": "+readProblem(err))
 			}
-			src.file = defaultConfigFile
 		}
 	}
 
 	v.SetEnvPrefix(envPrefix)
 	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
 	v.AutomaticEnv()
-	var problems []string
 	problems = append(problems, unknownEnv(environ, keys)...)
 
 	for key, f := range flags {
@@ -80,8 +81,16 @@ func loadConfig(path string, stdin io.Reader, environ []string, flags map[string
 		}
 	}
 
-	if err := v.UnmarshalExact(&cfg); err != nil {
+	// UnmarshalExact finds every unknown key and every value of the wrong
+	// type, but drops a profile with an unknown key whole, whose values
+	// would then go unjudged: the values come from Unmarshal, and Validate
+	// judges all of them.
+	scratch := lab.DefaultConfig()
+	if err := v.UnmarshalExact(&scratch); err != nil {
 		problems = append(problems, decodeProblems(err, func(key string) any { return rawValue(v, key) })...)
+		_ = v.Unmarshal(&cfg) // its errors are those above
+	} else {
+		cfg = scratch
 	}
 	if err := cfg.Validate(); err != nil {
 		problems = append(problems, strings.Split(err.Error(), "\n")...)
@@ -92,9 +101,19 @@ func loadConfig(path string, stdin io.Reader, environ []string, flags map[string
 			where = "the configuration (" + displayName(src.file) + ")"
 		}
 		sort.Strings(problems)
-		return cfg, src, usagef("%s is invalid:\n- %s\n  fix: correct these keys; `lab config print` shows the effective configuration", where, strings.Join(problems, "\n- "))
+		return cfg, src, usagef("%s is invalid:\n- %s\n  fix: correct each of these; `lab config print` shows the effective configuration, `lab config print --env` every variable", where, strings.Join(problems, "\n- "))
 	}
 	return cfg, src, nil
+}
+
+// readProblem says why a configuration file could not be read, without
+// viper's and the YAML parser's prefixes.
+func readProblem(err error) string {
+	msg := err.Error()
+	if _, rest, ok := strings.Cut(msg, "yaml: "); ok {
+		return "not valid YAML: " + rest
+	}
+	return msg
 }
 
 func displayName(file string) string {
