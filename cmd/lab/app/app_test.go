@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"flag"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -356,5 +357,135 @@ func writeFile(t *testing.T, path, content string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestProfileVariables: LAB_PROFILES_<NAME>_* sets a key of a profile the
+// file defines, even one the file leaves out; a profile the file does not
+// define has no variables, and the error says so.
+func TestProfileVariables(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "lab.yaml")
+	writeFile(t, file, "profiles:\n  soak:\n    users: 200\n    spawnRate: 5\n    load: 20m\n    budget: 30m\n")
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		code int
+		want []string
+	}{
+		{"key the file sets", []string{"-c", file}, map[string]string{"LAB_PROFILES_SOAK_USERS": "7"}, exitOK, []string{"  soak:\n", "    users: 7\n"}},
+		{"key the file leaves out", []string{"-c", file}, map[string]string{"LAB_PROFILES_SOAK_BASELINE": "2m"}, exitOK, []string{"    baseline: 2m0s\n"}},
+		{"threshold the file leaves out", []string{"-c", file}, map[string]string{"LAB_PROFILES_SOAK_THRESHOLDS_P95": "750ms"}, exitOK, []string{"      p95: 750ms\n"}},
+		{"profile the file does not define", nil, map[string]string{"LAB_PROFILES_SOAK_USERS": "7"}, exitUsage,
+			[]string{"LAB_PROFILES_SOAK_USERS: environment variable of a profile soak that the configuration file does not define: add profiles.soak to lab.yaml"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clearLabEnv(t)
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			code, stdout, stderr := run(t, "", append([]string{"config", "print"}, tt.args...)...)
+			if code != tt.code {
+				t.Errorf("exit %d, want %d; stderr:\n%s", code, tt.code, stderr)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(stdout+stderr, w) {
+					t.Errorf("output does not contain %q:\n%s%s", w, stdout, stderr)
+				}
+			}
+		})
+	}
+}
+
+// TestConfigPrintEnvRoundTrip: `eval "$(lab config print --env)"` in a
+// POSIX shell sets every variable to its value, however it is quoted, and
+// lab reads them all back: the same configuration, with only the custom
+// profile's name from a file.
+func TestConfigPrintEnvRoundTrip(t *testing.T) {
+	clearLabEnv(t)
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		t.Skip("no sh: ", err)
+	}
+	dir := t.TempDir()
+	tricky := `it's "quoted", costs $5 & more; a \back\slash, a * and ` + "`ls`"
+	full := filepath.Join(dir, "full.yaml")
+	writeFile(t, full, `cluster:
+  name: round-trip
+  agents: 3
+  kubeconfig: /tmp/with space/kubeconfig
+stack:
+  chartCache: "/tmp/$HOME/charts"
+profiles:
+  quick:
+    description: '`+strings.ReplaceAll(tricky, "'", "''")+`'
+  soak:
+    description: "soak; it's long"
+    users: 200
+    spawnRate: 5
+    load: 20m
+    budget: 30m
+    experiments: [web-pod-kill, web-pod-failure]
+    spacing: 5m
+  soak-test:
+    users: 1
+    spawnRate: 1
+    load: 1m
+    budget: 2m
+`)
+	code, printed, stderr := run(t, "", "config", "print", "--env", "-c", full)
+	if code != exitOK {
+		t.Fatalf("config print --env: exit %d\n%s", code, stderr)
+	}
+	if !strings.Contains(printed, "# profiles.soak-test: ") {
+		t.Errorf("a profile whose name cannot be in a variable name is not said so:\n%s", printed)
+	}
+
+	// The shell evaluates the output and shows its environment.
+	cmd := exec.Command(sh, "-c", `eval "$1" && env -0`, "sh", printed)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=/nonexistent"}
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("sh: eval of lab config print --env: %v\n%s", err, printed)
+	}
+	env := map[string]string{}
+	for _, kv := range strings.Split(string(out), "\x00") {
+		if name, value, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(name, "LAB_") {
+			env[name] = value
+		}
+	}
+	for name, want := range map[string]string{
+		"LAB_PROFILES_QUICK_DESCRIPTION": tricky,
+		"LAB_CLUSTER_KUBECONFIG":         "/tmp/with space/kubeconfig",
+		"LAB_STACK_CHARTCACHE":           "/tmp/$HOME/charts",
+		"LAB_PROFILES_SOAK_DESCRIPTION":  "soak; it's long",
+		"LAB_PROFILES_SOAK_EXPERIMENTS":  "web-pod-kill,web-pod-failure",
+	} {
+		if env[name] != want {
+			t.Errorf("after eval, %s=%q, want %q", name, env[name], want)
+		}
+	}
+
+	// Read back with a file that only names the custom profiles: the
+	// environment carries every value.
+	names := filepath.Join(dir, "names.yaml")
+	writeFile(t, names, "profiles:\n  soak: {}\n  soak-test:\n    users: 1\n    spawnRate: 1\n    load: 1m\n    budget: 2m\n")
+	for k, v := range env {
+		t.Setenv(k, v)
+	}
+	code, again, stderr := run(t, "", "config", "print", "--env", "-c", names)
+	if code != exitOK {
+		t.Fatalf("config print --env from the environment: exit %d\n%s", code, stderr)
+	}
+	if diff := cmp.Diff(printed, again); diff != "" {
+		t.Errorf("config print --env differs after a round trip through the environment (-first +second):\n%s", diff)
+	}
+	_, yamlFull, _ := run(t, "", "config", "print", "-c", full)
+	_, yamlEnv, _ := run(t, "", "config", "print", "-c", names)
+	_, yamlFull, _ = strings.Cut(yamlFull, "\n") // the first line names the file
+	_, yamlEnv, _ = strings.Cut(yamlEnv, "\n")
+	if diff := cmp.Diff(yamlFull, yamlEnv); diff != "" {
+		t.Errorf("the configuration differs after a round trip through the environment (-file +environment):\n%s", diff)
 	}
 }

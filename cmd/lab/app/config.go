@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -70,6 +72,12 @@ func loadConfig(path string, stdin io.Reader, environ []string, flags map[string
 		}
 	}
 
+	// The file's custom profiles have keys too: LAB_PROFILES_<NAME>_USERS
+	// sets one even where the file leaves it out, as for the built-in ones.
+	keys = configKeys(withProfiles(cfg, fileProfiles(v)))
+	for _, k := range keys {
+		v.SetDefault(k.key, k.value) // a custom profile's: the zero value
+	}
 	v.SetEnvPrefix(envPrefix)
 	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
 	v.AutomaticEnv()
@@ -114,6 +122,31 @@ func readProblem(err error) string {
 		return "not valid YAML: " + rest
 	}
 	return msg
+}
+
+// fileProfiles lists the profiles the file names.
+func fileProfiles(v *viper.Viper) []string {
+	m, ok := v.Get("profiles").(map[string]any)
+	if !ok {
+		return nil
+	}
+	names := make([]string, 0, len(m))
+	for n := range m {
+		names = append(names, n)
+	}
+	return names
+}
+
+// withProfiles returns cfg with an empty profile for each name it lacks.
+func withProfiles(cfg lab.Config, names []string) lab.Config {
+	profiles := maps.Clone(cfg.Profiles)
+	for _, n := range names {
+		if _, ok := profiles[n]; !ok {
+			profiles[n] = lab.Profile{}
+		}
+	}
+	cfg.Profiles = profiles
+	return cfg
 }
 
 func displayName(file string) string {
@@ -316,9 +349,15 @@ func unknownEnv(environ []string, keys []configKey) []string {
 	var out []string
 	for _, kv := range environ {
 		name, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(name, envPrefix+"_") && !known[name] {
-			out = append(out, fmt.Sprintf("%s: environment variable names no configuration key (known: LAB_CLUSTER_NAME, LAB_CLUSTER_INGRESSPORT, … see `lab config print --env`)", name))
+		if !strings.HasPrefix(name, envPrefix+"_") || known[name] {
+			continue
 		}
+		if profile, ok := strings.CutPrefix(name, envPrefix+"_PROFILES_"); ok {
+			profile, _, _ = strings.Cut(profile, "_")
+			out = append(out, fmt.Sprintf("%s: environment variable of a profile %s that the configuration file does not define: add profiles.%s to lab.yaml, or unset it", name, strings.ToLower(profile), strings.ToLower(profile)))
+			continue
+		}
+		out = append(out, fmt.Sprintf("%s: environment variable names no configuration key (known: LAB_CLUSTER_NAME, LAB_CLUSTER_INGRESSPORT, … see `lab config print --env`)", name))
 	}
 	return out
 }
@@ -410,16 +449,59 @@ func child(m *yaml.Node, key string) *yaml.Node {
 	return c
 }
 
-// printEnv writes the environment variable of every key with its effective value.
+// printEnv writes the shell line that exports each key's variable with its
+// effective value, quoted where the shell needs it: eval "$(lab config print
+// --env)" sets them all, and lab reads them back as they were. A key no
+// variable can carry is a comment saying why.
 func printEnv(w io.Writer, cfg lab.Config) {
+	said := map[string]bool{}
 	for _, k := range configKeys(cfg) {
-		val := k.value
-		switch x := val.(type) {
+		name := envName(k.key)
+		if !validEnvName(name) {
+			// Only a profile's name can make it invalid: say so once.
+			parts := strings.SplitN(k.key, ".", 3)
+			if p := strings.Join(parts[:min(2, len(parts))], "."); !said[p] {
+				said[p] = true
+				fmt.Fprintf(w, "# %s: no LAB_* variables: %q cannot be part of a variable name; set its keys in lab.yaml\n", p, parts[len(parts)-2])
+			}
+			continue
+		}
+		var val string
+		switch x := k.value.(type) {
 		case time.Duration:
 			val = x.String()
 		case []string:
+			if slices.ContainsFunc(x, func(s string) bool { return strings.Contains(s, ",") }) {
+				fmt.Fprintf(w, "# %s: not printed: a value holds a ',', and a variable's list is split at ','; set %s in lab.yaml\n", name, k.key)
+				continue
+			}
 			val = strings.Join(x, ",")
+		case float64:
+			val = strconv.FormatFloat(x, 'g', -1, 64)
+		default:
+			val = fmt.Sprint(x)
 		}
-		fmt.Fprintf(w, "%s=%v\n", envName(k.key), val)
+		fmt.Fprintf(w, "export %s=%s\n", name, shellQuote(val))
 	}
+}
+
+// validEnvName reports whether a POSIX shell can assign the variable.
+func validEnvName(name string) bool {
+	for i, r := range name {
+		if !(r == '_' || r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || i > 0 && r >= '0' && r <= '9') {
+			return false
+		}
+	}
+	return name != ""
+}
+
+// shellQuote returns s as one word of a POSIX shell: as it is when only safe
+// characters make it up, single-quoted otherwise, each single quote of s
+// closing the quotes, escaped, and opening them again.
+func shellQuote(s string) string {
+	safe := s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_@%+=:,./-") == ""
+	if safe {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
