@@ -351,6 +351,14 @@ func TestVersion(t *testing.T) {
 	if code != exitOK || !strings.HasPrefix(stdout, "lab v0.0.0-test (commit test,") || !strings.Contains(stdout, "k3s image       docker.io/rancher/k3s:v1.33.6-k3s1") {
 		t.Fatalf("exit %d, stdout:\n%s", code, stdout)
 	}
+	first, _, _ := strings.Cut(stdout, "\n")
+	// lab --version prints the first line of lab version, and only it.
+	for _, args := range [][]string{{"--version"}, {"--version", "-q"}} {
+		code, got, stderr := run(t, "", args...)
+		if code != exitOK || got != first+"\n" || stderr != "" {
+			t.Errorf("lab %v: exit %d, stdout %q, stderr %q; want %q", args, code, got, stderr, first+"\n")
+		}
+	}
 }
 
 func writeFile(t *testing.T, path, content string) {

@@ -82,13 +82,19 @@ func newVersionCmd(o *options) *cobra.Command {
 		Args:  noArgs,
 		RunE: func(*cobra.Command, []string) error {
 			w := o.streams.Out
-			fmt.Fprintf(w, "lab %s (commit %s, %s %s/%s)\n", o.build.Version, o.build.Commit, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+			fmt.Fprintln(w, versionLine(o.build))
 			fmt.Fprintf(w, "  k3d library     %s\n", moduleVersion("github.com/k3d-io/k3d/v5"))
 			fmt.Fprintf(w, "  k3s image       %s\n", lab.DefaultK3sImage)
 			fmt.Fprintf(w, "  k3d helpers     %s\n", lab.DefaultHelperImageTag)
 			return nil
 		},
 	}
+}
+
+// versionLine is the first line of lab version, and what lab --version
+// prints.
+func versionLine(b Build) string {
+	return fmt.Sprintf("lab %s (commit %s, %s %s/%s)", b.Version, b.Commit, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 }
 
 // moduleVersion is the version of a dependency compiled into the binary.

@@ -117,7 +117,10 @@ Exit codes: 0 success, 1 the operation failed, 2 usage or configuration error.`,
 			return cmd.Help()
 		},
 		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},
+		Version:           versionLine(b),
 	}
+	root.SetVersionTemplate("{{.Version}}\n")
+	root.Flags().Bool("version", false, "print the version of lab (the first line of lab version) and exit")
 	root.SetIn(s.In)
 	root.SetOut(s.Out)
 	root.SetErr(s.Err)
