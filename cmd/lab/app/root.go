@@ -103,7 +103,7 @@ func NewRoot(s Streams, b Build) *cobra.Command {
                 needed the first time; make image builds the shop's image)
   lab status    show the nodes, the kubeconfig and what is installed
   lab down      remove the cluster and everything lab created for it
-  lab validate  run load and failures and write a measured report (--dry-run for now)
+  lab validate  run load and failures and write a measured report
 
 Configuration comes from lab.yaml (or --config FILE), then LAB_* environment
 variables, then flags, each overriding the one before. ` + "`lab config print`" + ` shows
