@@ -29,10 +29,23 @@ func (o *options) progress() progressView {
 	}
 }
 
-// progressView is lab.Progress plus a way to stop drawing.
+// Eventer is implemented by every progress view of lab's command line (the
+// value lab.WithProgress receives): Event prints a line for an event of the
+// running step, such as an experiment starting, at once and on a line of its
+// own, which the step's live detail (Update: rate-limited lines, or the
+// spinner's redrawn line) never overwrites. lab.Progress does not have it:
+// lab calls it through an optional-interface check.
+type Eventer interface {
+	Event(line string)
+}
+
+// progressView is lab.Progress plus Eventer. Every view is safe for
+// concurrent use: the load generator's goroutine updates the figures while
+// the runner starts and ends steps.
 type progressView interface {
 	Start(step string)
 	Update(detail string)
+	Event(line string)
 	End(err error)
 }
 
@@ -40,13 +53,16 @@ type quietProgress struct{}
 
 func (quietProgress) Start(string)  {}
 func (quietProgress) Update(string) {}
+func (quietProgress) Event(string)  {}
 func (quietProgress) End(error)     {}
 
 // plainProgress writes one line when a step starts, changed details at most
-// every few seconds, and one line when it ends, with ✓ or ✗ and the time taken.
+// every few seconds, events at once, and one line when it ends, with ✓ or ✗
+// and the time taken.
 type plainProgress struct {
 	w          io.Writer
 	now        func() time.Time
+	mu         sync.Mutex
 	step       string
 	started    time.Time
 	detail     string
@@ -56,9 +72,9 @@ type plainProgress struct {
 const plainDetailEvery = 5 * time.Second
 
 func (p *plainProgress) Start(step string) {
-	if p.step != "" {
-		p.End(nil)
-	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.endLocked(nil)
 	p.step, p.started, p.detail = step, p.now(), ""
 	fmt.Fprintf(p.w, "• %s …\n", step)
 }
@@ -66,6 +82,8 @@ func (p *plainProgress) Start(step string) {
 // Update remembers the detail for the end line, and prints it while the step
 // is still running only every plainDetailEvery, so logs stay short.
 func (p *plainProgress) Update(detail string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	now := p.now()
 	changed := detail != p.detail
 	p.detail = detail
@@ -76,7 +94,20 @@ func (p *plainProgress) Update(detail string) {
 	fmt.Fprintf(p.w, "  %s\n", detail)
 }
 
+// Event prints line at once.
+func (p *plainProgress) Event(line string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	fmt.Fprintf(p.w, "  %s\n", line)
+}
+
 func (p *plainProgress) End(err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.endLocked(err)
+}
+
+func (p *plainProgress) endLocked(err error) {
 	if p.step == "" {
 		return
 	}
@@ -92,13 +123,18 @@ func (p *plainProgress) End(err error) {
 	p.step = ""
 }
 
-// spinner redraws the running step on one terminal line until it ends.
+// spinner redraws the running step on one terminal line until it ends;
+// events are printed above it. ops serialises Start and End (which wait for
+// the drawing goroutine); mu guards what that goroutine draws, and every
+// write.
 type spinner struct {
 	w       io.Writer
+	ops     sync.Mutex
 	mu      sync.Mutex
 	step    string
 	detail  string
 	started time.Time
+	frame   int
 	stop    chan struct{}
 	done    chan struct{}
 }
@@ -108,26 +144,25 @@ func newSpinner(w io.Writer) *spinner { return &spinner{w: w} }
 const spinFrames = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 
 func (s *spinner) Start(step string) {
-	s.End(nil)
+	s.ops.Lock()
+	defer s.ops.Unlock()
+	s.endLocked(nil)
 	s.mu.Lock()
 	s.step, s.detail, s.started = step, "", time.Now()
 	s.stop, s.done = make(chan struct{}), make(chan struct{})
+	stop, done := s.stop, s.done
 	s.mu.Unlock()
-	go s.run(s.stop, s.done)
+	go s.run(stop, done)
 }
 
 func (s *spinner) run(stop <-chan struct{}, done chan<- struct{}) {
 	defer close(done)
 	t := time.NewTicker(100 * time.Millisecond)
 	defer t.Stop()
-	frames := []rune(spinFrames)
-	for i := 0; ; i++ {
+	for {
 		s.mu.Lock()
-		line := fmt.Sprintf("%c %s (%s)", frames[i%len(frames)], s.step, time.Since(s.started).Round(time.Second))
-		if s.detail != "" {
-			line += " " + s.detail
-		}
-		fmt.Fprintf(s.w, "\r\033[K%s", line)
+		s.frame++
+		s.drawLocked()
 		s.mu.Unlock()
 		select {
 		case <-stop:
@@ -137,13 +172,40 @@ func (s *spinner) run(stop <-chan struct{}, done chan<- struct{}) {
 	}
 }
 
+// drawLocked draws the spinner line; called with mu held.
+func (s *spinner) drawLocked() {
+	frames := []rune(spinFrames)
+	line := fmt.Sprintf("%c %s (%s)", frames[s.frame%len(frames)], s.step, time.Since(s.started).Round(time.Second))
+	if s.detail != "" {
+		line += " " + s.detail
+	}
+	fmt.Fprintf(s.w, "\r\033[K%s", line)
+}
+
 func (s *spinner) Update(detail string) {
 	s.mu.Lock()
 	s.detail = detail
 	s.mu.Unlock()
 }
 
+// Event prints line above the spinner line, which is drawn again below it.
+func (s *spinner) Event(line string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	fmt.Fprintf(s.w, "\r\033[K  %s\n", line)
+	if s.stop != nil {
+		s.drawLocked()
+	}
+}
+
 func (s *spinner) End(err error) {
+	s.ops.Lock()
+	defer s.ops.Unlock()
+	s.endLocked(err)
+}
+
+// endLocked ends the running step; called with ops held.
+func (s *spinner) endLocked(err error) {
 	s.mu.Lock()
 	stop, done := s.stop, s.done
 	s.stop = nil
@@ -157,6 +219,8 @@ func (s *spinner) End(err error) {
 	if err != nil {
 		mark = "\033[31m✗\033[0m"
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	suffix := ""
 	if s.detail != "" {
 		suffix = ": " + s.detail
