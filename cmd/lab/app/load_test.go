@@ -1,6 +1,8 @@
 package app
 
 import (
+	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -207,6 +209,61 @@ func TestLoadAgainstADeadTarget(t *testing.T) {
 			}
 			if strings.Contains(stderr, "✓") {
 				t.Errorf("the progress step passed against a dead target:\n%s", stderr)
+			}
+		})
+	}
+}
+
+// TestLogFormatJSON: under --log-format json every line on stderr is a JSON
+// object: the progress of the step, its end, and the error with its exit
+// code; nothing is plain text.
+func TestLogFormatJSON(t *testing.T) {
+	clearLabEnv(t)
+	dead := closedPort(t)
+	tests := []struct {
+		name  string
+		args  []string
+		code  int
+		error string
+		steps bool
+	}{
+		{"failed run", []string{"load", "--target", dead, "--users", "1", "--think", "10ms", "--duration", "300ms", "--max-requests", "5"}, exitFail, "target down: all 5 requests failed: connection refused", true},
+		{"usage error", []string{"load", "--target", dead, "--duration", "0"}, exitUsage, "--duration 0s: must be positive", false},
+		{"configuration error", []string{"config", "print", "--config", "/does/not/exist.yaml"}, exitUsage, "the configuration (/does/not/exist.yaml) is invalid:", false},
+		{"debug logs too", []string{"-v", "load", "--target", dead, "--duration", "0"}, exitUsage, "--duration 0s", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, _, stderr := run(t, "", append([]string{"--log-format", "json"}, tt.args...)...)
+			if code != tt.code {
+				t.Errorf("exit %d, want %d", code, tt.code)
+			}
+			var records []map[string]any
+			for _, line := range strings.Split(strings.TrimSuffix(stderr, "\n"), "\n") {
+				var r map[string]any
+				if err := json.Unmarshal([]byte(line), &r); err != nil {
+					t.Fatalf("stderr line is not JSON (%v): %q\nstderr:\n%s", err, line, stderr)
+				}
+				records = append(records, r)
+			}
+			msgs := map[string]map[string]any{}
+			for _, r := range records {
+				msgs[fmt.Sprint(r["msg"])] = r
+			}
+			last := records[len(records)-1]
+			if last["level"] != "ERROR" || !strings.HasPrefix(fmt.Sprint(last["msg"]), tt.error) || last["exit_code"] != float64(tt.code) {
+				t.Errorf("the last record is not the error %q with exit code %d: %v", tt.error, tt.code, last)
+			}
+			if _, ok := last["details"].([]any); !ok {
+				t.Errorf("the error has no details: %v", last)
+			}
+			if tt.steps {
+				if _, ok := msgs["step started"]; !ok {
+					t.Errorf("no step started record:\n%s", stderr)
+				}
+				if end, ok := msgs["step ended"]; !ok || end["ok"] != false || !strings.HasPrefix(fmt.Sprint(end["error"]), "target down") {
+					t.Errorf("no failed step ended record: %v\n%s", end, stderr)
+				}
 			}
 		})
 	}

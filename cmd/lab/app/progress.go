@@ -1,8 +1,10 @@
 package app
 
 import (
+	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"sync"
 	"time"
@@ -16,12 +18,15 @@ func isTerminal(w io.Writer) bool {
 	return ok && term.IsTerminal(int(f.Fd())) && os.Getenv("TERM") != "dumb"
 }
 
-// progress picks the view: nothing under --quiet, a spinner on a terminal
-// (unless logs interleave with -v), plain lines otherwise.
+// progress picks the view: nothing under --quiet, JSON records under
+// --log-format json, a spinner on a terminal (unless logs interleave with
+// -v), plain lines otherwise.
 func (o *options) progress() progressView {
 	switch {
 	case o.quiet:
 		return quietProgress{}
+	case o.jsonOutput():
+		return &plainProgress{w: o.streams.Err, now: time.Now, json: o.jsonRecords()}
 	case o.isTerminal && o.verbose == 0:
 		return newSpinner(o.streams.Err)
 	default:
@@ -58,10 +63,13 @@ func (quietProgress) End(error)     {}
 
 // plainProgress writes one line when a step starts, changed details at most
 // every few seconds, events at once, and one line when it ends, with ✓ or ✗
-// and the time taken.
+// and the time taken. With json set, each line is a JSON record instead:
+// "step started", "step progress", "step event", "step ended" (with ok,
+// elapsed_s and error), each with the step.
 type plainProgress struct {
 	w          io.Writer
 	now        func() time.Time
+	json       slog.Handler
 	mu         sync.Mutex
 	step       string
 	started    time.Time
@@ -76,7 +84,19 @@ func (p *plainProgress) Start(step string) {
 	defer p.mu.Unlock()
 	p.endLocked(nil)
 	p.step, p.started, p.detail = step, p.now(), ""
-	fmt.Fprintf(p.w, "• %s …\n", step)
+	p.emit("• "+step+" …", slog.LevelInfo, "step started")
+}
+
+// emit writes a line, or its record under --log-format json.
+func (p *plainProgress) emit(line string, level slog.Level, msg string, attrs ...slog.Attr) {
+	if p.json == nil {
+		fmt.Fprintln(p.w, line)
+		return
+	}
+	r := slog.NewRecord(p.now(), level, msg, 0)
+	r.AddAttrs(slog.String("step", p.step))
+	r.AddAttrs(attrs...)
+	_ = p.json.Handle(context.Background(), r)
 }
 
 // Update remembers the detail for the end line, and prints it while the step
@@ -91,14 +111,14 @@ func (p *plainProgress) Update(detail string) {
 		return
 	}
 	p.lastDetail = now
-	fmt.Fprintf(p.w, "  %s\n", detail)
+	p.emit("  "+detail, slog.LevelInfo, "step progress", slog.String("detail", detail))
 }
 
 // Event prints line at once.
 func (p *plainProgress) Event(line string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	fmt.Fprintf(p.w, "  %s\n", line)
+	p.emit("  "+line, slog.LevelInfo, "step event", slog.String("event", line))
 }
 
 func (p *plainProgress) End(err error) {
@@ -111,15 +131,19 @@ func (p *plainProgress) endLocked(err error) {
 	if p.step == "" {
 		return
 	}
-	mark := "✓"
+	mark, level, attrs := "✓", slog.LevelInfo, []slog.Attr{slog.Bool("ok", err == nil)}
 	if err != nil {
-		mark = "✗"
+		first, _ := errorLines(err)
+		mark, level, attrs = "✗", slog.LevelWarn, append(attrs, slog.String("error", first))
 	}
+	elapsed := p.now().Sub(p.started).Round(100 * time.Millisecond)
 	suffix := ""
 	if p.detail != "" {
 		suffix = ": " + p.detail
+		attrs = append(attrs, slog.String("detail", p.detail))
 	}
-	fmt.Fprintf(p.w, "%s %s (%s)%s\n", mark, p.step, p.now().Sub(p.started).Round(100*time.Millisecond), suffix)
+	attrs = append(attrs, slog.Float64("elapsed_s", elapsed.Seconds()))
+	p.emit(fmt.Sprintf("%s %s (%s)%s", mark, p.step, elapsed, suffix), level, "step ended", attrs...)
 	p.step = ""
 }
 
