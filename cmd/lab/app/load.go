@@ -53,8 +53,11 @@ refused, not ignored.
 
 The target defaults to the lab's own ingress; loopback is always allowed, any
 other host needs --allow-host. Every run is bounded by --duration and
---max-requests. Thresholds come from the scenario and --threshold; lab load
-exits with 1 when one fails.`,
+--max-requests, and holds at most ` + strconv.Itoa(load.MaxUsers) + ` users or iterations in flight
+(load.MaxUsers). Thresholds come from the scenario and --threshold; a latency
+threshold is not measured, and fails, when no request succeeded. lab load
+exits with 1 when a threshold fails or no request succeeded (the summary then
+says the target is down), and with 2 when the flags cannot make a run.`,
 		Example: `  lab load --users 100 --duration 2m
   lab load --model open --rate 200 --stage 1m:500 --duration 3m --threshold 'p99 < 1s'
   lab load --target http://127.0.0.1:8000 --scenario my-shop.yaml --json result.json
