@@ -1,9 +1,12 @@
 package load
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
@@ -297,6 +300,68 @@ func (r *Result) Passed() bool {
 		}
 	}
 	return true
+}
+
+// NoSuccess says in words that no request of the run succeeded, and how
+// they failed: "target down: all 120 requests failed: connection refused"
+// when none got a response (every failure is of the transport), "no request
+// succeeded: all 10 requests failed: 9 5xx, 1 connection refused"
+// otherwise. It is "" when a request succeeded, or none was sent.
+func (r *Result) NoSuccess() string {
+	o := &r.Overall
+	if o.Requests == 0 || o.Failures < o.Requests {
+		return ""
+	}
+	type count struct {
+		c Class
+		n int64
+	}
+	var counts []count
+	transport := true
+	for _, c := range Classes() {
+		if n := o.ByClass[c]; n > 0 {
+			counts = append(counts, count{c, n})
+			transport = transport && c.transport()
+		}
+	}
+	slices.SortStableFunc(counts, func(a, b count) int { return cmp.Compare(b.n, a.n) })
+	var how []string
+	for _, c := range counts {
+		if len(counts) == 1 {
+			how = append(how, c.c.words())
+			break
+		}
+		how = append(how, fmt.Sprintf("%d %s", c.n, c.c.words()))
+	}
+	what := "no request succeeded"
+	if transport {
+		what = "target down"
+	}
+	return fmt.Sprintf("%s: all %d requests failed: %s", what, o.Requests, strings.Join(how, ", "))
+}
+
+// words says what a failure of the class is, for people.
+func (c Class) words() string {
+	switch c {
+	case ClassTimeout:
+		return "timed out"
+	case ClassRefused:
+		return "connection refused"
+	case ClassReset:
+		return "connection reset"
+	case ClassConnection:
+		return "connection failed"
+	case ClassStatus:
+		return "unexpected status"
+	case ClassExtract:
+		return "extraction failed"
+	}
+	return c.String() // 5xx, 4xx
+}
+
+// transport reports whether the class is a failure to get any response.
+func (c Class) transport() bool {
+	return c == ClassTimeout || c == ClassRefused || c == ClassReset || c == ClassConnection
 }
 
 // Endpoint returns the figures of the named endpoint, or nil.

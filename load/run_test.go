@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"net"
@@ -446,6 +447,9 @@ func TestRunRefusesRemoteTargetsAndUnboundedRuns(t *testing.T) {
 		{"no cap", Options{Target: "http://127.0.0.1:1", Model: Closed, Users: 1, Scenario: sc, Duration: time.Second}, "max requests must be positive"},
 		{"no users", Options{Target: "http://127.0.0.1:1", Model: Closed, Scenario: sc, Duration: time.Second, MaxRequests: 1}, "users > 0"},
 		{"no rate", Options{Target: "http://127.0.0.1:1", Model: Open, Scenario: sc, Duration: time.Second, MaxRequests: 1}, "rate > 0"},
+		{"too many users", Options{Target: "http://127.0.0.1:1", Model: Closed, Users: MaxUsers + 1, Scenario: sc, Duration: time.Second, MaxRequests: 1}, "users 10001 is above MaxUsers (10000)"},
+		{"too many in flight", Options{Target: "http://127.0.0.1:1", Model: Open, Rate: 1, MaxInFlight: MaxUsers + 1, Scenario: sc, Duration: time.Second, MaxRequests: 1}, "max in flight 10001 is above MaxUsers (10000)"},
+		{"spawn rate not a number", Options{Target: "http://127.0.0.1:1", Model: Closed, Users: 1, SpawnRate: math.NaN(), Scenario: sc, Duration: time.Second, MaxRequests: 1}, "spawn rate must be a finite number"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -453,6 +457,10 @@ func TestRunRefusesRemoteTargetsAndUnboundedRuns(t *testing.T) {
 			_, err := Run(t.Context(), tt.opts)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("error %v, want one containing %q", err, tt.want)
+			}
+			var oe *OptionsError
+			if !errors.As(err, &oe) {
+				t.Errorf("error %T is not an *OptionsError: callers cannot tell a refused run from a failed one", err)
 			}
 		})
 	}
@@ -479,8 +487,15 @@ func TestCheckTarget(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.target, func(t *testing.T) {
 			t.Parallel()
-			if _, err := CheckTarget(tt.target, tt.allow); (err == nil) != tt.ok {
+			_, err := CheckTarget(tt.target, tt.allow)
+			if (err == nil) != tt.ok {
 				t.Errorf("CheckTarget(%q, %v) = %v, want ok=%v", tt.target, tt.allow, err, tt.ok)
+			}
+			// Only a well-formed URL to a host that is not allowed is a
+			// *HostNotAllowedError: the fix is then to allow the host.
+			var he *HostNotAllowedError
+			if wantHost := !tt.ok && strings.HasPrefix(tt.target, "http"); errors.As(err, &he) != wantHost {
+				t.Errorf("CheckTarget(%q) = %v (%T): *HostNotAllowedError %v, want %v", tt.target, err, err, !wantHost, wantHost)
 			}
 		})
 	}

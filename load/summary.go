@@ -15,6 +15,9 @@ func WriteSummary(w io.Writer, r *Result) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "scenario %s, %s model, %s against %s (stopped: %s)\n\n",
 		r.Scenario, r.Model, r.Duration.Round(time.Millisecond), r.Target, r.StopReason)
+	if s := r.NoSuccess(); s != "" {
+		fmt.Fprintf(&b, "%s\n\n", s)
+	}
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "endpoint\trequests\tfailures\terror %\treq/s\tp50\tp95\tp99\tmax\traw p95\traw p99\t")
 	row := func(s Stats) {
@@ -46,9 +49,10 @@ func WriteSummary(w io.Writer, r *Result) error {
 			if !t.Pass {
 				mark = "FAIL"
 			}
-			fmt.Fprintf(&b, "  %s  %s  (actual %s)", mark, t.Source, fmtActual(t))
 			if t.Problem != "" {
-				fmt.Fprintf(&b, ": %s", t.Problem)
+				fmt.Fprintf(&b, "  %s  %s  (%s)", mark, t.Source, t.Problem)
+			} else {
+				fmt.Fprintf(&b, "  %s  %s  (actual %s)", mark, t.Source, fmtActual(t))
 			}
 			b.WriteString("\n")
 		}

@@ -37,7 +37,8 @@ type ThresholdResult struct {
 	Actual float64 `json:"actual"`
 	Pass   bool    `json:"pass"`
 	// Problem says why a threshold could not be evaluated, e.g. an unknown
-	// endpoint; such a threshold fails.
+	// endpoint, or a latency when no request succeeded; such a threshold
+	// fails, and Actual is 0.
 	Problem string `json:"problem,omitempty"`
 }
 
@@ -102,6 +103,16 @@ func (t Threshold) evaluate(r *Result) ThresholdResult {
 			return out
 		}
 	}
+	if st.Requests == 0 && t.Metric != "requests" && t.Metric != "failures" {
+		out.Problem = "no requests were measured"
+		return out
+	}
+	// Failures count in the latencies, and a refused connection is fast:
+	// with no success at all, the figures say nothing of the service.
+	if st.Requests == st.Failures && latencyMetric.MatchString(t.Metric) {
+		out.Problem = fmt.Sprintf("not measured: no request succeeded (all %d failed)", st.Requests)
+		return out
+	}
 	lat := st.Latency
 	metric := t.Metric
 	if m, ok := strings.CutPrefix(metric, "raw_"); ok {
@@ -126,10 +137,6 @@ func (t Threshold) evaluate(r *Result) ThresholdResult {
 	default:
 		q, _ := strconv.ParseFloat(metric[1:], 64)
 		out.Actual = ms(st.percentile(q, t.Metric != metric))
-	}
-	if st.Requests == 0 && metric != "requests" && metric != "failures" {
-		out.Problem = "no requests were measured"
-		return out
 	}
 	switch t.Op {
 	case "<":

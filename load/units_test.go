@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"math"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -228,6 +229,74 @@ func TestThresholdEvaluate(t *testing.T) {
 	}
 }
 
+// TestThresholdsWithoutSuccess: when no request succeeded, the latencies
+// are those of failures (a refused connection is fast): a latency threshold
+// is then not measured, and fails, instead of passing on them.
+func TestThresholdsWithoutSuccess(t *testing.T) {
+	t.Parallel()
+	down := &Result{Overall: Stats{
+		Name: "all", Requests: 120, Failures: 120, ErrorRate: 1, RPS: 60,
+		Latency: Latency{P95: time.Millisecond, Max: 2 * time.Millisecond}, RawLatency: Latency{P95: time.Millisecond},
+	}}
+	down.Overall.ByClass[ClassRefused] = 120
+	tests := []struct {
+		src     string
+		pass    bool
+		problem string
+	}{
+		{src: "p95 < 2s", problem: "not measured: no request succeeded (all 120 failed)"},
+		{src: "raw_p99 < 2s", problem: "not measured: no request succeeded (all 120 failed)"},
+		{src: "max < 1s", problem: "not measured: no request succeeded (all 120 failed)"},
+		{src: "avg < 1s", problem: "not measured: no request succeeded (all 120 failed)"},
+		{src: "error_rate < 1%"},
+		{src: "failures >= 100", pass: true},
+		{src: "requests > 100", pass: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.src, func(t *testing.T) {
+			t.Parallel()
+			th, err := ParseThreshold(tt.src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := th.evaluate(down)
+			if got.Pass != tt.pass || got.Problem != tt.problem {
+				t.Errorf("got pass=%v problem=%q; want %v %q", got.Pass, got.Problem, tt.pass, tt.problem)
+			}
+		})
+	}
+}
+
+func TestNoSuccess(t *testing.T) {
+	t.Parallel()
+	result := func(requests, failures int64, classes map[Class]int64) *Result {
+		r := &Result{Overall: Stats{Requests: requests, Failures: failures}}
+		for c, n := range classes {
+			r.Overall.ByClass[c] = n
+		}
+		return r
+	}
+	tests := []struct {
+		name string
+		res  *Result
+		want string
+	}{
+		{"refused", result(120, 120, map[Class]int64{ClassRefused: 120}), "target down: all 120 requests failed: connection refused"},
+		{"transport failures", result(10, 10, map[Class]int64{ClassRefused: 4, ClassTimeout: 6}), "target down: all 10 requests failed: 6 timed out, 4 connection refused"},
+		{"only error responses", result(10, 10, map[Class]int64{Class5xx: 9, ClassRefused: 1}), "no request succeeded: all 10 requests failed: 9 5xx, 1 connection refused"},
+		{"one success", result(10, 9, map[Class]int64{ClassRefused: 9}), ""},
+		{"nothing sent", result(0, 0, nil), ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if got := tt.res.NoSuccess(); got != tt.want {
+				t.Errorf("NoSuccess() = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
 func TestSchedule(t *testing.T) {
 	t.Parallel()
 	count := func(s *schedule) (n int, last time.Duration) {
@@ -334,5 +403,39 @@ behaviours:
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("summary lacks %q:\n%s", want, b.String())
 		}
+	}
+}
+
+// TestWriteSummaryTargetDown runs against a loopback port nothing listens
+// on: the summary says the target is down, and the latency threshold is
+// not measured rather than passed on the refusals' latency.
+func TestWriteSummaryTargetDown(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "http://" + l.Addr().String()
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	sc := mustScenario(t, `
+thresholds: ["p95 < 2s"]
+behaviours: [{name: a, steps: [{name: home, path: /}]}]`)
+	res := mustRun(t, Options{Target: dead, Scenario: sc, Users: 1, Think: noThink, Duration: 5 * time.Second, MaxRequests: 20})
+	var b bytes.Buffer
+	if err := WriteSummary(&b, res); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"target down: all 20 requests failed: connection refused\n",
+		"FAIL  p95 < 2s  (not measured: no request succeeded (all 20 failed))",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("summary lacks %q:\n%s", want, b.String())
+		}
+	}
+	if res.Passed() {
+		t.Errorf("a run in which no request succeeded passed its latency threshold:\n%s", b.String())
 	}
 }

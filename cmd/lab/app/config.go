@@ -1,11 +1,15 @@
 package app
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"reflect"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -29,9 +33,9 @@ type configSource struct {
 
 // loadConfig computes the effective configuration: the defaults, then the
 // file (--config, or ./lab.yaml when present; "-" reads standard input), then
-// LAB_* environment variables, then the flags bound to keys. Unknown keys in
-// the file or the environment are rejected, and every invalid value is
-// reported at once.
+// LAB_* environment variables, then the flags bound to keys. Every problem is
+// reported at once: a file that cannot be read or parsed does not hide an
+// unknown LAB_* variable, nor an unknown key the invalid values of the others.
 func loadConfig(path string, stdin io.Reader, environ []string, flags map[string]*pflag.Flag) (lab.Config, configSource, error) {
 	v := viper.New()
 	cfg := lab.DefaultConfig()
@@ -40,36 +44,43 @@ func loadConfig(path string, stdin io.Reader, environ []string, flags map[string
 		v.SetDefault(k.key, k.value)
 	}
 	src := configSource{}
+	var problems []string
 	v.SetConfigType("yaml")
 	switch {
 	case path == "-":
-		if err := v.ReadConfig(stdin); err != nil {
-			return cfg, src, usagef("read configuration from standard input: %w", err)
-		}
 		src.file = "-"
+		if err := v.ReadConfig(stdin); err != nil {
+			problems = append(problems, "standard input: "+readProblem(err))
+		}
 	case path != "":
+		src.file = path
 		if _, err := os.Stat(path); err != nil {
-			return cfg, src, usagef("configuration file %s: %w\n  fix: pass an existing file with --config, or leave --config out to use the defaults", path, err)
+			problems = append(problems, fmt.Sprintf("--config %s: %v: pass an existing file, or leave --config out to use ./%s or the defaults", path, errors.Unwrap(err), defaultConfigFile))
+			break
 		}
 		v.SetConfigFile(path)
 		if err := v.ReadInConfig(); err != nil {
-			return cfg, src, usagef("read configuration file %s: %w", path, err)
+			problems = append(problems, path+": "+readProblem(err))
 		}
-		src.file = path
 	default:
 		if _, err := os.Stat(defaultConfigFile); err == nil {
+			src.file = defaultConfigFile
 			v.SetConfigFile(defaultConfigFile)
 			if err := v.ReadInConfig(); err != nil {
-				return cfg, src, usagef("read configuration file %s: %w", defaultConfigFile, err)
+				problems = append(problems, defaultConfigFile+": "+readProblem(err))
 			}
-			src.file = defaultConfigFile
 		}
 	}
 
+	// The file's custom profiles have keys too: LAB_PROFILES_<NAME>_USERS
+	// sets one even where the file leaves it out, as for the built-in ones.
+	keys = configKeys(withProfiles(cfg, fileProfiles(v)))
+	for _, k := range keys {
+		v.SetDefault(k.key, k.value) // a custom profile's: the zero value
+	}
 	v.SetEnvPrefix(envPrefix)
 	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
 	v.AutomaticEnv()
-	var problems []string
 	problems = append(problems, unknownEnv(environ, keys)...)
 
 	for key, f := range flags {
@@ -78,8 +89,16 @@ func loadConfig(path string, stdin io.Reader, environ []string, flags map[string
 		}
 	}
 
-	if err := v.UnmarshalExact(&cfg); err != nil {
-		problems = append(problems, decodeProblems(err, v.Get)...)
+	// UnmarshalExact finds every unknown key and every value of the wrong
+	// type, but drops a profile with an unknown key whole, whose values
+	// would then go unjudged: the values come from Unmarshal, and Validate
+	// judges all of them.
+	scratch := lab.DefaultConfig()
+	if err := v.UnmarshalExact(&scratch); err != nil {
+		problems = append(problems, decodeProblems(err, func(key string) any { return rawValue(v, key) })...)
+		_ = v.Unmarshal(&cfg) // its errors are those above
+	} else {
+		cfg = scratch
 	}
 	if err := cfg.Validate(); err != nil {
 		problems = append(problems, strings.Split(err.Error(), "\n")...)
@@ -90,9 +109,44 @@ func loadConfig(path string, stdin io.Reader, environ []string, flags map[string
 			where = "the configuration (" + displayName(src.file) + ")"
 		}
 		sort.Strings(problems)
-		return cfg, src, usagef("%s is invalid:\n- %s\n  fix: correct these keys; `lab config print` shows the effective configuration", where, strings.Join(problems, "\n- "))
+		return cfg, src, usagef("%s is invalid:\n- %s\n  fix: correct each of these; `lab config print` shows the effective configuration, `lab config print --env` every variable", where, strings.Join(problems, "\n- "))
 	}
 	return cfg, src, nil
+}
+
+// readProblem says why a configuration file could not be read, without
+// viper's and the YAML parser's prefixes.
+func readProblem(err error) string {
+	msg := err.Error()
+	if _, rest, ok := strings.Cut(msg, "yaml: "); ok {
+		return "not valid YAML: " + rest
+	}
+	return msg
+}
+
+// fileProfiles lists the profiles the file names.
+func fileProfiles(v *viper.Viper) []string {
+	m, ok := v.Get("profiles").(map[string]any)
+	if !ok {
+		return nil
+	}
+	names := make([]string, 0, len(m))
+	for n := range m {
+		names = append(names, n)
+	}
+	return names
+}
+
+// withProfiles returns cfg with an empty profile for each name it lacks.
+func withProfiles(cfg lab.Config, names []string) lab.Config {
+	profiles := maps.Clone(cfg.Profiles)
+	for _, n := range names {
+		if _, ok := profiles[n]; !ok {
+			profiles[n] = lab.Profile{}
+		}
+	}
+	cfg.Profiles = profiles
+	return cfg
 }
 
 func displayName(file string) string {
@@ -102,41 +156,180 @@ func displayName(file string) string {
 	return file
 }
 
-// decodeProblems splits mapstructure's aggregated error into one problem per
-// line, each starting with the key it is about, like Validate's:
-// "'cluster' has invalid keys: agnts" becomes "cluster.agnts: unknown key".
-// value looks up what was given for a key, to quote it in the problem.
+// decodeProblems turns mapstructure's aggregated error into one problem per
+// key, in the terms of lab.yaml rather than Go's: "cluster.agnts: unknown
+// key", "cluster.agents: must be a number, got a list". value looks up what
+// was given for a key, to say what it is.
 func decodeProblems(err error, value func(key string) any) []string {
 	var out []string
-	for _, line := range strings.Split(err.Error(), "\n") {
-		line = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(line), "*"))
-		if line == "" || strings.HasSuffix(line, "error(s) decoding:") || strings.HasSuffix(line, "following error(s):") {
-			continue
-		}
-		key, rest, quoted := cutQuotedKey(line)
-		if !quoted {
-			out = append(out, line)
-			continue
-		}
-		if unknown, ok := strings.CutPrefix(rest, "has invalid keys: "); ok {
+	decodeLeaves(err, func(name string, cause error) {
+		key := userKey(name)
+		msg := cause.Error()
+		if unknown, ok := strings.CutPrefix(msg, "has invalid keys: "); ok {
 			for _, k := range strings.Split(unknown, ", ") {
 				out = append(out, joinKey(key, k)+": unknown key")
 			}
-			continue
+			return
 		}
-		out = append(out, fmt.Sprintf("%s: %s (got %q)", key, rest, fmt.Sprint(value(key))))
-	}
+		// A list element of the wrong type inside something that is no
+		// list at all: the list is what is wrong.
+		if base, _, ok := strings.Cut(key, "["); ok {
+			if _, isList := value(base).([]any); !isList {
+				key = base
+			}
+		}
+		if t := keyType(key); t != nil {
+			out = append(out, fmt.Sprintf("%s: must be %s, got %s", key, typeWords(t), valueWords(value(key))))
+			return
+		}
+		out = append(out, fmt.Sprintf("%s: %s (got %s)", key, msg, valueWords(value(key))))
+	})
 	return out
 }
 
-// cutQuotedKey splits "'a.b' rest" into a.b and rest.
-func cutQuotedKey(line string) (key, rest string, ok bool) {
-	if !strings.HasPrefix(line, "'") {
-		return "", line, false
+// decodeLeaves calls leaf with the key and the cause of every innermost
+// decoding error in err, a tree of errors.Join and mapstructure's
+// DecodeError (matched by its methods: mapstructure is viper's, not ours).
+func decodeLeaves(err error, leaf func(name string, cause error)) {
+	type decodeError interface {
+		Name() string
+		Unwrap() error
 	}
-	key, rest, ok = strings.Cut(line[1:], "' ")
-	// mapstructure writes map entries as profiles[quick]; lab.yaml's keys are dotted.
-	return strings.NewReplacer("[", ".", "]", "").Replace(key), rest, ok
+	switch e := err.(type) {
+	case interface{ Unwrap() []error }:
+		for _, x := range e.Unwrap() {
+			decodeLeaves(x, leaf)
+		}
+	case decodeError:
+		var inner decodeError
+		if errors.As(e.Unwrap(), &inner) {
+			decodeLeaves(e.Unwrap(), leaf)
+			return
+		}
+		leaf(e.Name(), e.Unwrap())
+	case interface{ Unwrap() error }: // "decoding failed due to the following error(s)"
+		if inner := e.Unwrap(); inner != nil {
+			decodeLeaves(inner, leaf)
+			return
+		}
+		leaf("", err)
+	case nil:
+	default:
+		leaf("", err)
+	}
+}
+
+// userKey writes mapstructure's field name as lab.yaml's key: profiles[quick]
+// is profiles.quick; list indexes stay, as in cluster.serverArgs[0].
+func userKey(name string) string {
+	var b strings.Builder
+	for {
+		i := strings.IndexByte(name, '[')
+		j := strings.IndexByte(name, ']')
+		if i < 0 || j < i {
+			b.WriteString(name)
+			return b.String()
+		}
+		b.WriteString(name[:i])
+		if idx := name[i+1 : j]; strings.Trim(idx, "0123456789") == "" {
+			b.WriteString(name[i : j+1])
+		} else {
+			b.WriteString("." + idx)
+		}
+		name = name[j+1:]
+	}
+}
+
+// keyType is the Go type of a key of lab.Config, or nil when there is no
+// such key.
+func keyType(key string) reflect.Type {
+	t := reflect.TypeOf(lab.Config{})
+	for _, part := range strings.Split(key, ".") {
+		name, index, _ := strings.Cut(part, "[")
+		switch t.Kind() {
+		case reflect.Struct:
+			f, ok := fieldByTag(t, name)
+			if !ok {
+				return nil
+			}
+			t = f.Type
+		case reflect.Map:
+			t = t.Elem()
+		default:
+			return nil
+		}
+		if index != "" {
+			if t.Kind() != reflect.Slice {
+				return nil
+			}
+			t = t.Elem()
+		}
+	}
+	return t
+}
+
+func fieldByTag(t reflect.Type, tag string) (reflect.StructField, bool) {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if name, _, _ := strings.Cut(f.Tag.Get("mapstructure"), ","); strings.EqualFold(name, tag) {
+			return f, true
+		}
+	}
+	return reflect.StructField{}, false
+}
+
+// typeWords says what a value of type t is in lab.yaml.
+func typeWords(t reflect.Type) string {
+	if t == reflect.TypeOf(time.Duration(0)) {
+		return "a duration such as 30s or 5m"
+	}
+	switch t.Kind() {
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "a number"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.String:
+		return "text"
+	case reflect.Slice:
+		return "a list"
+	case reflect.Struct, reflect.Map:
+		return "a section of keys"
+	}
+	return t.String()
+}
+
+// valueWords says what a value read from YAML or the environment is.
+func valueWords(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return "nothing"
+	case []any:
+		return "a list"
+	case map[string]any:
+		return "a section of keys"
+	case string:
+		return fmt.Sprintf("%q", x)
+	}
+	return fmt.Sprint(v)
+}
+
+// rawValue is what the file, the environment or a flag gave for key, as
+// viper read it; list elements are indexed, as in cluster.serverArgs[0].
+func rawValue(v *viper.Viper, key string) any {
+	base, index, ok := strings.Cut(key, "[")
+	val := v.Get(base)
+	if !ok {
+		return val
+	}
+	list, isList := val.([]any)
+	n, err := strconv.Atoi(strings.TrimSuffix(index, "]"))
+	if !isList || err != nil || n < 0 || n >= len(list) {
+		return nil
+	}
+	return list[n]
 }
 
 func joinKey(prefix, key string) string {
@@ -156,9 +349,15 @@ func unknownEnv(environ []string, keys []configKey) []string {
 	var out []string
 	for _, kv := range environ {
 		name, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(name, envPrefix+"_") && !known[name] {
-			out = append(out, fmt.Sprintf("%s: environment variable names no configuration key (known: LAB_CLUSTER_NAME, LAB_CLUSTER_INGRESSPORT, … see `lab config print --env`)", name))
+		if !strings.HasPrefix(name, envPrefix+"_") || known[name] {
+			continue
 		}
+		if profile, ok := strings.CutPrefix(name, envPrefix+"_PROFILES_"); ok {
+			profile, _, _ = strings.Cut(profile, "_")
+			out = append(out, fmt.Sprintf("%s: environment variable of a profile %s that the configuration file does not define: add profiles.%s to lab.yaml, or unset it", name, strings.ToLower(profile), strings.ToLower(profile)))
+			continue
+		}
+		out = append(out, fmt.Sprintf("%s: environment variable names no configuration key (known: LAB_CLUSTER_NAME, LAB_CLUSTER_INGRESSPORT, … see `lab config print --env`)", name))
 	}
 	return out
 }
@@ -250,16 +449,59 @@ func child(m *yaml.Node, key string) *yaml.Node {
 	return c
 }
 
-// printEnv writes the environment variable of every key with its effective value.
+// printEnv writes the shell line that exports each key's variable with its
+// effective value, quoted where the shell needs it: eval "$(lab config print
+// --env)" sets them all, and lab reads them back as they were. A key no
+// variable can carry is a comment saying why.
 func printEnv(w io.Writer, cfg lab.Config) {
+	said := map[string]bool{}
 	for _, k := range configKeys(cfg) {
-		val := k.value
-		switch x := val.(type) {
+		name := envName(k.key)
+		if !validEnvName(name) {
+			// Only a profile's name can make it invalid: say so once.
+			parts := strings.SplitN(k.key, ".", 3)
+			if p := strings.Join(parts[:min(2, len(parts))], "."); !said[p] {
+				said[p] = true
+				fmt.Fprintf(w, "# %s: no LAB_* variables: %q cannot be part of a variable name; set its keys in lab.yaml\n", p, parts[len(parts)-2])
+			}
+			continue
+		}
+		var val string
+		switch x := k.value.(type) {
 		case time.Duration:
 			val = x.String()
 		case []string:
+			if slices.ContainsFunc(x, func(s string) bool { return strings.Contains(s, ",") }) {
+				fmt.Fprintf(w, "# %s: not printed: a value holds a ',', and a variable's list is split at ','; set %s in lab.yaml\n", name, k.key)
+				continue
+			}
 			val = strings.Join(x, ",")
+		case float64:
+			val = strconv.FormatFloat(x, 'g', -1, 64)
+		default:
+			val = fmt.Sprint(x)
 		}
-		fmt.Fprintf(w, "%s=%v\n", envName(k.key), val)
+		fmt.Fprintf(w, "export %s=%s\n", name, shellQuote(val))
 	}
+}
+
+// validEnvName reports whether a POSIX shell can assign the variable.
+func validEnvName(name string) bool {
+	for i, r := range name {
+		if !(r == '_' || r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || i > 0 && r >= '0' && r <= '9') {
+			return false
+		}
+	}
+	return name != ""
+}
+
+// shellQuote returns s as one word of a POSIX shell: as it is when only safe
+// characters make it up, single-quoted otherwise, each single quote of s
+// closing the quotes, escaped, and opening them again.
+func shellQuote(s string) string {
+	safe := s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_@%+=:,./-") == ""
+	if safe {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 )
@@ -26,6 +28,27 @@ func (e usageError) Unwrap() error { return e.err }
 
 func usagef(format string, args ...any) error {
 	return usageError{fmt.Errorf(format, args...)}
+}
+
+// problem is one thing wrong in what the user asked for, and its fix.
+type problem struct{ what, fix string }
+
+// problemsError is the usage error of every problem at once: one problem
+// is "what\n  fix: fix"; several are listed under subject, each with its fix.
+// nil when there is none.
+func problemsError(subject string, ps []problem) error {
+	switch len(ps) {
+	case 0:
+		return nil
+	case 1:
+		return usagef("%s\n  fix: %s", ps[0].what, ps[0].fix)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: %d problems", subject, len(ps))
+	for _, p := range ps {
+		fmt.Fprintf(&b, "\n- %s\n  fix: %s", p.what, p.fix)
+	}
+	return usageError{errors.New(b.String())}
 }
 
 // codeError carries an exit code decided by the command, e.g. lab validate's
@@ -62,18 +85,37 @@ func exitCode(err error) int {
 // printError prints err once, in plain words: the first line after "Error:",
 // the rest (details and fixes) indented below it.
 func printError(w io.Writer, err error) {
+	first, rest := errorLines(err)
+	fmt.Fprintf(w, "Error: %s\n", first)
+	for _, l := range rest {
+		fmt.Fprintf(w, "  %s\n", l)
+	}
+}
+
+// printErrorJSON writes err as one record: its first line is the message,
+// the others (details and fixes, in order) are "details".
+func printErrorJSON(h slog.Handler, err error, code int) {
+	first, rest := errorLines(err)
+	r := slog.NewRecord(time.Now(), slog.LevelError, first, 0)
+	r.AddAttrs(slog.Any("details", rest), slog.Int("exit_code", code))
+	_ = h.Handle(context.Background(), r)
+}
+
+// errorLines splits err's message into its first line and the others,
+// without their indentation or blank lines.
+func errorLines(err error) (first string, rest []string) {
 	msg := err.Error()
 	if errors.Is(err, context.Canceled) {
 		msg = "interrupted: " + msg
 	}
 	lines := strings.Split(strings.TrimRight(msg, "\n"), "\n")
-	fmt.Fprintf(w, "Error: %s\n", lines[0])
+	rest = []string{}
 	for _, l := range lines[1:] {
-		if strings.TrimSpace(l) == "" {
-			continue
+		if l = strings.TrimLeft(l, " "); strings.TrimSpace(l) != "" {
+			rest = append(rest, l)
 		}
-		fmt.Fprintf(w, "  %s\n", strings.TrimLeft(l, " "))
 	}
+	return lines[0], rest
 }
 
 // noArgs rejects positional arguments as a usage error.

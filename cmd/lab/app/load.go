@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -46,12 +48,16 @@ raw), and whether the generator kept up.
 
 Two models: closed (--users virtual users spawned at --spawn-rate, each with
 think time between steps) and open (--rate iterations per second, optionally
-ramping with --stage, whatever the target does).
+ramping with --stage, whatever the target does). A flag of the other model is
+refused, not ignored.
 
 The target defaults to the lab's own ingress; loopback is always allowed, any
 other host needs --allow-host. Every run is bounded by --duration and
---max-requests. Thresholds come from the scenario and --threshold; lab load
-exits with 1 when one fails.`,
+--max-requests, and holds at most ` + strconv.Itoa(load.MaxUsers) + ` users or iterations in flight
+(load.MaxUsers). Thresholds come from the scenario and --threshold; a latency
+threshold is not measured, and fails, when no request succeeded. lab load
+exits with 1 when a threshold fails or no request succeeded (the summary then
+says the target is down), and with 2 when the flags cannot make a run.`,
 		Example: `  lab load --users 100 --duration 2m
   lab load --model open --rate 200 --stage 1m:500 --duration 3m --threshold 'p99 < 1s'
   lab load --target http://127.0.0.1:8000 --scenario my-shop.yaml --json result.json
@@ -65,7 +71,7 @@ exits with 1 when one fails.`,
 			if err := o.setup(cmd); err != nil {
 				return err
 			}
-			opts, err := f.options(o)
+			opts, err := f.options(cmd, o)
 			if err != nil {
 				return err
 			}
@@ -94,12 +100,16 @@ exits with 1 when one fails.`,
 	return cmd
 }
 
-// options turns the flags into the load generator's options.
-func (f loadFlags) options(o *options) (load.Options, error) {
+// options turns the flags into the load generator's options. Every problem
+// of the flags is reported at once, each with its fix, as a usage error:
+// nothing is sent until they all make sense.
+func (f loadFlags) options(cmd *cobra.Command, o *options) (load.Options, error) {
 	cl := o.cfg.Cluster
+	changed := cmd.Flags().Changed
+	ingress := fmt.Sprintf("http://%s:%d", cl.IngressHost, cl.IngressPort)
 	target := f.target
 	if target == "" {
-		target = fmt.Sprintf("http://%s:%d", cl.IngressHost, cl.IngressPort)
+		target = ingress
 	}
 	opts := load.Options{
 		Target:      target,
@@ -116,27 +126,86 @@ func (f loadFlags) options(o *options) (load.Options, error) {
 		Seed:        f.seed,
 		Logger:      o.log,
 	}
-	if _, err := load.CheckTarget(target, opts.AllowHosts); err != nil {
-		return opts, usageError{fmt.Errorf("%w\n  fix: --allow-host %s, if you mean it", err, hostOf(target))}
+	var ps []problem
+	bad := func(fix, format string, args ...any) {
+		ps = append(ps, problem{what: fmt.Sprintf(format, args...), fix: fix})
+	}
+	if changed("target") && strings.TrimSpace(f.target) == "" {
+		bad(fmt.Sprintf("leave --target out to send to the lab's ingress (%s), or pass a URL such as http://127.0.0.1:8000", ingress), "--target is empty")
+	} else if p := checkTarget(target, opts.AllowHosts); p != nil {
+		ps = append(ps, *p)
+	}
+	// A flag of the other model would be ignored without a word.
+	modelFlags := map[load.Model][]string{load.Closed: {"users", "spawn-rate"}, load.Open: {"rate", "stage", "max-in-flight"}}
+	for _, m := range []load.Model{load.Closed, load.Open} {
+		if m == opts.Model || (opts.Model != load.Closed && opts.Model != load.Open) {
+			continue
+		}
+		for _, name := range modelFlags[m] {
+			if changed(name) {
+				bad(fmt.Sprintf("--model %s, or leave --%s out", m, name), "--%s is a flag of the %s model, and this run uses the %s model", name, m, opts.Model)
+			}
+		}
+	}
+	switch opts.Model {
+	case load.Closed:
+		switch {
+		case f.users < 1:
+			bad("--users 10", "--users %d: the closed model needs at least 1 user", f.users)
+		case f.users > load.MaxUsers:
+			bad(fmt.Sprintf("--users %d or fewer; for more, split the load over several lab load processes or machines", load.MaxUsers),
+				"--users %d is above the load generator's limit of %d users (load.MaxUsers), which bounds its memory and connections", f.users, load.MaxUsers)
+		}
+		if !finite(f.spawnRate) || f.spawnRate < 0 {
+			bad("--spawn-rate 10 (users started per second), or --spawn-rate 0 to start them all at once", "--spawn-rate %v: must be 0 or a positive number of users per second", f.spawnRate)
+		}
+	case load.Open:
+		if !finite(f.rate) || f.rate < 0 {
+			bad("--rate 50 (iterations started per second)", "--rate %v: must be a positive number of iterations per second", f.rate)
+		}
+		if f.maxInFlight < 1 || f.maxInFlight > load.MaxUsers {
+			bad(fmt.Sprintf("--max-in-flight 5000 (the default); at most %d", load.MaxUsers),
+				"--max-in-flight %d: must be between 1 and the load generator's limit of %d (load.MaxUsers)", f.maxInFlight, load.MaxUsers)
+		}
+	default:
+		bad("--model closed (virtual users) or --model open (arrival rate)", "--model %q is not a load model", f.model)
+	}
+	if f.duration <= 0 {
+		bad("--duration 1m", "--duration %s: must be positive: every run is bounded in time", f.duration)
+	}
+	if f.maxRequests < 1 {
+		bad("--max-requests 10000000 (the default), or leave it out", "--max-requests %d: must be at least 1: every run is bounded in requests", f.maxRequests)
+	}
+	if f.timeout <= 0 {
+		bad("--timeout 10s (the default), or leave it out", "--timeout %s: must be positive: every request is bounded in time", f.timeout)
+	}
+	if f.maxConns < 0 {
+		bad("--max-conns 0 for no limit, or a positive number of connections", "--max-conns %d cannot be negative", f.maxConns)
 	}
 	opts.Scenario = load.DefaultScenario()
 	if f.scenario != "" {
 		data, err := os.ReadFile(f.scenario)
-		if err != nil {
-			return opts, usageError{fmt.Errorf("read scenario: %w", err)}
+		if err == nil {
+			opts.Scenario, err = load.ParseScenario(data)
 		}
-		if opts.Scenario, err = load.ParseScenario(data); err != nil {
-			return opts, usageError{fmt.Errorf("scenario %s:\n%w", f.scenario, err)}
+		if err != nil {
+			bad("correct the scenario; lab load --print-scenario > my-shop.yaml writes the built-in one to start from", "--scenario %s: %v", f.scenario, err)
 		}
 	}
+	peak := f.rate
 	for _, s := range f.stages {
 		d, r, ok := strings.Cut(s, ":")
 		dur, err1 := time.ParseDuration(d)
 		rate, err2 := strconv.ParseFloat(r, 64)
-		if !ok || err1 != nil || err2 != nil {
-			return opts, usagef("--stage %q is not DURATION:RATE, e.g. 30s:200", s)
+		if !ok || err1 != nil || err2 != nil || dur < 0 || rate < 0 || !finite(rate) {
+			bad("--stage 30s:200 ramps to 200 iterations per second over 30 seconds", "--stage %q is not DURATION:RATE with both at least 0", s)
+			continue
 		}
+		peak = max(peak, rate)
 		opts.Stages = append(opts.Stages, load.Stage{Duration: dur, Rate: rate})
+	}
+	if opts.Model == load.Open && finite(f.rate) && f.rate >= 0 && peak <= 0 {
+		bad("--rate 50, or a --stage that ramps to a rate above 0", "--rate %v: the open model needs a rate above 0 at some point", f.rate)
 	}
 	if f.think != "" {
 		lo, hi, ok := strings.Cut(f.think, "-")
@@ -145,20 +214,24 @@ func (f loadFlags) options(o *options) (load.Options, error) {
 		}
 		a, err1 := parseThink(lo)
 		b, err2 := parseThink(hi)
-		if err1 != nil || err2 != nil || b < a {
-			return opts, usagef("--think %q is not DURATION or MIN-MAX, e.g. 0 or 500ms-1.5s", f.think)
+		if err1 != nil || err2 != nil || a < 0 || b < a {
+			bad("--think 0, or --think 500ms-1.5s", "--think %q is not DURATION or MIN-MAX", f.think)
+		} else {
+			opts.Think = &load.ThinkTime{Min: a, Max: b}
 		}
-		opts.Think = &load.ThinkTime{Min: a, Max: b}
 	}
 	for _, s := range f.thresholds {
 		t, err := load.ParseThreshold(s)
 		if err != nil {
-			return opts, usageError{err}
+			bad("--threshold 'p95 < 2s', or 'error_rate < 1%', or 'p99{checkout} < 3s'", "--threshold: %v", err)
+			continue
 		}
 		opts.Thresholds = append(opts.Thresholds, t)
 	}
-	return opts, nil
+	return opts, problemsError("lab load", ps)
 }
+
+func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }
 
 func parseThink(s string) (time.Duration, error) {
 	if s = strings.TrimSpace(s); s == "0" {
@@ -167,13 +240,31 @@ func parseThink(s string) (time.Duration, error) {
 	return time.ParseDuration(s)
 }
 
-func hostOf(target string) string {
-	h := strings.TrimPrefix(strings.TrimPrefix(target, "http://"), "https://")
-	h, _, _ = strings.Cut(h, "/")
-	if i := strings.LastIndex(h, ":"); i > 0 && !strings.HasSuffix(h, "]") {
-		h = h[:i]
+// checkTarget says what is wrong with a target URL, in the flag's terms.
+func checkTarget(target string, allow []string) *problem {
+	if !strings.Contains(target, "://") {
+		return &problem{
+			what: fmt.Sprintf("--target %q needs a scheme", target),
+			fix:  "--target http://" + strings.TrimPrefix(target, "//"),
+		}
 	}
-	return h
+	_, err := load.CheckTarget(target, allow)
+	var he *load.HostNotAllowedError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &he):
+		return &problem{
+			what: fmt.Sprintf("--target host %q is neither loopback nor the lab's ingress: lab load sends load only where it is told it may", he.Host),
+			fix:  fmt.Sprintf("--allow-host %s, if you mean it", he.Host),
+		}
+	}
+	fix := "--target http://127.0.0.1:8000"
+	if u, perr := url.Parse(target); perr == nil && u.Host != "" {
+		fix = "--target http://" + u.Host + u.RequestURI()
+		fix = strings.TrimSuffix(fix, "/")
+	}
+	return &problem{what: fmt.Sprintf("--target %q must be an http:// or https:// URL with a host", target), fix: fix}
 }
 
 // runLoad runs the load, shows progress, prints the summary (and JSON) and
@@ -196,10 +287,16 @@ func runLoad(cmd *cobra.Command, o *options, f loadFlags, opts load.Options) err
 	view.Start(fmt.Sprintf("load %s (%s model, %s)", opts.Target, opts.Model, opts.Duration))
 	opts.OnProgress = func(p load.Progress) { view.Update(load.FormatProgress(p)) }
 	res, err := load.Run(cmd.Context(), opts)
-	view.End(err)
 	if err != nil {
+		view.End(err)
+		var oe *load.OptionsError
+		if errors.As(err, &oe) { // the flags were checked; the scenario may still refuse
+			return usageError{fmt.Errorf("%w\n  fix: see `lab load --help`", err)}
+		}
 		return err
 	}
+	verdict := loadVerdict(res)
+	view.End(verdict)
 	if err := load.WriteSummary(summary, res); err != nil {
 		return err
 	}
@@ -208,17 +305,35 @@ func runLoad(cmd *cobra.Command, o *options, f loadFlags, opts load.Options) err
 			return err
 		}
 	}
-	if !res.Passed() {
-		var failed []string
-		for _, t := range res.Thresholds {
-			if !t.Pass {
-				failed = append(failed, t.Source)
-			}
+	return verdict
+}
+
+// loadVerdict is the error a run ends with: no request succeeded, a
+// threshold failed, or the run was interrupted; nil when it passed.
+func loadVerdict(res *load.Result) error {
+	var lines []string
+	fix := ""
+	if s := res.NoSuccess(); s != "" {
+		lines = append(lines, s)
+		fix = fmt.Sprintf("check that the shop answers at %s (for the lab: lab status), or pass another --target", res.Target)
+	}
+	var failed []string
+	for _, t := range res.Thresholds {
+		if !t.Pass {
+			failed = append(failed, t.Source)
 		}
-		return fmt.Errorf("%d threshold(s) failed: %s", len(failed), strings.Join(failed, "; "))
+	}
+	if len(failed) > 0 {
+		lines = append(lines, fmt.Sprintf("%d threshold(s) failed: %s", len(failed), strings.Join(failed, "; ")))
 	}
 	if res.StopReason == "cancelled" {
-		return errors.New("load run interrupted: the figures above cover only what ran")
+		lines = append(lines, "load run interrupted: the figures above cover only what ran")
 	}
-	return nil
+	if len(lines) == 0 {
+		return nil
+	}
+	if fix != "" {
+		lines = append(lines, "fix: "+fix)
+	}
+	return errors.New(strings.Join(lines, "\n  "))
 }

@@ -25,7 +25,9 @@ func newConfigCmd(o *options) *cobra.Command {
 		Long: `Print the configuration lab would use: the defaults, overridden by lab.yaml (or
 --config FILE), then by LAB_* environment variables. The output is a valid
 lab.yaml; start your own from it. With --env, print the environment variable
-of every key instead.`,
+of every key instead, as shell lines that export it with its value quoted:
+eval "$(lab config print --env)" sets them all. A custom profile's variables
+(LAB_PROFILES_<NAME>_...) are read only when lab.yaml defines the profile.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := o.setup(cmd); err != nil {
@@ -43,7 +45,7 @@ of every key instead.`,
 			return printConfig(o.streams.Out, o.cfg)
 		},
 	}
-	printCmd.Flags().BoolVar(&env, "env", false, "print LAB_* environment variables instead of YAML")
+	printCmd.Flags().BoolVar(&env, "env", false, "print LAB_* environment variables as shell export lines instead of YAML")
 	cmd.AddCommand(printCmd)
 	return cmd
 }
@@ -80,13 +82,19 @@ func newVersionCmd(o *options) *cobra.Command {
 		Args:  noArgs,
 		RunE: func(*cobra.Command, []string) error {
 			w := o.streams.Out
-			fmt.Fprintf(w, "lab %s (commit %s, %s %s/%s)\n", o.build.Version, o.build.Commit, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+			fmt.Fprintln(w, versionLine(o.build))
 			fmt.Fprintf(w, "  k3d library     %s\n", moduleVersion("github.com/k3d-io/k3d/v5"))
 			fmt.Fprintf(w, "  k3s image       %s\n", lab.DefaultK3sImage)
 			fmt.Fprintf(w, "  k3d helpers     %s\n", lab.DefaultHelperImageTag)
 			return nil
 		},
 	}
+}
+
+// versionLine is the first line of lab version, and what lab --version
+// prints.
+func versionLine(b Build) string {
+	return fmt.Sprintf("lab %s (commit %s, %s %s/%s)", b.Version, b.Commit, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 }
 
 // moduleVersion is the version of a dependency compiled into the binary.

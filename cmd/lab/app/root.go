@@ -11,7 +11,9 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
+	"time"
 
 	"github.com/jewelry-shop/lab/lab"
 	"github.com/spf13/cobra"
@@ -55,41 +57,53 @@ const configKeyAnnotation = "lab/config-key"
 // Ctrl-C (or SIGTERM) cancels the running command, which stops gracefully and
 // cleans up; a second one ends the process at once.
 func Main(args []string, s Streams, b Build) int {
-	ctx, stop := interruptible(s.Err)
+	root, o := newRoot(s, b)
+	ctx, stop := interruptible(o.notice)
 	defer stop()
-	root := NewRoot(s, b)
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
 	var c codeError
 	if errors.As(err, &c) && c.err == nil {
 		return c.code // the command said all it had to say
 	}
+	code := exitCode(err)
 	if err != nil {
-		printError(s.Err, err)
+		o.printError(err, code)
 	}
-	return exitCode(err)
+	return code
 }
 
-// interruptible returns a context cancelled by the first SIGINT or SIGTERM;
-// after it, Go's default handling is restored, so that a second signal ends
-// the process at once.
-func interruptible(stderr io.Writer) (context.Context, func()) {
+// interruptible returns a context cancelled by the first SIGINT or SIGTERM,
+// and says so with notice; after it, Go's default handling is restored, so
+// that a second signal ends the process at once.
+func interruptible(notice func(string)) (context.Context, func()) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	done := make(chan struct{})
+	done, exited := make(chan struct{}), make(chan struct{})
 	go func() {
+		defer close(exited)
 		select {
 		case <-done:
 		case <-ctx.Done():
 			stop()
-			fmt.Fprintln(stderr, "\nInterrupted: stopping and cleaning up (press Ctrl-C again to exit at once, leaving things behind)")
+			notice("Interrupted: stopping and cleaning up (press Ctrl-C again to exit at once, leaving things behind)")
 		}
 	}()
-	return ctx, func() { close(done); stop() }
+	// The watcher ends before stop cancels ctx: otherwise it could take the
+	// cancellation for a signal and print "Interrupted" after the command.
+	return ctx, func() { close(done); <-exited; stop() }
 }
 
 // NewRoot returns the root command with every subcommand.
 func NewRoot(s Streams, b Build) *cobra.Command {
+	root, _ := newRoot(s, b)
+	return root
+}
+
+func newRoot(s Streams, b Build) (*cobra.Command, *options) {
 	o := &options{streams: s, build: b, environ: os.Environ(), isTerminal: isTerminal(s.Err)}
+	// Logs, progress and errors all go to stderr, some from goroutines of
+	// their own: one lock keeps their lines whole.
+	o.streams.Err = &lockedWriter{w: s.Err}
 	root := &cobra.Command{
 		Use:   "lab",
 		Short: "A local copy of the jewelry-shop production stack, proven by measurement",
@@ -100,11 +114,15 @@ func NewRoot(s Streams, b Build) *cobra.Command {
                 needed the first time; make image builds the shop's image)
   lab status    show the nodes, the kubeconfig and what is installed
   lab down      remove the cluster and everything lab created for it
-  lab validate  run load and failures and write a measured report (--dry-run for now)
+  lab validate  run load and failures and write a measured report
 
 Configuration comes from lab.yaml (or --config FILE), then LAB_* environment
 variables, then flags, each overriding the one before. ` + "`lab config print`" + ` shows
 the effective configuration.
+
+Results go to stdout; progress, logs and errors to stderr. With --log-format
+json, everything on stderr is one JSON object a line: logs, progress (step
+started, progress every few seconds, events, step ended) and the error.
 
 Exit codes: 0 success, 1 the operation failed, 2 usage or configuration error.`,
 		SilenceUsage:  true,
@@ -114,10 +132,13 @@ Exit codes: 0 success, 1 the operation failed, 2 usage or configuration error.`,
 			return cmd.Help()
 		},
 		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},
+		Version:           versionLine(b),
 	}
+	root.SetVersionTemplate("{{.Version}}\n")
+	root.Flags().Bool("version", false, "print the version of lab (the first line of lab version) and exit")
 	root.SetIn(s.In)
 	root.SetOut(s.Out)
-	root.SetErr(s.Err)
+	root.SetErr(o.streams.Err)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return usageError{fmt.Errorf("%w\n  fix: see `lab --help` or `lab COMMAND --help`", err)}
 	})
@@ -125,7 +146,7 @@ Exit codes: 0 success, 1 the operation failed, 2 usage or configuration error.`,
 	pf.StringVarP(&o.configPath, "config", "c", "", "configuration file (YAML; - reads standard input; default ./lab.yaml when it exists)")
 	pf.CountVarP(&o.verbose, "verbose", "v", "more logging on stderr (-v debug, -vv trace of the libraries)")
 	pf.BoolVarP(&o.quiet, "quiet", "q", false, "no progress output; results and errors only")
-	pf.StringVar(&o.logFormat, "log-format", "text", "log format on stderr: text or json")
+	pf.StringVar(&o.logFormat, "log-format", "text", "format of stderr: text, or json for logs, progress and errors as JSON lines")
 
 	root.AddCommand(
 		newUpCmd(o),
@@ -138,7 +159,19 @@ Exit codes: 0 success, 1 the operation failed, 2 usage or configuration error.`,
 		newConfigCmd(o),
 		newVersionCmd(o),
 	)
-	return root
+	return root, o
+}
+
+// lockedWriter serialises writes to w.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 // bindKey makes a flag of cmd set a configuration key when given.
@@ -174,6 +207,35 @@ func (o *options) setup(cmd *cobra.Command) error {
 	lab.SetupLibraries(o.log, cfg)
 	o.log.Debug("configuration loaded", "file", src.file, "cluster", cfg.Cluster.Name)
 	return nil
+}
+
+// jsonOutput reports whether stderr is JSON lines (--log-format json).
+func (o *options) jsonOutput() bool { return o.logFormat == "json" }
+
+// jsonRecords is the handler of what lab writes to stderr besides logs under
+// --log-format json: progress, notices and the error, at every level.
+func (o *options) jsonRecords() slog.Handler {
+	return slog.NewJSONHandler(o.streams.Err, &slog.HandlerOptions{Level: slog.LevelDebug - 4})
+}
+
+// notice tells the user something on stderr that is neither a log nor an
+// error, such as an interruption.
+func (o *options) notice(msg string) {
+	if o.jsonOutput() {
+		_ = o.jsonRecords().Handle(context.Background(), slog.NewRecord(time.Now(), slog.LevelWarn, msg, 0))
+		return
+	}
+	fmt.Fprintln(o.streams.Err, "\n"+msg)
+}
+
+// printError prints the command's error once: as text, or as a JSON record
+// under --log-format json.
+func (o *options) printError(err error, code int) {
+	if o.jsonOutput() {
+		printErrorJSON(o.jsonRecords(), err, code)
+		return
+	}
+	printError(o.streams.Err, err)
 }
 
 // newLogger logs to stderr: warnings by default, debug with -v, everything

@@ -25,6 +25,8 @@ Profiles:
           Redis master failure under load (about 10 minutes)
   full    ramp to 1000 users for 30 minutes; every experiment, spaced apart; the
           HPA must reach its maximum and return to its minimum (about 40 minutes)
+and any profile defined under profiles: in lab.yaml (lab config print shows
+them all).
 
 The report goes to <out>/report.md, with report.json (every figure; lab report
 renders the Markdown again from it) and report.xml (JUnit, one test case per
@@ -43,8 +45,10 @@ every Chaos Mesh object it would create in <out>/chaos/, touching no cluster.
 Exit codes: 0 every requirement passed, 1 one failed, 2 the run could not be
 carried out or some requirement could not be measured (the report says how far
 it got and why).`,
-		Example: `  lab validate --profile quick --dry-run
-  lab validate --profile full --dry-run --out /tmp/full-plan`,
+		Example: `  lab validate --profile quick
+  lab validate --profile quick --dry-run
+  lab validate --profile full --dry-run --out /tmp/full-plan
+  lab validate --kubeconfig staging.yaml --target https://shop.staging.example --allow-chaos-on-foreign-cluster`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := o.setup(cmd); err != nil {
@@ -81,7 +85,7 @@ it got and why).`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&opts.Profile, "profile", "quick", "validation profile: quick or full")
+	f.StringVar(&opts.Profile, "profile", "quick", "a profile: quick, full, or one defined under profiles: in lab.yaml")
 	f.StringVar(&opts.Out, "out", "", "directory for the plan and report (default ./lab-reports/<run id>-<profile>)")
 	f.BoolVar(&opts.DryRun, "dry-run", false, "write the plan and the Chaos Mesh objects without touching a cluster")
 	f.Uint64Var(&opts.Seed, "seed", 1, "seed of the simulated users' random choices (stated in the report)")
