@@ -5,8 +5,6 @@ import (
 	"os"
 	"path/filepath"
 
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 )
 
@@ -97,17 +95,4 @@ func removeKubeconfig(path string, ownDir bool) (bool, error) {
 		_ = os.Remove(filepath.Dir(path)) // only succeeds when empty
 	}
 	return true, nil
-}
-
-// kubeClients makes a REST config and a clientset from a kubeconfig.
-func kubeClients(kubeconfig []byte) (*rest.Config, kubernetes.Interface, error) {
-	rc, err := clientcmd.RESTConfigFromKubeConfig(kubeconfig)
-	if err != nil {
-		return nil, nil, fmt.Errorf("read kubeconfig: %w", err)
-	}
-	kube, err := kubernetes.NewForConfig(rc)
-	if err != nil {
-		return nil, nil, fmt.Errorf("create Kubernetes client: %w", err)
-	}
-	return rc, kube, nil
 }

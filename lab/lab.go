@@ -11,6 +11,7 @@ import (
 	"github.com/jewelry-shop/lab/chaosmesh"
 	"github.com/jewelry-shop/lab/charts"
 	"github.com/jewelry-shop/lab/cluster"
+	"github.com/jewelry-shop/lab/lab/internal/kube"
 )
 
 // Clusters is what the lab needs of the container runtime and k3d; it is
@@ -121,7 +122,7 @@ func New(cfg Config, opts ...Option) *Lab {
 		l.stopper = m
 	}
 	if l.probe == nil {
-		l.probe = newKubeProbe(defaultStackTargets(l.upURLs().IngressURL))
+		l.probe = kube.NewStackProbe(defaultStackTargets(l.upURLs().IngressURL))
 	}
 	if l.charts == nil {
 		l.charts = charts.NewSource(charts.Options{Logger: l.log, CacheDir: cfg.chartCache()})

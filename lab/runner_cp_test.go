@@ -22,6 +22,7 @@ import (
 	"github.com/jewelry-shop/lab/chaosmesh"
 	"github.com/jewelry-shop/lab/charts"
 	"github.com/jewelry-shop/lab/internal/controlplane"
+	"github.com/jewelry-shop/lab/lab/internal/kube"
 	"github.com/jewelry-shop/lab/reports"
 )
 
@@ -38,11 +39,11 @@ import (
 func TestRunnerOnControlPlane(t *testing.T) {
 	env := controlplane.Start(t, controlplane.Options{Nodes: true})
 	ctx := t.Context()
-	kube := kubernetes.NewForConfigOrDie(env.Config)
+	cs := kubernetes.NewForConfigOrDie(env.Config)
 	ns := StackNamespace
-	createNamespace(t, kube, ns)
-	createNamespace(t, kube, charts.ChaosMeshNamespace)
-	chaosMeshStandIn(t, kube)
+	createNamespace(t, cs, ns)
+	createNamespace(t, cs, charts.ChaosMeshNamespace)
+	chaosMeshStandIn(t, cs)
 
 	kubeconfig, err := os.ReadFile(env.Kubeconfig)
 	if err != nil {
@@ -201,34 +202,34 @@ func (readyProbe) Check(context.Context, []byte) (Readiness, error) {
 // shortPoll and shortPollReplicas poll the simulated cluster faster, to fit
 // the shortened run.
 func shortPoll(n NodeFailer) NodeFailer {
-	f := n.(ClusterNodeFailer)
+	f := n.(kube.NodeFailer)
 	f.Poll = 200 * time.Millisecond
 	return f
 }
 
 func shortPollReplicas(r ReplicaObserver) ReplicaObserver {
-	o := r.(KubeReplicaObserver)
+	o := r.(kube.ReplicaObserver)
 	o.Poll = 200 * time.Millisecond
 	return o
 }
 
 // createNamespace creates a namespace and deletes it when the test ends.
-func createNamespace(t *testing.T, kube kubernetes.Interface, name string) {
+func createNamespace(t *testing.T, cs kubernetes.Interface, name string) {
 	t.Helper()
-	if _, err := kube.CoreV1().Namespaces().Create(t.Context(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
+	if _, err := cs.CoreV1().Namespaces().Create(t.Context(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		_ = kube.CoreV1().Namespaces().Delete(ctx, name, metav1.DeleteOptions{})
+		_ = cs.CoreV1().Namespaces().Delete(ctx, name, metav1.DeleteOptions{})
 	})
 }
 
 // chaosMeshStandIn creates a Deployment and a DaemonSet named like Chaos
 // Mesh's controller and daemon, which the simulated nodes run Ready, so that
 // the preflight's check of Chaos Mesh passes as on a cluster with Chaos Mesh.
-func chaosMeshStandIn(t *testing.T, kube kubernetes.Interface) {
+func chaosMeshStandIn(t *testing.T, cs kubernetes.Interface) {
 	t.Helper()
 	ns := charts.ChaosMeshNamespace
 	labels := map[string]string{"app.kubernetes.io/name": "chaos-mesh-stand-in"}
@@ -237,23 +238,23 @@ func chaosMeshStandIn(t *testing.T, kube kubernetes.Interface) {
 		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "x", Image: "127.0.0.1:5999/chaos-mesh:stand-in"}}},
 	}
 	one := int32(1)
-	if _, err := kube.AppsV1().Deployments(ns).Create(t.Context(), &appsv1.Deployment{
+	if _, err := cs.AppsV1().Deployments(ns).Create(t.Context(), &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Name: "chaos-controller-manager"},
 		Spec:       appsv1.DeploymentSpec{Replicas: &one, Selector: &metav1.LabelSelector{MatchLabels: labels}, Template: spec},
 	}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := kube.AppsV1().DaemonSets(ns).Create(t.Context(), &appsv1.DaemonSet{
+	if _, err := cs.AppsV1().DaemonSets(ns).Create(t.Context(), &appsv1.DaemonSet{
 		ObjectMeta: metav1.ObjectMeta{Name: "chaos-daemon"},
 		Spec:       appsv1.DaemonSetSpec{Selector: &metav1.LabelSelector{MatchLabels: labels}, Template: spec},
 	}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	err := wait.PollUntilContextTimeout(t.Context(), 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
-		return chaosMeshReady(ctx, kube) == nil, nil
+		return kube.ChaosMeshReady(ctx, cs, charts.ChaosMeshNamespace) == nil, nil
 	})
 	if err != nil {
-		t.Fatalf("the Chaos Mesh stand-in is not ready: %v", chaosMeshReady(t.Context(), kube))
+		t.Fatalf("the Chaos Mesh stand-in is not ready: %v", kube.ChaosMeshReady(t.Context(), cs, charts.ChaosMeshNamespace))
 	}
 }
 

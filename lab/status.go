@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/jewelry-shop/lab/cluster"
+	"github.com/jewelry-shop/lab/lab/internal/kube"
 )
 
 // Status describes the lab as it is now.
@@ -92,11 +93,11 @@ func (l *Lab) Status(ctx context.Context) (*Status, error) {
 // installedReleases lists the deployed Helm releases from the Secrets Helm
 // keeps them in, as "name (namespace, revision N)".
 func installedReleases(ctx context.Context, kubeconfig []byte) ([]string, error) {
-	_, kube, err := kubeClients(kubeconfig)
+	_, cs, err := kube.Clients(kubeconfig)
 	if err != nil {
 		return nil, err
 	}
-	secrets, err := kube.CoreV1().Secrets("").List(ctx, metav1.ListOptions{LabelSelector: "owner=helm,status=deployed"})
+	secrets, err := cs.CoreV1().Secrets("").List(ctx, metav1.ListOptions{LabelSelector: "owner=helm,status=deployed"})
 	if err != nil {
 		return nil, fmt.Errorf("list Helm releases: %w", err)
 	}

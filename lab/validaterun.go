@@ -8,20 +8,15 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
-	"slices"
 	"sort"
-	"strings"
 	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/jewelry-shop/lab/chaosmesh"
 	"github.com/jewelry-shop/lab/charts"
 	"github.com/jewelry-shop/lab/cluster"
-	"github.com/jewelry-shop/lab/load"
+	"github.com/jewelry-shop/lab/lab/internal/kube"
 	"github.com/jewelry-shop/lab/reports"
 )
 
@@ -134,164 +129,6 @@ func (l *Lab) notStarted(v validationRun, why error) (RunnerConfig, *Plan) {
 	}, pl
 }
 
-// runnerConfig composes everything `lab validate` runs against one target:
-// the load generator, the prober, Chaos Mesh, node failure, the observers
-// and the health checks, the preflight and the sweep, and the plan with the
-// targets found in the cluster. It is the one place that wires a
-// validation: the command uses it, and so do the tests, with a target whose
-// boundaries (load, node stopper, health URL, prober) stand in for what a
-// simulated cluster cannot run.
-func (l *Lab) runnerConfig(ctx context.Context, target validationTarget, v validationRun) (RunnerConfig, *Plan, error) {
-	p := v.profile
-	rc, kube, err := kubeClients(target.kubeconfig)
-	if err != nil {
-		return RunnerConfig{}, nil, err
-	}
-	chaosClient, err := chaosmesh.NewClient(rc)
-	if err != nil {
-		return RunnerConfig{}, nil, err
-	}
-	engine := chaosmesh.NewEngine(chaosClient, l.log)
-	execer := PodExecer{Config: rc, Kube: kube}
-	redisLabels := defaultStackTargets("").RedisLabels
-
-	targets := chartTargets(StackNamespace, StackRelease)
-	unavailable := map[Capability]string{}
-	nodes := NodeFailer(nil)
-	stopper := target.stopper
-	if stopper == nil && target.lab != nil {
-		stopper = l.stopper
-	}
-	if stopper == nil {
-		unavailable[CapNodes] = "not a lab cluster: stopping a node needs the lab's k3d cluster"
-	}
-	if err := l.step("Finding the targets", func() error {
-		var found []string
-		if slices.Contains(p.Experiments, chaosmesh.RedisMasterFailure) {
-			var err error
-			targets.RedisMasterPod, _, err = RedisMaster(ctx, execer, kube, StackNamespace, redisLabels, "sentinel", "mymaster")
-			if err != nil {
-				return err
-			}
-			found = append(found, "Redis master "+targets.RedisMasterPod)
-		}
-		if slices.Contains(p.Experiments, chaosmesh.NodeFailure) && stopper != nil {
-			var err error
-			if targets.Node, err = busiestAgent(ctx, kube, StackNamespace); err != nil {
-				return err
-			}
-			found = append(found, "node to stop "+targets.Node)
-		}
-		l.progress.Update(strings.Join(found, ", "))
-		return nil
-	}); err != nil {
-		return RunnerConfig{}, nil, err
-	}
-	if stopper != nil {
-		nodes = ClusterNodeFailer{Stopper: stopper, Kube: kube, Cluster: target.name, Namespace: StackNamespace, Now: v.now, Log: l.log}
-	}
-	pl, err := NewPlan(p, chaosmesh.Catalogue(targets, chaosmesh.DefaultTiming()))
-	if err != nil {
-		return RunnerConfig{}, nil, err
-	}
-
-	loadRunner := target.load
-	if loadRunner == nil {
-		loadRunner = GeneratorLoad(load.Options{
-			Target:      target.shopURL,
-			AllowHosts:  []string{target.shopHost},
-			Scenario:    load.DefaultScenario(),
-			Model:       load.Closed,
-			Users:       p.Users,
-			SpawnRate:   p.SpawnRate,
-			MaxRequests: 100_000_000,
-			Timeout:     10 * time.Second,
-			Seed:        v.seed,
-			Logger:      l.log,
-			OnProgress: func(lp load.Progress) {
-				l.progress.Update(fmt.Sprintf("%s; %s of load left", load.FormatProgress(lp), fmtDur(max(p.Load-lp.Elapsed, 0))))
-			},
-		}, v.now)
-	}
-	prober := target.prober
-	if prober == nil {
-		proxyClient, err := rest.HTTPClientFor(rc)
-		if err != nil {
-			return RunnerConfig{}, nil, fmt.Errorf("create the service proxy client: %w", err)
-		}
-		prober = HTTPProber{Client: proxyClient, Base: strings.TrimSuffix(rc.Host, "/") + "/api/v1/namespaces/" + StackNamespace + "/services/" + StackRelease + "-probe:http/proxy"}
-	}
-	healthURL := target.healthURL
-	if healthURL == "" {
-		healthURL = strings.TrimSuffix(target.shopURL, "/") + "/healthz"
-	}
-	return RunnerConfig{
-		Load:        loadRunner,
-		Prober:      prober,
-		Chaos:       engine,
-		Nodes:       nodes,
-		Unavailable: unavailable,
-		Leaders: StackLeaders{
-			Exec: execer, Kube: kube, Namespace: StackNamespace,
-			Postgres: targets.Postgres, Redis: redisLabels,
-		},
-		Metrics:    KubeMetrics{Kube: kube},
-		Replicas:   KubeReplicaObserver{Kube: kube, Namespace: StackNamespace, Deployment: StackRelease + "-web", HPA: StackRelease + "-web", Now: v.now},
-		Health:     KubeHealthChecks{Kube: kube, Namespace: StackNamespace},
-		HealthPoll: HTTPHealthPoller{URL: healthURL, Now: v.now},
-		Preflight: func(ctx context.Context) error {
-			if target.lab != nil {
-				if err := l.startStoppedNodes(ctx, target.lab); err != nil {
-					return err
-				}
-			}
-			if err := chaosMeshReady(ctx, kube); err != nil {
-				return err
-			}
-			rd, err := target.probe.Check(ctx, target.kubeconfig)
-			if err != nil {
-				return err
-			}
-			if !rd.Ready() {
-				return fmt.Errorf("the lab is not ready: %s\n  fix: `lab status` shows what is missing; `lab up` repairs an incomplete stack", rd.Summary())
-			}
-			removed, err := engine.Sweep(ctx, StackNamespace)
-			if len(removed) > 0 {
-				l.log.Info("removed leftovers of an earlier run", "objects", removed)
-			}
-			return err
-		},
-		Sweep:       func(ctx context.Context) ([]string, error) { return engine.Sweep(ctx, StackNamespace) },
-		RunID:       v.runID,
-		Seed:        int64(v.seed),
-		Environment: l.environment(p.Name, target.name),
-		Now:         v.now,
-		Log:         l.log,
-		Progress:    l.progress,
-	}, pl, nil
-}
-
-// validationTarget is the cluster a validation runs against.
-type validationTarget struct {
-	name       string
-	kubeconfig []byte
-	shopURL    string
-	shopHost   string
-	probe      StackProbe
-	// lab is the k3d cluster when it is the lab's; nil for another cluster.
-	lab *cluster.Info
-
-	// The boundaries that the validation reaches outside the Kubernetes
-	// API; empty means the real ones: the load generator against shopURL,
-	// the prober through the API server's service proxy, shopURL's
-	// /healthz, and the lab's node stopper on a lab cluster (none
-	// elsewhere). Tests on a simulated cluster set stand-ins.
-	load      LoadRunner
-	prober    ProberReader
-	healthURL string
-	stopper   NodeStopper
-}
-
 // validationTarget resolves where the validation runs: the lab's k3d
 // cluster, or with opts.Kubeconfig an existing cluster, which always needs
 // the flag that allows chaos on a cluster lab did not create.
@@ -317,7 +154,7 @@ func (l *Lab) validationTarget(ctx context.Context, opts ValidateOptions) (valid
 		}
 		return validationTarget{
 			name: name, kubeconfig: kc, shopURL: opts.Target, shopHost: u.Hostname(),
-			probe: newKubeProbe(defaultStackTargets(opts.Target)),
+			probe: kube.NewStackProbe(defaultStackTargets(opts.Target)),
 		}, nil
 	}
 	info, err := l.clusters.Get(ctx, c.Name)
@@ -364,43 +201,6 @@ func kubeconfigContext(path, context string) ([]byte, string, error) {
 		return nil, "", fmt.Errorf("write kubeconfig for context %s: %w", context, err)
 	}
 	return b, context, nil
-}
-
-// chaosMeshReady checks that Chaos Mesh's controller and its daemon on
-// every node are ready: without them every fault would be "not injected".
-func chaosMeshReady(ctx context.Context, kube kubernetes.Interface) error {
-	ns := charts.ChaosMeshNamespace
-	deps, err := kube.AppsV1().Deployments(ns).List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return fmt.Errorf("check Chaos Mesh: %w", err)
-	}
-	sets, err := kube.AppsV1().DaemonSets(ns).List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return fmt.Errorf("check Chaos Mesh: %w", err)
-	}
-	fix := "  fix: `kubectl -n " + ns + " get pods` shows why; `lab up` installs or repairs Chaos Mesh"
-	if len(deps.Items) == 0 {
-		return fmt.Errorf("chaos mesh is not installed: no Deployment in namespace %s\n%s", ns, fix)
-	}
-	var problems []string
-	for _, d := range deps.Items {
-		want := int32(1)
-		if d.Spec.Replicas != nil {
-			want = *d.Spec.Replicas
-		}
-		if d.Status.ReadyReplicas < want {
-			problems = append(problems, fmt.Sprintf("Deployment %s has %d of %d replicas ready", d.Name, d.Status.ReadyReplicas, want))
-		}
-	}
-	for _, ds := range sets.Items {
-		if ds.Status.NumberReady < ds.Status.DesiredNumberScheduled || ds.Status.DesiredNumberScheduled == 0 {
-			problems = append(problems, fmt.Sprintf("DaemonSet %s is ready on %d of %d nodes", ds.Name, ds.Status.NumberReady, ds.Status.DesiredNumberScheduled))
-		}
-	}
-	if len(problems) > 0 {
-		return fmt.Errorf("chaos mesh is not ready: %s\n%s", strings.Join(problems, "; "), fix)
-	}
-	return nil
 }
 
 // startStoppedNodes starts the node containers an earlier, interrupted run
@@ -477,42 +277,4 @@ func writeReports(ctx context.Context, dir string, run *reports.Run) ([]string, 
 	svgs, err := reports.WriteChartSVGs(context.WithoutCancel(ctx), dir, run)
 	files = append(files, svgs...)
 	return files, errors.Join(append(errs, err)...)
-}
-
-// busiestAgent picks the agent node that runs the most pods of the
-// namespace, so that the node-failure experiment moves as much as it can.
-func busiestAgent(ctx context.Context, kube kubernetes.Interface, namespace string) (string, error) {
-	nodes, err := kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return "", fmt.Errorf("list nodes: %w", err)
-	}
-	count := map[string]int{}
-	for _, n := range nodes.Items {
-		if _, server := n.Labels["node-role.kubernetes.io/control-plane"]; !server {
-			count[n.Name] = 0
-		}
-	}
-	if len(count) == 0 {
-		return "", errors.New("no agent node to stop: the node-failure experiment needs a cluster with agents")
-	}
-	pods, err := kube.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return "", fmt.Errorf("list pods: %w", err)
-	}
-	for _, p := range pods.Items {
-		if _, ok := count[p.Spec.NodeName]; ok {
-			count[p.Spec.NodeName]++
-		}
-	}
-	names := make([]string, 0, len(count))
-	for n := range count {
-		names = append(names, n)
-	}
-	sort.Slice(names, func(i, j int) bool {
-		if count[names[i]] != count[names[j]] {
-			return count[names[i]] > count[names[j]]
-		}
-		return names[i] < names[j]
-	})
-	return names[0], nil
 }

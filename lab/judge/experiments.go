@@ -194,4 +194,3 @@ func sourceOf(s string) string {
 	}
 	return s
 }
-

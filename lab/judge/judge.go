@@ -183,7 +183,6 @@ func measureAll(o *Observation, d runData) []*figures {
 	return figs
 }
 
-
 // ofRole returns the figures of the faults of a role, in plan order.
 func ofRole(figs []*figures, r Role) []*figures {
 	var out []*figures

@@ -109,4 +109,3 @@ func availabilityRows(o *Observation, d runData, figs []*figures) []reports.Avai
 	}
 	return out
 }
-

@@ -78,7 +78,7 @@ type Role string
 
 // The roles of the catalogue's experiments.
 const (
-	RoleWebPod          Role = "web pod"           // R27: a web pod killed or failed
+	RoleWebPod          Role = "web pod"            // R27: a web pod killed or failed
 	RolePostgresPrimary Role = "PostgreSQL primary" // R26, R29: its failover, measured by the prober
 	RoleRedisMaster     Role = "Redis master"       // R26, R30: its failover, measured by the prober
 	RolePartition       Role = "partition"          // R32: web ↔ PostgreSQL

@@ -1,4 +1,4 @@
-package lab
+package kube
 
 import (
 	"context"
@@ -12,6 +12,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/jewelry-shop/lab/chaosmesh"
+	"github.com/jewelry-shop/lab/lab/judge"
 )
 
 // NodeStopper stops and starts one node of the cluster, as a machine failure
@@ -20,38 +23,6 @@ type NodeStopper interface {
 	StopNode(ctx context.Context, cluster, node string) error
 	StartNode(ctx context.Context, cluster, node string) error
 }
-
-// NodeFailure is what the node-failure experiment observed, on the clock of
-// the machine that ran it.
-type NodeFailure struct {
-	Node      string
-	StoppedAt time.Time
-	// NotReadyAt is when the API first showed the node not Ready; zero if it
-	// never did while the node was down.
-	NotReadyAt time.Time
-	StartedAt  time.Time
-	// ReadyAgainAt is when the node was Ready again after the start; zero if
-	// it was not within the wait.
-	ReadyAgainAt time.Time
-	// Pods are the pods of the namespace that ran on the node when it stopped.
-	Pods []PodMove
-}
-
-// PodMove follows one pod of the failed node.
-type PodMove struct {
-	Pod   string
-	Owner string // kind/name of its controller, empty for a bare pod
-	// EvictedAt is when the pod was first seen deleted or marked for deletion.
-	EvictedAt time.Time
-	// Replacement is a pod of the same controller, created after the stop,
-	// Ready on another node at ReadyAt; empty when none was.
-	Replacement     string
-	ReplacementNode string
-	ReadyAt         time.Time
-}
-
-// Rescheduled reports whether the pod runs again elsewhere.
-func (p PodMove) Rescheduled() bool { return p.Replacement != "" }
 
 // NodeFailureOptions set the experiment's timing.
 type NodeFailureOptions struct {
@@ -73,7 +44,7 @@ type NodeFailureOptions struct {
 // the node's condition and the namespace's pods through the API, starts it
 // again and waits until it is Ready. The node is started again on every path,
 // also when ctx is cancelled, so no node is left stopped.
-func RunNodeFailure(ctx context.Context, stopper NodeStopper, kube kubernetes.Interface, opts NodeFailureOptions) (res *NodeFailure, err error) {
+func RunNodeFailure(ctx context.Context, stopper NodeStopper, kube kubernetes.Interface, opts NodeFailureOptions) (res *judge.NodeFailure, err error) {
 	now := opts.Now
 	if now == nil {
 		now = time.Now
@@ -82,19 +53,19 @@ func RunNodeFailure(ctx context.Context, stopper NodeStopper, kube kubernetes.In
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	res = &NodeFailure{Node: opts.Node}
+	res = &judge.NodeFailure{Node: opts.Node}
 	before, err := kube.CoreV1().Pods(opts.Namespace).List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return res, fmt.Errorf("list pods of namespace %s: %w", opts.Namespace, err)
 	}
-	w := &podWatch{moves: map[types.UID]*PodMove{}, owners: map[types.UID]string{}, seen: map[types.UID]bool{}}
+	w := &podWatch{moves: map[types.UID]*judge.PodMove{}, owners: map[types.UID]string{}, seen: map[types.UID]bool{}}
 	for _, p := range before.Items {
 		// A pod that exists before the stop is never a replacement.
 		w.seen[p.UID] = true
 		if p.DeletionTimestamp != nil || p.Spec.NodeName != opts.Node {
 			continue
 		}
-		m := &PodMove{Pod: p.Name}
+		m := &judge.PodMove{Pod: p.Name}
 		if ref := metav1.GetControllerOf(&p); ref != nil {
 			m.Owner = ref.Kind + "/" + ref.Name
 			w.owners[p.UID] = string(ref.UID)
@@ -180,7 +151,7 @@ func RunNodeFailure(ctx context.Context, stopper NodeStopper, kube kubernetes.In
 // podWatch follows the pods of a failed node and their replacements.
 type podWatch struct {
 	order  []types.UID
-	moves  map[types.UID]*PodMove
+	moves  map[types.UID]*judge.PodMove
 	owners map[types.UID]string // pod UID -> controller UID
 	seen   map[types.UID]bool   // pods that cannot be replacements: present before the stop, or already given to a move
 }
@@ -218,8 +189,8 @@ func (w *podWatch) observe(pods []corev1.Pod, node string, t time.Time) {
 	}
 }
 
-func (w *podWatch) result() []PodMove {
-	out := make([]PodMove, 0, len(w.order))
+func (w *podWatch) result() []judge.PodMove {
+	out := make([]judge.PodMove, 0, len(w.order))
 	for _, uid := range w.order {
 		out = append(out, *w.moves[uid])
 	}
@@ -243,4 +214,35 @@ func podIsReady(p *corev1.Pod) bool {
 		}
 	}
 	return false
+}
+
+// NodeFailer runs the node-failure experiment on a k3d cluster: RunNodeFailure
+// on the experiment's node, watching a namespace through the API.
+type NodeFailer struct {
+	Stopper   NodeStopper
+	Kube      kubernetes.Interface
+	Cluster   string
+	Namespace string
+	// ReadyTimeout and Poll are passed on; zero takes 2m and 1s.
+	ReadyTimeout, Poll time.Duration
+	Now                func() time.Time
+	Log                *slog.Logger
+}
+
+// FailNode stops exp.Node for down and starts it again.
+func (f NodeFailer) FailNode(ctx context.Context, exp chaosmesh.Experiment, down time.Duration) (*judge.NodeFailure, error) {
+	if exp.Node == "" {
+		return nil, fmt.Errorf("experiment %s: no node chosen", exp.Name)
+	}
+	rt, poll := f.ReadyTimeout, f.Poll
+	if rt == 0 {
+		rt = 2 * time.Minute
+	}
+	if poll == 0 {
+		poll = time.Second
+	}
+	return RunNodeFailure(ctx, f.Stopper, f.Kube, NodeFailureOptions{
+		Cluster: f.Cluster, Node: exp.Node, Namespace: f.Namespace, Down: down,
+		ReadyTimeout: rt, Poll: poll, Log: f.Log, Now: f.Now,
+	})
 }

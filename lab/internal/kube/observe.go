@@ -1,4 +1,4 @@
-package lab
+package kube
 
 import (
 	"context"
@@ -10,36 +10,15 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/jewelry-shop/lab/lab/judge"
 	"github.com/jewelry-shop/lab/lab/measure"
 )
 
-// ReplicaObserver watches the web workload and its autoscaler while the
-// run lasts.
-type ReplicaObserver interface {
-	// Observe records until ctx ends, then returns what it saw; the error
-	// says why nothing could be seen.
-	Observe(ctx context.Context) (Replicas, error)
-}
-
-// Replicas is what a ReplicaObserver saw, on the runner's clock. Each
-// timeline lists changes only: a count holds until the next point.
-type Replicas struct {
-	// Workload names the watched workload, e.g. "Deployment/web".
-	Workload string
-	// Ready is its Ready replicas, Desired its wanted replicas.
-	Ready, Desired []measure.ReplicaPoint
-	// HPA names the autoscaler ("namespace/name"); empty when there is
-	// none. HPAReplicas is its current replicas; Min and Max its bounds.
-	HPA         string
-	HPAReplicas []measure.ReplicaPoint
-	Min, Max    int32
-	// HPAMissing says why the autoscaler was not observed.
-	HPAMissing string
-}
-
-// KubeReplicaObserver is the real ReplicaObserver: it polls a Deployment
-// and a HorizontalPodAutoscaler through the Kubernetes API.
-type KubeReplicaObserver struct {
+// ReplicaObserver watches the web workload and its autoscaler: it polls a
+// Deployment and a HorizontalPodAutoscaler through the Kubernetes API. Each
+// timeline it returns lists changes only: a count holds until the next
+// point.
+type ReplicaObserver struct {
 	Kube       kubernetes.Interface
 	Namespace  string
 	Deployment string
@@ -52,7 +31,7 @@ type KubeReplicaObserver struct {
 
 // Observe polls until ctx ends. A failed poll is skipped; an observation
 // that never succeeded returns the last error.
-func (k KubeReplicaObserver) Observe(ctx context.Context) (Replicas, error) {
+func (k ReplicaObserver) Observe(ctx context.Context) (judge.Replicas, error) {
 	now, poll := k.Now, k.Poll
 	if now == nil {
 		now = time.Now
@@ -60,7 +39,7 @@ func (k KubeReplicaObserver) Observe(ctx context.Context) (Replicas, error) {
 	if poll <= 0 {
 		poll = time.Second
 	}
-	r := Replicas{Workload: "Deployment/" + k.Deployment}
+	r := judge.Replicas{Workload: "Deployment/" + k.Deployment}
 	if k.HPA != "" {
 		r.HPA = k.Namespace + "/" + k.HPA
 	} else {

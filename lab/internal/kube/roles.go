@@ -1,4 +1,4 @@
-package lab
+package kube
 
 import (
 	"bytes"
@@ -128,9 +128,9 @@ func (e PodExecer) Exec(ctx context.Context, namespace, pod, container string, c
 	return stdout.String(), nil
 }
 
-// StackLeaders is the real LeaderReader: the PostgreSQL primary from the
-// operator's role labels, the Redis master from the Sentinels.
-type StackLeaders struct {
+// Leaders names the leader an experiment targets: the PostgreSQL primary
+// from the operator's role labels, the Redis master from the Sentinels.
+type Leaders struct {
 	Exec      Execer
 	Kube      kubernetes.Interface
 	Namespace string
@@ -138,8 +138,9 @@ type StackLeaders struct {
 	Redis     map[string]string // the Redis and Sentinel pods
 }
 
-// Leader implements LeaderReader.
-func (s StackLeaders) Leader(ctx context.Context, experiment string) (string, error) {
+// Leader names the current leader the experiment targets; "" for an
+// experiment without one.
+func (s Leaders) Leader(ctx context.Context, experiment string) (string, error) {
 	switch experiment {
 	case chaosmesh.PostgresPrimaryFailure:
 		return PostgresPrimary(ctx, s.Kube, s.Namespace, s.Postgres)

@@ -1,0 +1,202 @@
+package kube
+
+import (
+	"context"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/jewelry-shop/lab/lab/measure"
+	"github.com/jewelry-shop/lab/reports"
+
+	"github.com/jewelry-shop/lab/lab/judge"
+)
+
+// TestReplicaObserver follows a Deployment and an HPA through the
+// client-go fake clientset: the observer records each change of the Ready
+// replicas and of the HPA's replicas, and says when the HPA is missing.
+func TestReplicaObserver(t *testing.T) {
+	t.Parallel()
+	const ns = "jewelry-shop"
+	three, ten := int32(3), int32(10)
+	deploy := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: ns},
+		Spec:       appsv1.DeploymentSpec{Replicas: &three},
+		Status:     appsv1.DeploymentStatus{ReadyReplicas: 3},
+	}
+	hpa := &autoscalingv2.HorizontalPodAutoscaler{
+		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: ns},
+		Spec:       autoscalingv2.HorizontalPodAutoscalerSpec{MinReplicas: &three, MaxReplicas: ten},
+		Status:     autoscalingv2.HorizontalPodAutoscalerStatus{CurrentReplicas: 3},
+	}
+	tests := []struct {
+		name        string
+		hpa         string
+		ready, hpas []int32 // the counts set one after the other
+		wantReady   []int32
+		wantHPA     []int32
+		wantMissing string
+	}{
+		{
+			name: "pod kill and scale", hpa: "web", ready: []int32{2, 2, 3}, hpas: []int32{5, 7, 3},
+			wantReady: []int32{3, 2, 3}, wantHPA: []int32{3, 5, 7, 3},
+		},
+		{
+			name: "no such HPA", hpa: "other", ready: []int32{3}, hpas: []int32{3},
+			wantReady: []int32{3}, wantMissing: "HPA jewelry-shop/other not found",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			kube := fake.NewClientset(deploy.DeepCopy(), hpa.DeepCopy())
+			var polls atomic.Int64
+			obs := ReplicaObserver{
+				Kube: kube, Namespace: ns, Deployment: "web", HPA: tt.hpa, Poll: 5 * time.Millisecond,
+				Now: func() time.Time { polls.Add(1); return time.Now() },
+			}
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			type result struct {
+				r   judge.Replicas
+				err error
+			}
+			done := make(chan result, 1)
+			go func() {
+				r, err := obs.Observe(ctx)
+				done <- result{r, err}
+			}()
+			// waitPolls lets the observer poll twice more.
+			waitPolls := func() {
+				n := polls.Load()
+				for polls.Load() < n+4 {
+					time.Sleep(time.Millisecond)
+				}
+			}
+			waitPolls()
+			for i := range tt.ready {
+				d := deploy.DeepCopy()
+				d.Status.ReadyReplicas = tt.ready[i]
+				if _, err := kube.AppsV1().Deployments(ns).UpdateStatus(ctx, d, metav1.UpdateOptions{}); err != nil {
+					t.Fatal(err)
+				}
+				h := hpa.DeepCopy()
+				h.Status.CurrentReplicas = tt.hpas[i]
+				if _, err := kube.AutoscalingV2().HorizontalPodAutoscalers(ns).UpdateStatus(ctx, h, metav1.UpdateOptions{}); err != nil {
+					t.Fatal(err)
+				}
+				waitPolls()
+			}
+			cancel()
+			res := <-done
+			if res.err != nil {
+				t.Fatal(res.err)
+			}
+			counts := func(ps []measure.ReplicaPoint) []int32 {
+				var out []int32
+				for _, p := range ps {
+					out = append(out, p.Replicas)
+				}
+				return out
+			}
+			got := struct {
+				Ready, HPA []int32
+				Missing    string
+			}{counts(res.r.Ready), counts(res.r.HPAReplicas), res.r.HPAMissing}
+			want := struct {
+				Ready, HPA []int32
+				Missing    string
+			}{tt.wantReady, tt.wantHPA, tt.wantMissing}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("observed (-want +got):\n%s", diff)
+			}
+			if tt.wantMissing == "" && (res.r.Min != 3 || res.r.Max != 10) {
+				t.Errorf("HPA bounds %d..%d, want 3..10", res.r.Min, res.r.Max)
+			}
+		})
+	}
+}
+
+func TestParsePodMetrics(t *testing.T) {
+	t.Parallel()
+	raw := []byte(`{"kind":"PodMetricsList","items":[
+		{"metadata":{"name":"web-1"},"containers":[{"name":"web","usage":{"cpu":"250m","memory":"100Mi"}},{"name":"sidecar","usage":{"cpu":"1500000n","memory":"1Mi"}}]},
+		{"metadata":{"name":"web-2"},"containers":[{"name":"web","usage":{"cpu":"1","memory":"128Mi"}}]}]}`)
+	got, err := parsePodMetrics(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := judge.Usage{CPUMilli: 250 + 2 + 1000, MemoryBytes: (100 + 1 + 128) << 20, Pods: 2}
+	if got != want {
+		t.Errorf("parsePodMetrics = %+v, want %+v", got, want)
+	}
+	if _, err := parsePodMetrics([]byte("not json")); err == nil {
+		t.Error("bad JSON accepted")
+	}
+}
+
+// TestHealthChecks reads the probes of the live workloads: a workload
+// counts as probed only when every container has the probe.
+func TestHealthChecks(t *testing.T) {
+	t.Parallel()
+	probe := &corev1.Probe{ProbeHandler: corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(80)}}}
+	cs := fake.NewClientset(
+		&appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "shop"}, Spec: appsv1.DeploymentSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
+			Containers: []corev1.Container{{Name: "web", ReadinessProbe: probe, LivenessProbe: probe}},
+		}}}},
+		&appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: "shop"}, Spec: appsv1.StatefulSetSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
+			Containers: []corev1.Container{{Name: "postgres", ReadinessProbe: probe}, {Name: "exporter", ReadinessProbe: probe, LivenessProbe: probe}},
+		}}}},
+	)
+	probes, err := HealthChecks{Kube: cs, Namespace: "shop"}.Probes(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []reports.WorkloadProbes{{Workload: "Deployment/web", Readiness: true, Liveness: true}, {Workload: "StatefulSet/db", Readiness: true, Liveness: false}}
+	if diff := cmp.Diff(want, probes); diff != "" {
+		t.Fatalf("probes (-want +got):\n%s", diff)
+	}
+}
+
+func TestChaosMeshReady(t *testing.T) {
+	t.Parallel()
+	one := int32(1)
+	dep := func(ready int32) *appsv1.Deployment {
+		return &appsv1.Deployment{
+			ObjectMeta: metav1.ObjectMeta{Name: "chaos-controller-manager", Namespace: "chaos-mesh"},
+			Spec:       appsv1.DeploymentSpec{Replicas: &one}, Status: appsv1.DeploymentStatus{ReadyReplicas: ready},
+		}
+	}
+	daemon := func(ready, want int32) *appsv1.DaemonSet {
+		return &appsv1.DaemonSet{
+			ObjectMeta: metav1.ObjectMeta{Name: "chaos-daemon", Namespace: "chaos-mesh"},
+			Status:     appsv1.DaemonSetStatus{NumberReady: ready, DesiredNumberScheduled: want},
+		}
+	}
+	tests := []struct {
+		name string
+		objs []runtime.Object
+		want string
+	}{
+		{"ready", []runtime.Object{dep(1), daemon(3, 3)}, ""},
+		{"not installed", nil, "chaos mesh is not installed"},
+		{"controller down", []runtime.Object{dep(0), daemon(3, 3)}, "chaos-controller-manager has 0 of 1 replicas ready"},
+		{"daemon missing on a node", []runtime.Object{dep(1), daemon(2, 3)}, "chaos-daemon is ready on 2 of 3 nodes"},
+	}
+	for _, tt := range tests {
+		err := ChaosMeshReady(t.Context(), fake.NewClientset(tt.objs...), "chaos-mesh")
+		if (tt.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tt.want)) {
+			t.Errorf("%s: %v, want %q", tt.name, err, tt.want)
+		}
+	}
+}

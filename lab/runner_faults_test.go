@@ -1,0 +1,178 @@
+package lab
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/jewelry-shop/lab/chaosmesh"
+	"github.com/jewelry-shop/lab/lab/judge"
+	"github.com/jewelry-shop/lab/reports"
+)
+
+// fakeNodeFailer stops a node for the time asked; one Deployment pod and one
+// StatefulSet pod ran on it, and the Deployment's is Ready elsewhere
+// movedAfter the stop.
+type fakeNodeFailer struct{ stopped, started *time.Time }
+
+const movedAfter = 800 * time.Millisecond
+
+func (f fakeNodeFailer) FailNode(ctx context.Context, _ chaosmesh.Experiment, down time.Duration) (*judge.NodeFailure, error) {
+	nf := &judge.NodeFailure{Node: "k3d-lab-agent-1", StoppedAt: time.Now()}
+	select {
+	case <-ctx.Done():
+	case <-time.After(down):
+	}
+	nf.StartedAt, nf.ReadyAgainAt = time.Now(), time.Now()
+	*f.stopped, *f.started = nf.StoppedAt, nf.StartedAt
+	nf.Pods = []judge.PodMove{
+		{Pod: "web-abc-1", Owner: "ReplicaSet/web-abc", Replacement: "web-abc-2", ReplacementNode: "k3d-lab-agent-0", ReadyAt: nf.StoppedAt.Add(movedAfter)},
+		{Pod: "pg-0", Owner: "StatefulSet/pg"},
+	}
+	return nf, nil
+}
+
+func TestRunnerNodeFailure(t *testing.T) {
+	t.Parallel()
+	w := newWorld()
+	pl := shortPlan(t, chaosmesh.NodeFailure)
+	var stopped, started time.Time
+	r := NewRunner(RunnerConfig{
+		Load: fakeLoad{w: w, users: pl.Profile.Users}, Prober: fakeProber{w: w}, Chaos: fakeChaos{w: w},
+		Nodes: fakeNodeFailer{&stopped, &started}, RunID: "test-run", Scale: testScale, Sustain: 500 * time.Millisecond, Unavailable: testUnavailable(),
+	})
+	run, err := r.Run(t.Context(), pl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkRenders(t, run)
+	q := requirementRows(run)["R28"]
+	t.Logf("R28: %s: %s (%s)", q.Status, q.Measured, q.Reason)
+	if q.Status != reports.Pass || !strings.Contains(q.Measured, "1 pods Ready elsewhere within "+movedAfter.String()) {
+		t.Errorf("R28 = %+v, want a pass: the Deployment pod moved within %s", q, movedAfter)
+	}
+	e := experimentNamed(run, chaosmesh.NodeFailure)
+	if !e.InjectedAt.Equal(stopped) || len(run.FaultWindows) != 1 || run.FaultWindows[0].End.Before(started) {
+		t.Errorf("node failure injected %s, windows %v; want the stop at %s and a window to the start at %s", e.InjectedAt, run.FaultWindows, stopped, started)
+	}
+	if len(w.applied) != 0 {
+		t.Errorf("chaos applied %v for a node failure", w.applied)
+	}
+}
+
+// fakeLeaders answers a different primary after the PostgreSQL fault and the
+// same master after the Redis one.
+type fakeLeaders struct {
+	mu    sync.Mutex
+	asked map[string]int
+}
+
+func (f *fakeLeaders) Leader(_ context.Context, exp string) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.asked[exp]++
+	switch exp {
+	case chaosmesh.PostgresPrimaryFailure:
+		return fmt.Sprintf("jewelry-shop-db-%d", f.asked[exp]-1), nil // db-0 before, db-1 after
+	case chaosmesh.RedisMasterFailure:
+		return "jewelry-shop-redis-2", nil
+	}
+	return "", nil
+}
+
+// TestRunnerRecordsLeaders: the primary and master are asked before each
+// store fault and once it settled; the report says failover or restart in
+// place from those answers.
+func TestRunnerRecordsLeaders(t *testing.T) {
+	t.Parallel()
+	w := newWorld()
+	pl := shortPlan(t, chaosmesh.WebPodKill, chaosmesh.PostgresPrimaryFailure, chaosmesh.RedisMasterFailure)
+	r, _, _ := newTestRunner(w, pl.Profile.Users, false)
+	fl := &fakeLeaders{asked: map[string]int{}}
+	r.cfg.Leaders = fl
+	run, err := r.Run(t.Context(), pl)
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	tests := []struct {
+		exp  string
+		want reports.Leader
+	}{
+		{chaosmesh.PostgresPrimaryFailure, reports.Leader{Old: "jewelry-shop-db-0", New: "jewelry-shop-db-1", Path: "failover to another pod"}},
+		{chaosmesh.RedisMasterFailure, reports.Leader{Old: "jewelry-shop-redis-2", New: "jewelry-shop-redis-2", Path: "restart in place: the old leader came back, no failover"}},
+	}
+	for _, tt := range tests {
+		e := experimentNamed(run, tt.exp)
+		if e == nil || e.Leader == nil {
+			t.Fatalf("%s: no leader in %+v", tt.exp, e)
+		}
+		if diff := cmp.Diff(tt.want, *e.Leader); diff != "" {
+			t.Errorf("%s leader (-want +got):\n%s", tt.exp, diff)
+		}
+	}
+	if e := experimentNamed(run, chaosmesh.WebPodKill); e == nil || e.Leader != nil {
+		t.Errorf("web pod kill has a leader: %+v", e)
+	}
+	checkRenders(t, run)
+}
+
+// fakeMetrics answers usages in call order: before and during each stress.
+type fakeMetrics struct {
+	mu     sync.Mutex
+	usages []judge.Usage
+	calls  int
+}
+
+func (f *fakeMetrics) Usage(context.Context, string, map[string]string) (judge.Usage, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.calls >= len(f.usages) {
+		return judge.Usage{}, errors.New("metrics API not available")
+	}
+	f.calls++
+	return f.usages[f.calls-1], nil
+}
+
+// TestRunnerStress: a stress is only reported on when the pods' usage shows
+// it; then R34 needs the error rate inside its window and an HPA reaction.
+func TestRunnerStress(t *testing.T) {
+	t.Parallel()
+	const mib = 1 << 20
+	tests := []struct {
+		name   string
+		usages []judge.Usage // CPU before, during; memory before, during
+		want   reports.Status
+		reason string
+	}{
+		{"memory stress did not show", []judge.Usage{{CPUMilli: 300}, {CPUMilli: 900}, {MemoryBytes: 400 * mib}, {MemoryBytes: 420 * mib}}, reports.NotMeasured, "did not show in the pods' usage"},
+		{"HPA did not react to memory", []judge.Usage{{CPUMilli: 300}, {CPUMilli: 900}, {MemoryBytes: 400 * mib}, {MemoryBytes: 800 * mib}}, reports.Fail, "the HPA did not react"},
+		{"no metrics API", nil, reports.NotMeasured, "metrics API not available"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			w := newWorld()
+			pl := shortPlan(t, chaosmesh.WebCPUStress, chaosmesh.WebMemoryStress)
+			r, _, _ := newTestRunner(w, pl.Profile.Users, true)
+			r.cfg.Metrics = &fakeMetrics{usages: tt.usages}
+			run, err := r.Run(t.Context(), pl)
+			if err != nil {
+				t.Fatalf("run: %v", err)
+			}
+			q := requirementRows(run)["R34"]
+			if q.Status != tt.want || !strings.Contains(q.Reason, tt.reason) {
+				t.Errorf("R34 = %s (%s), want %s with a reason containing %q", q.Status, q.Reason, tt.want, tt.reason)
+			}
+			if tt.usages != nil && !strings.Contains(q.Measured, "web-cpu-stress: CPU 300m → 900m") || (tt.usages != nil && !strings.Contains(q.Measured, "HPA 5 → 7 replicas")) {
+				t.Errorf("R34 measured %q lacks the CPU stress figures", q.Measured)
+			}
+			checkRenders(t, run)
+		})
+	}
+}

@@ -1,0 +1,175 @@
+package lab
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"k8s.io/client-go/rest"
+
+	"github.com/jewelry-shop/lab/chaosmesh"
+	"github.com/jewelry-shop/lab/charts"
+	"github.com/jewelry-shop/lab/cluster"
+	"github.com/jewelry-shop/lab/lab/internal/kube"
+	"github.com/jewelry-shop/lab/load"
+)
+
+// runnerConfig composes everything `lab validate` runs against one target:
+// the load generator, the prober, Chaos Mesh, node failure, the observers
+// and the health checks, the preflight and the sweep, and the plan with the
+// targets found in the cluster. It is the one place that wires a
+// validation: the command uses it, and so do the tests, with a target whose
+// boundaries (load, node stopper, health URL, prober) stand in for what a
+// simulated cluster cannot run.
+func (l *Lab) runnerConfig(ctx context.Context, target validationTarget, v validationRun) (RunnerConfig, *Plan, error) {
+	p := v.profile
+	rc, cs, err := kube.Clients(target.kubeconfig)
+	if err != nil {
+		return RunnerConfig{}, nil, err
+	}
+	chaosClient, err := chaosmesh.NewClient(rc)
+	if err != nil {
+		return RunnerConfig{}, nil, err
+	}
+	engine := chaosmesh.NewEngine(chaosClient, l.log)
+	execer := kube.PodExecer{Config: rc, Kube: cs}
+	redisLabels := defaultStackTargets("").RedisLabels
+
+	targets := chartTargets(StackNamespace, StackRelease)
+	unavailable := map[Capability]string{}
+	nodes := NodeFailer(nil)
+	stopper := target.stopper
+	if stopper == nil && target.lab != nil {
+		stopper = l.stopper
+	}
+	if stopper == nil {
+		unavailable[CapNodes] = "not a lab cluster: stopping a node needs the lab's k3d cluster"
+	}
+	if err := l.step("Finding the targets", func() error {
+		var found []string
+		if slices.Contains(p.Experiments, chaosmesh.RedisMasterFailure) {
+			var err error
+			targets.RedisMasterPod, _, err = kube.RedisMaster(ctx, execer, cs, StackNamespace, redisLabels, "sentinel", "mymaster")
+			if err != nil {
+				return err
+			}
+			found = append(found, "Redis master "+targets.RedisMasterPod)
+		}
+		if slices.Contains(p.Experiments, chaosmesh.NodeFailure) && stopper != nil {
+			var err error
+			if targets.Node, err = kube.BusiestAgent(ctx, cs, StackNamespace); err != nil {
+				return err
+			}
+			found = append(found, "node to stop "+targets.Node)
+		}
+		l.progress.Update(strings.Join(found, ", "))
+		return nil
+	}); err != nil {
+		return RunnerConfig{}, nil, err
+	}
+	if stopper != nil {
+		nodes = kube.NodeFailer{Stopper: stopper, Kube: cs, Cluster: target.name, Namespace: StackNamespace, Now: v.now, Log: l.log}
+	}
+	pl, err := NewPlan(p, chaosmesh.Catalogue(targets, chaosmesh.DefaultTiming()))
+	if err != nil {
+		return RunnerConfig{}, nil, err
+	}
+
+	loadRunner := target.load
+	if loadRunner == nil {
+		loadRunner = GeneratorLoad(load.Options{
+			Target:      target.shopURL,
+			AllowHosts:  []string{target.shopHost},
+			Scenario:    load.DefaultScenario(),
+			Model:       load.Closed,
+			Users:       p.Users,
+			SpawnRate:   p.SpawnRate,
+			MaxRequests: 100_000_000,
+			Timeout:     10 * time.Second,
+			Seed:        v.seed,
+			Logger:      l.log,
+			OnProgress: func(lp load.Progress) {
+				l.progress.Update(fmt.Sprintf("%s; %s of load left", load.FormatProgress(lp), fmtDur(max(p.Load-lp.Elapsed, 0))))
+			},
+		}, v.now)
+	}
+	prober := target.prober
+	if prober == nil {
+		proxyClient, err := rest.HTTPClientFor(rc)
+		if err != nil {
+			return RunnerConfig{}, nil, fmt.Errorf("create the service proxy client: %w", err)
+		}
+		prober = HTTPProber{Client: proxyClient, Base: strings.TrimSuffix(rc.Host, "/") + "/api/v1/namespaces/" + StackNamespace + "/services/" + StackRelease + "-probe:http/proxy"}
+	}
+	healthURL := target.healthURL
+	if healthURL == "" {
+		healthURL = strings.TrimSuffix(target.shopURL, "/") + "/healthz"
+	}
+	return RunnerConfig{
+		Load:        loadRunner,
+		Prober:      prober,
+		Chaos:       engine,
+		Nodes:       nodes,
+		Unavailable: unavailable,
+		Leaders: kube.Leaders{
+			Exec: execer, Kube: cs, Namespace: StackNamespace,
+			Postgres: targets.Postgres, Redis: redisLabels,
+		},
+		Metrics:    kube.Metrics{Kube: cs},
+		Replicas:   kube.ReplicaObserver{Kube: cs, Namespace: StackNamespace, Deployment: StackRelease + "-web", HPA: StackRelease + "-web", Now: v.now},
+		Health:     kube.HealthChecks{Kube: cs, Namespace: StackNamespace},
+		HealthPoll: HTTPHealthPoller{URL: healthURL, Now: v.now},
+		Preflight: func(ctx context.Context) error {
+			if target.lab != nil {
+				if err := l.startStoppedNodes(ctx, target.lab); err != nil {
+					return err
+				}
+			}
+			if err := kube.ChaosMeshReady(ctx, cs, charts.ChaosMeshNamespace); err != nil {
+				return err
+			}
+			rd, err := target.probe.Check(ctx, target.kubeconfig)
+			if err != nil {
+				return err
+			}
+			if !rd.Ready() {
+				return fmt.Errorf("the lab is not ready: %s\n  fix: `lab status` shows what is missing; `lab up` repairs an incomplete stack", rd.Summary())
+			}
+			removed, err := engine.Sweep(ctx, StackNamespace)
+			if len(removed) > 0 {
+				l.log.Info("removed leftovers of an earlier run", "objects", removed)
+			}
+			return err
+		},
+		Sweep:       func(ctx context.Context) ([]string, error) { return engine.Sweep(ctx, StackNamespace) },
+		RunID:       v.runID,
+		Seed:        int64(v.seed),
+		Environment: l.environment(p.Name, target.name),
+		Now:         v.now,
+		Log:         l.log,
+		Progress:    l.progress,
+	}, pl, nil
+}
+
+// validationTarget is the cluster a validation runs against.
+type validationTarget struct {
+	name       string
+	kubeconfig []byte
+	shopURL    string
+	shopHost   string
+	probe      StackProbe
+	// lab is the k3d cluster when it is the lab's; nil for another cluster.
+	lab *cluster.Info
+
+	// The boundaries that the validation reaches outside the Kubernetes
+	// API; empty means the real ones: the load generator against shopURL,
+	// the prober through the API server's service proxy, shopURL's
+	// /healthz, and the lab's node stopper on a lab cluster (none
+	// elsewhere). Tests on a simulated cluster set stand-ins.
+	load      LoadRunner
+	prober    ProberReader
+	healthURL string
+	stopper   NodeStopper
+}
