@@ -54,16 +54,21 @@ func (r *Runner) Run(ctx context.Context, pl *Plan) (*reports.Run, error) {
 	x := r.newExecution(pl)
 	var stopped error
 	for i, s := range pl.Steps {
-		if err := ctx.Err(); err != nil {
-			stopped = fmt.Errorf("validation interrupted: %w", err)
-			x.notRun(i, "the run was interrupted")
-			break
+		err := ctx.Err()
+		if err == nil {
+			err = x.step(ctx, i, s)
 		}
-		if err := x.step(ctx, i, s); err != nil {
+		if err == nil {
+			continue
+		}
+		if ctx.Err() != nil { // before the step, or before it could do its work
+			stopped = fmt.Errorf("validation interrupted: %w", ctx.Err())
+			x.notRun(i, "the run was interrupted")
+		} else {
 			stopped = err
 			x.notRun(i+1, "the preflight failed")
-			break
 		}
+		break
 	}
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.UndoTimeout+r.cfg.CollectTimeout)
 	defer cancel()
@@ -91,7 +96,9 @@ func (r *Runner) newExecution(pl *Plan) *execution {
 	return x
 }
 
-// step runs one step; only a failed preflight stops the run.
+// step runs one step. It fails when the preflight fails, or when ctx ends
+// before the step could do its work (the step is then marked not run with
+// the rest); a step that did its work returns nil, whatever ctx says.
 func (x *execution) step(ctx context.Context, i int, s Step) error {
 	r, o := x.r, x.o
 	switch s.Kind {
@@ -110,8 +117,7 @@ func (x *execution) step(ctx context.Context, i int, s Step) error {
 			return nil
 		}
 		if !sleepUntil(ctx, x.base.Add(r.scale(s.Offset-x.pl.LoadStart))) {
-			fr.f.NotRun = "the run was interrupted before this experiment"
-			return nil
+			return ctx.Err()
 		}
 		r.leaderAfter(ctx, x.prev)
 		o.Reached = s.Name
@@ -127,10 +133,10 @@ func (x *execution) step(ctx context.Context, i int, s Step) error {
 		r.cfg.Progress.Start(fmt.Sprintf("Watching the scale-down for %s", r.scale(x.pl.Profile.ScaleDownWatch)))
 		o.ScaleDownWatched = sleepUntil(ctx, time.Now().Add(r.scale(x.pl.Profile.ScaleDownWatch)))
 		r.cfg.Progress.End(ctx.Err())
-		if !o.ScaleDownWatched {
-			o.NotRun = append(o.NotRun, reports.Skipped{Name: StepScaleDown, Reason: "the run was interrupted"})
-		}
 		x.endObservers()
+		if !o.ScaleDownWatched {
+			return ctx.Err()
+		}
 	case StepCollect:
 		o.Reached = StepCollect
 		x.collect(ctx)

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/jewelry-shop/lab/lab/measure"
-	"github.com/jewelry-shop/lab/reports"
 )
 
 // startLoad starts the load and the observers in the background, and
@@ -135,11 +134,7 @@ func (x *execution) collect(ctx context.Context) {
 		o.Timeline = &tl
 	}
 	if interrupted {
-		if o.Reached == StepCollect { // interrupted while collecting
-			o.VerifyWhy = "the run was interrupted before the collection"
-			o.NotRun = append(o.NotRun, reports.Skipped{Name: StepCollect + ": prober verification", Reason: "the run was interrupted"})
-		}
-		return // otherwise the steps left marked the verification not run
+		return // the run stopped before its collection: the verification is marked not run with the steps left
 	}
 	v, verr := r.cfg.Prober.Verify(cctx)
 	if verr != nil {
