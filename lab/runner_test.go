@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -261,5 +262,40 @@ func TestRunnerRefusesUnwiredCapabilities(t *testing.T) {
 	}
 	if len(w.applied) != 0 || run.Load != nil || run.ExitCode() != 2 {
 		t.Errorf("applied %v, load %v, exit code %d; want nothing run, exit code 2", w.applied, run.Load, run.ExitCode())
+	}
+}
+
+// eventRecorder is a progress view that keeps lines of their own apart
+// from the running step's details.
+type eventRecorder struct {
+	mu     sync.Mutex
+	events []string
+}
+
+func (e *eventRecorder) Start(string)  {}
+func (e *eventRecorder) Update(string) {}
+func (e *eventRecorder) End(error)     {}
+func (e *eventRecorder) Event(line string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.events = append(e.events, line)
+}
+
+// TestRunnerPrintsExperimentsAsEvents: each experiment gets a progress line
+// of its own, which the load's running figures cannot overwrite.
+func TestRunnerPrintsExperimentsAsEvents(t *testing.T) {
+	t.Parallel()
+	w := newWorld()
+	pl := shortPlan(t, chaosmesh.WebPodKill, chaosmesh.RedisMasterFailure)
+	ev := &eventRecorder{}
+	r := NewRunner(RunnerConfig{
+		Load: fakeLoad{w: w, users: pl.Profile.Users}, Prober: fakeProber{w: w}, Chaos: fakeChaos{w: w},
+		RunID: "test-run", Scale: testScale, Sustain: 500 * time.Millisecond, Unavailable: testUnavailable(), Progress: ev,
+	})
+	if _, err := r.Run(t.Context(), pl); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{chaosmesh.WebPodKill, chaosmesh.RedisMasterFailure}; !slices.Equal(ev.events, want) {
+		t.Errorf("events %v, want %v", ev.events, want)
 	}
 }
