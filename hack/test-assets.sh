@@ -2,7 +2,10 @@
 # Builds the test control plane and the parts of a real node (verification
 # tiers 3 and 3b in DESIGN.md) from the Go modules pinned in hack/tools:
 # kube-apiserver, kube-controller-manager, kube-scheduler, etcd, kwok,
-# controller-gen, kubelet, kube-proxy and kubectl.
+# controller-gen, kubelet, kube-proxy and kubectl; and from their own small
+# modules, whose Kubernetes libraries differ from k8s.io/kubernetes', CoreDNS
+# (hack/coredns: only the plugins the tier uses) and metrics-server
+# (hack/metrics-server).
 #
 # The binaries go to one cache directory keyed by every pinned version:
 #   ${LAB_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/lab}/test-assets/<key>/
@@ -10,26 +13,29 @@
 # of output is always that directory (tests find it the same way, see
 # internal/controlplane/assets.go).
 #
-# All binaries are built by one `go build` with the same flags (-trimpath,
-# CGO_ENABLED=0 and the version ldflags below), so the Go build cache is shared
+# The binaries of each module are built by one `go build` with the same flags
+# (-trimpath, CGO_ENABLED=0 and the version ldflags below), so the Go build cache is shared
 # between runs: a cold build takes minutes and ~3 GB of RAM, a warm one
 # seconds. Do not build these packages elsewhere with other flags. Without cgo
 # the binaries are static: the same files run on the host and inside the
 # test-only node images, which have no C library.
 set -euo pipefail
 
-# The pinned versions. They must match hack/tools/go.mod and the constants in
+# The pinned versions. They must match hack/tools/go.mod, hack/coredns/go.mod,
+# hack/metrics-server/go.mod and the constants in
 # internal/controlplane/assets.go (TestAssetsScriptAgrees checks the latter).
 KUBERNETES_VERSION=v1.37.2
 ETCD_VERSION=v3.7.0
 KWOK_VERSION=v0.8.0
 CONTROLLER_TOOLS_VERSION=v0.23.0
+COREDNS_VERSION=v1.15.0
+METRICS_SERVER_VERSION=v0.8.0
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cache="${LAB_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/lab}"
-key="k8s-${KUBERNETES_VERSION}-etcd-${ETCD_VERSION}-kwok-${KWOK_VERSION}-cg-${CONTROLLER_TOOLS_VERSION}"
+key="k8s-${KUBERNETES_VERSION}-etcd-${ETCD_VERSION}-kwok-${KWOK_VERSION}-cg-${CONTROLLER_TOOLS_VERSION}-coredns-${COREDNS_VERSION}-ms-${METRICS_SERVER_VERSION}"
 dir="${cache}/test-assets/${key}"
-binaries=(kube-apiserver kube-controller-manager kube-scheduler etcd kwok controller-gen kubelet kube-proxy kubectl)
+binaries=(kube-apiserver kube-controller-manager kube-scheduler etcd kwok controller-gen kubelet kube-proxy kubectl coredns metrics-server)
 
 complete() {
   local b
@@ -77,6 +83,13 @@ if ! complete; then
   # The etcd main package is the root of go.etcd.io/etcd/server/v3, so go
   # build names its binary after "server".
   mv "${tmp}/server" "${tmp}/etcd"
+  # CoreDNS takes its version from its module; metrics-server, like its own
+  # release build, from client-go's version variable.
+  GOWORK=off CGO_ENABLED=0 go -C "${root}/hack/coredns" build \
+    -mod=readonly -trimpath -o "${tmp}/coredns" .
+  GOWORK=off CGO_ENABLED=0 go -C "${root}/hack/metrics-server" build \
+    -mod=readonly -trimpath -ldflags "-X k8s.io/client-go/pkg/version.gitVersion=${METRICS_SERVER_VERSION}" \
+    -o "${tmp}/metrics-server" sigs.k8s.io/metrics-server/cmd/metrics-server
   chmod 755 "${tmp}"
   rm -rf "${dir}"
   mv "${tmp}" "${dir}"

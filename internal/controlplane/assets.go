@@ -7,14 +7,17 @@ import (
 	"path/filepath"
 )
 
-// The pinned versions of the test control plane. They must match the
-// variables at the top of hack/test-assets.sh (TestAssetsScriptAgrees checks
-// it) and the requirements in hack/tools/go.mod.
+// The pinned versions of the test control plane and of the real nodes'
+// add-ons. They must match the variables at the top of hack/test-assets.sh
+// (TestAssetsScriptAgrees checks it) and the requirements in hack/tools,
+// hack/coredns and hack/metrics-server's go.mod.
 const (
 	kubernetesVersion      = "v1.37.2"
 	etcdVersion            = "v3.7.0"
 	kwokVersion            = "v0.8.0"
 	controllerToolsVersion = "v0.23.0"
+	corednsVersion         = "v1.15.0"
+	metricsServerVersion   = "v0.8.0"
 )
 
 // buildCommand is what builds the assets; it is named in every message about a
@@ -24,13 +27,13 @@ const buildCommand = "make test-assets (or: hack/test-assets.sh)"
 // assetBinaries returns the executables hack/test-assets.sh puts in the
 // asset directory.
 func assetBinaries() []string {
-	return []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd", "kwok", "controller-gen", "kubelet", "kube-proxy", "kubectl"}
+	return []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd", "kwok", "controller-gen", "kubelet", "kube-proxy", "kubectl", "coredns", "metrics-server"}
 }
 
 // assetsKey names the asset directory after every pinned version, exactly as
 // hack/test-assets.sh does.
 func assetsKey() string {
-	return fmt.Sprintf("k8s-%s-etcd-%s-kwok-%s-cg-%s", kubernetesVersion, etcdVersion, kwokVersion, controllerToolsVersion)
+	return fmt.Sprintf("k8s-%s-etcd-%s-kwok-%s-cg-%s-coredns-%s-ms-%s", kubernetesVersion, etcdVersion, kwokVersion, controllerToolsVersion, corednsVersion, metricsServerVersion)
 }
 
 // CacheDir is the lab cache root, shared by every script and test helper that

@@ -50,6 +50,25 @@ func TestAssetsScriptAgrees(t *testing.T) {
 	if diff := cmp.Diff(cache+"/test-assets/"+scriptKey, got); diff != "" {
 		t.Errorf("asset directory differs from hack/test-assets.sh's (-script +helper):\n%s", diff)
 	}
+
+	// Each tools module requires the version the script names in the key.
+	for _, m := range []struct{ gomod, module, version string }{
+		{"../../hack/tools/go.mod", "k8s.io/kubernetes", "KUBERNETES_VERSION"},
+		{"../../hack/tools/go.mod", "go.etcd.io/etcd/server/v3", "ETCD_VERSION"},
+		{"../../hack/tools/go.mod", "sigs.k8s.io/kwok", "KWOK_VERSION"},
+		{"../../hack/tools/go.mod", "sigs.k8s.io/controller-tools", "CONTROLLER_TOOLS_VERSION"},
+		{"../../hack/coredns/go.mod", "github.com/coredns/coredns", "COREDNS_VERSION"},
+		{"../../hack/metrics-server/go.mod", "sigs.k8s.io/metrics-server", "METRICS_SERVER_VERSION"},
+	} {
+		gomod, err := os.ReadFile(m.gomod)
+		if err != nil {
+			t.Fatalf("read %s: %v", m.gomod, err)
+		}
+		want := m.module + " " + vars[m.version]
+		if !regexp.MustCompile(`(?m)^\s*(require\s+)?` + regexp.QuoteMeta(want) + `(\s|$)`).Match(gomod) {
+			t.Errorf("%s does not require %s (%s in hack/test-assets.sh)", m.gomod, want, m.version)
+		}
+	}
 }
 
 func TestAssetsDir(t *testing.T) {
@@ -72,7 +91,7 @@ func TestAssetsDir(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if want := tt.wantPrefix + "k8s-v1.37.2-etcd-v3.7.0-kwok-v0.8.0-cg-v0.23.0"; got != want {
+			if want := tt.wantPrefix + "k8s-v1.37.2-etcd-v3.7.0-kwok-v0.8.0-cg-v0.23.0-coredns-v1.15.0-ms-v0.8.0"; got != want {
 				t.Errorf("AssetsDir() = %q, want %q", got, want)
 			}
 		})

@@ -1,0 +1,35 @@
+// Command coredns is CoreDNS (github.com/coredns/coredns, the version in
+// go.mod) with only the plugins the real-node test tier uses, in CoreDNS's
+// own order (its plugin.cfg): cluster names from the Kubernetes API, a cache,
+// health and readiness. Leaving out the cloud back ends (route53, azure,
+// clouddns, etcd, ...) keeps the build to a fraction of the full binary's.
+// hack/test-assets.sh builds it into the test assets; internal/realnode runs
+// it on the test bridge as the cluster's DNS server.
+package main
+
+import (
+	"github.com/coredns/coredns/core/dnsserver"
+	"github.com/coredns/coredns/coremain"
+
+	_ "github.com/coredns/coredns/plugin/bind"
+	_ "github.com/coredns/coredns/plugin/cache"
+	_ "github.com/coredns/coredns/plugin/errors"
+	_ "github.com/coredns/coredns/plugin/health"
+	_ "github.com/coredns/coredns/plugin/kubernetes"
+	_ "github.com/coredns/coredns/plugin/loadbalance"
+	_ "github.com/coredns/coredns/plugin/log"
+	_ "github.com/coredns/coredns/plugin/loop"
+	_ "github.com/coredns/coredns/plugin/ready"
+)
+
+// directives are the plugins above in the order CoreDNS's plugin.cfg gives
+// them: a server block runs its plugins in this order, whatever the order
+// of the Corefile.
+func directives() []string {
+	return []string{"bind", "ready", "health", "errors", "log", "loadbalance", "cache", "kubernetes", "loop"}
+}
+
+func main() {
+	dnsserver.Directives = directives()
+	coremain.Run()
+}
