@@ -53,6 +53,15 @@ type Options struct {
 	// and become Running. Tests that only talk to the API leave it false and
 	// start faster.
 	Nodes bool
+	// RealNodes prepares the control plane for nodes whose kubelets really
+	// run (internal/realnode): the API server reaches kubelets by their
+	// InternalIP and sends aggregated API requests (metrics-server) to the
+	// addresses of the APIService's endpoints with a front-proxy client
+	// certificate; kube-controller-manager, with the controllers real nodes
+	// and volumes need and lab's node monitor timing, and kube-scheduler
+	// run, but no kwok and no simulated node. The first Start of a test
+	// binary decides it, and it excludes Nodes.
+	RealNodes bool
 }
 
 // Env is a running control plane.
@@ -75,7 +84,11 @@ type Env struct {
 	// pidsRecord lists the PIDs of etcd and kube-apiserver, so that a later
 	// test binary can kill them should this one die without stopping them.
 	pidsRecord string
-	nodes      bool // whether controllers, scheduler and kwok run
+	nodes      bool // whether kwok runs the simulated nodes
+	realNodes  bool // whether the API server is set up for real nodes
+	// controllers says whether kube-controller-manager and kube-scheduler
+	// run.
+	controllers bool
 }
 
 // shared is the control plane of this test binary. It is the package's one
@@ -140,13 +153,27 @@ func Start(tb testing.TB, opts Options) *Env {
 	ctx := tb.Context()
 	if shared.env == nil {
 		begin := time.Now()
-		env, err := newEnv(ctx, assets, slog.New(slog.DiscardHandler))
+		env, err := newEnv(ctx, assets, slog.New(slog.DiscardHandler), opts.RealNodes)
 		if err != nil {
 			shared.startErr = err
 			tb.Fatalf("start the control plane: %v", err)
 		}
 		shared.env = env
 		tb.Logf("control plane (etcd, kube-apiserver, CRDs) started in %v", time.Since(begin).Round(time.Millisecond))
+	}
+	switch {
+	case opts.RealNodes && !shared.env.realNodes:
+		tb.Fatal("controlplane.Start: RealNodes must be asked for by the first Start of the test binary; the control plane runs without")
+	case opts.Nodes && shared.env.realNodes:
+		tb.Fatal("controlplane.Start: simulated nodes (Nodes) and real nodes (RealNodes) do not mix in one test binary")
+	}
+	if opts.RealNodes && !shared.env.controllers {
+		begin := time.Now()
+		if err := shared.env.startControllers(ctx); err != nil {
+			shared.startErr = err
+			tb.Fatalf("start controllers and scheduler: %v", err)
+		}
+		tb.Logf("controllers and scheduler for real nodes started in %v", time.Since(begin).Round(time.Millisecond))
 	}
 	if opts.Nodes && !shared.env.nodes {
 		begin := time.Now()
@@ -161,12 +188,12 @@ func Start(tb testing.TB, opts Options) *Env {
 
 // newEnv starts etcd and kube-apiserver with envtest, installs the CRDs and
 // writes the kubeconfig.
-func newEnv(ctx context.Context, assets string, logger *slog.Logger) (env *Env, err error) {
+func newEnv(ctx context.Context, assets string, logger *slog.Logger, realNodes bool) (env *Env, err error) {
 	workDir, err := os.MkdirTemp("", "lab-controlplane-")
 	if err != nil {
 		return nil, fmt.Errorf("make a work directory: %w", err)
 	}
-	env = &Env{assets: assets, workDir: workDir, logger: logger}
+	env = &Env{assets: assets, workDir: workDir, logger: logger, realNodes: realNodes}
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, env.stop(true))
@@ -210,6 +237,11 @@ func newEnv(ctx context.Context, assets string, logger *slog.Logger) (env *Env, 
 		Set("bind-address", "127.0.0.1").
 		Set("advertise-address", "127.0.0.1").
 		Set("endpoint-reconciler-type", "none")
+	if realNodes {
+		if err := realNodeFlags(api.Configure(), workDir); err != nil {
+			return env, err
+		}
+	}
 	apiLog, err := env.logFile("kube-apiserver")
 	if err != nil {
 		return env, err

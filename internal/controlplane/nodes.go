@@ -74,6 +74,24 @@ func controllers() []string {
 	}
 }
 
+// realNodeControllers are the controllers that real nodes need beyond
+// controllers(): Endpoints that a test writes itself (a PostgreSQL stand-in,
+// metrics-server outside the cluster) mirrored into the EndpointSlices that
+// kube-proxy and the API server read, and persistent volumes bound and
+// protected as on k3s.
+func realNodeControllers() []string {
+	return []string{
+		"endpointslice-mirroring-controller",
+		"persistentvolume-binder-controller",
+		"persistentvolume-protection-controller",
+		"persistentvolumeclaim-protection-controller",
+	}
+}
+
+// realNodeMonitorGracePeriod is how long a real node's Lease may go
+// unrenewed before it is not ready: lab's k3s server argument.
+const realNodeMonitorGracePeriod = 20 * time.Second
+
 // nodeNames returns the simulated nodes' names, the server first.
 func nodeNames() []string {
 	return []string{serverNode, agentNode0, agentNode1}
@@ -118,6 +136,47 @@ func newNode(name string) *corev1.Node {
 	}
 }
 
+// startControllers starts kube-controller-manager and kube-scheduler.
+// Simulated nodes renew their Leases every second and are declared dead after
+// a few; real ones renew every 10 s and are given the 20 s of lab's k3s server
+// arguments.
+func (e *Env) startControllers(ctx context.Context) error {
+	kc := "--kubeconfig=" + e.Kubeconfig
+	ctrls, grace, hpaSync := controllers(), nodeMonitorGracePeriod, 5*time.Second
+	if e.realNodes {
+		ctrls, grace, hpaSync = append(ctrls, realNodeControllers()...), realNodeMonitorGracePeriod, 15*time.Second
+	}
+	components := []struct {
+		name string
+		args []string
+	}{
+		{"kube-controller-manager", []string{
+			kc,
+			"--secure-port=0",
+			"--leader-elect=false",
+			"--controllers=" + strings.Join(ctrls, ","),
+			"--node-monitor-period=" + nodeMonitorPeriod.String(),
+			"--node-monitor-grace-period=" + grace.String(),
+			"--horizontal-pod-autoscaler-sync-period=" + hpaSync.String(),
+			"--concurrent-gc-syncs=5",
+		}},
+		{"kube-scheduler", []string{
+			kc,
+			"--secure-port=0",
+			"--leader-elect=false",
+		}},
+	}
+	for _, c := range components {
+		p, err := startProcess(ctx, e.logger, e.workDir, c.name, filepath.Join(e.assets, c.name), c.args, nil)
+		if err != nil {
+			return err
+		}
+		e.procs = append(e.procs, p)
+	}
+	e.controllers = true
+	return nil
+}
+
 // startNodes starts kube-controller-manager, kube-scheduler and kwok, creates
 // the simulated nodes and waits until they are Ready.
 func (e *Env) startNodes(ctx context.Context) error {
@@ -127,27 +186,17 @@ func (e *Env) startNodes(ctx context.Context) error {
 	if err := os.WriteFile(kwokConfig, kwokstages.YAML(), 0o600); err != nil {
 		return fmt.Errorf("write the kwok configuration: %w", err)
 	}
+	if !e.controllers {
+		if err := e.startControllers(ctx); err != nil {
+			return err
+		}
+	}
 	kc := "--kubeconfig=" + e.Kubeconfig
 	components := []struct {
 		name string
 		args []string
 		env  []string
 	}{
-		{"kube-controller-manager", []string{
-			kc,
-			"--secure-port=0",
-			"--leader-elect=false",
-			"--controllers=" + strings.Join(controllers(), ","),
-			"--node-monitor-period=" + nodeMonitorPeriod.String(),
-			"--node-monitor-grace-period=" + nodeMonitorGracePeriod.String(),
-			"--horizontal-pod-autoscaler-sync-period=5s",
-			"--concurrent-gc-syncs=5",
-		}, nil},
-		{"kube-scheduler", []string{
-			kc,
-			"--secure-port=0",
-			"--leader-elect=false",
-		}, nil},
 		{"kwok", []string{
 			kc,
 			"--config=" + kwokConfig,
