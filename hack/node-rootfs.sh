@@ -1,13 +1,20 @@
 #!/usr/bin/env bash
-# Builds the Debian root filesystem of lab's test-only k3d node images
-# (internal/testnode): a debootstrap minbase of Debian bookworm with what a
-# k3s node needs around its own binary. Today the k3s stand-in uses only
-# /bin/sh, coreutils, iptables (k3d's DNS fix) and mount (k3d's mounts fix);
-# containerd, runc and the CNI plugins are there for the real kubelet that
-# will replace kwok (DESIGN.md, tier 3b).
+# Builds a Debian root filesystem for lab's test-only images
+# (internal/testnode): a debootstrap minbase of Debian bookworm with one of
+# two package sets.
 #
-#   hack/node-rootfs.sh     build unless cached; the last line of output is
-#                           the tarball's path
+#   node       what a k3s node needs around its own binary, for the k3d node
+#              image. Today the k3s stand-in uses only /bin/sh, coreutils,
+#              iptables (k3d's DNS fix) and mount (k3d's mounts fix);
+#              containerd, runc and the CNI plugins are there for a real
+#              kubelet (DESIGN.md, tier 3b).
+#   workloads  Redis, Sentinel and nginx from Debian's packages, the base of
+#              the images that stand in for the official redis and nginx
+#              images on the real nodes of internal/realnode.
+#
+#   hack/node-rootfs.sh [node|workloads]   build unless cached (default: node);
+#                                          the last line of output is the
+#                                          tarball's path
 #
 # The tarball is cached in
 #   ${LAB_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/lab}/node-rootfs/<key>.tar
@@ -21,7 +28,14 @@ set -euo pipefail
 
 SUITE=bookworm
 VARIANT=minbase
-PACKAGES=(ca-certificates containerd containernetworking-plugins iproute2 iptables procps runc)
+case "${1:-node}" in
+  node) PACKAGES=(ca-certificates containerd containernetworking-plugins iproute2 iptables procps runc) ;;
+  workloads) PACKAGES=(nginx-light redis-sentinel redis-server redis-tools) ;;
+  *)
+    echo "node-rootfs: unknown package set ${1}; want node or workloads" >&2
+    exit 2
+    ;;
+esac
 # TRIM names what is removed after debootstrap; it is part of the key.
 TRIM="v1: apt archives and lists, docs, man and info pages, locales, logs"
 MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"

@@ -159,12 +159,12 @@ func Build(ctx context.Context, opts Options) (Images, error) {
 	}
 	defer func() { _ = os.RemoveAll(tmp) }()
 	start := time.Now()
-	bins, err := buildStandins(ctx, moduleDir, tmp)
+	bins, err := buildStandins(ctx, moduleDir, tmp, "k3s", "k3d-proxy", "k3d-tools")
 	if err != nil {
 		return Images{}, err
 	}
 	log.Debug("built the stand-in binaries", "elapsed", time.Since(start).Round(time.Millisecond))
-	rootfs, rootfsSum, err := nodeRootfs(ctx, log, moduleDir)
+	rootfs, rootfsSum, err := nodeRootfs(ctx, log, moduleDir, "node")
 	if err != nil {
 		return Images{}, err
 	}
@@ -237,7 +237,7 @@ func Build(ctx context.Context, opts Options) (Images, error) {
 		}
 		*s.dst = img
 	}
-	pruneArchives(dir, imgs, log)
+	pruneArchives(dir, []string{NodeRepository, LoadBalancerRepository, ToolsRepository}, imgs.All(), log)
 	log.Info("stand-in images ready", "node", imgs.Node.Ref, "elapsed", time.Since(start).Round(time.Millisecond))
 	return imgs, nil
 }
@@ -255,10 +255,9 @@ func findModule(ctx context.Context) (string, error) {
 	return filepath.Dir(gomod), nil
 }
 
-// buildStandins builds the stand-in programs as static Linux binaries into
-// dir and returns their paths by name.
-func buildStandins(ctx context.Context, moduleDir, dir string) (map[string]string, error) {
-	names := []string{"k3s", "k3d-proxy", "k3d-tools"}
+// buildStandins builds the stand-in programs (internal/testnode/cmd/<name>)
+// as static Linux binaries into dir and returns their paths by name.
+func buildStandins(ctx context.Context, moduleDir, dir string, names ...string) (map[string]string, error) {
 	args := []string{"build", "-trimpath", "-ldflags=-s -w", "-o", dir + string(filepath.Separator)}
 	for _, n := range names {
 		args = append(args, "./internal/testnode/cmd/"+n)
@@ -276,12 +275,13 @@ func buildStandins(ctx context.Context, moduleDir, dir string) (map[string]strin
 	return bins, nil
 }
 
-// nodeRootfs runs hack/node-rootfs.sh and returns the tarball and its
-// SHA-256. The script exits 3 when the machine lacks what it needs.
-func nodeRootfs(ctx context.Context, log *slog.Logger, moduleDir string) (string, string, error) {
+// nodeRootfs runs hack/node-rootfs.sh for a package set (node, workloads)
+// and returns the tarball and its SHA-256. The script exits 3 when the
+// machine lacks what it needs.
+func nodeRootfs(ctx context.Context, log *slog.Logger, moduleDir, set string) (string, string, error) {
 	start := time.Now()
 	var stdout, stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, "bash", filepath.Join(moduleDir, "hack", "node-rootfs.sh"))
+	cmd := exec.CommandContext(ctx, "bash", filepath.Join(moduleDir, "hack", "node-rootfs.sh"), set)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
 		var exit *exec.ExitError
@@ -331,6 +331,10 @@ type spec struct {
 	env         []string
 	workdir     string
 	description string
+	// user and stopSignal are the image's; empty leaves them unset (and
+	// out of the key, so that the images without them keep their tags).
+	user       string
+	stopSignal string
 }
 
 // layerSource is a layer: an existing tarball (path, with its SHA-256 in
@@ -363,6 +367,9 @@ func (s spec) key(ctx context.Context, arch string) (string, error) {
 	in := []string{
 		formatVersion, s.kind, s.repo, arch, s.workdir, s.description,
 		strings.Join(s.entrypoint, " "), strings.Join(s.cmd, " "), strings.Join(s.env, " "),
+	}
+	if s.user != "" || s.stopSignal != "" {
+		in = append(in, "user "+s.user, "stop signal "+s.stopSignal)
 	}
 	for _, l := range s.layers {
 		in = append(in, "layer "+l.createdBy)
@@ -451,6 +458,8 @@ func (s spec) image(ctx context.Context, ref, arch string) (v1.Image, error) {
 	cf.Config.Cmd = s.cmd
 	cf.Config.Env = s.env
 	cf.Config.WorkingDir = s.workdir
+	cf.Config.User = s.user
+	cf.Config.StopSignal = s.stopSignal
 	cf.Config.Labels = map[string]string{
 		ImageLabel:                             s.kind,
 		"org.opencontainers.image.description": s.description,
@@ -573,21 +582,21 @@ func copyFile(tw *tar.Writer, header func(string, int64, byte, int64) error, f f
 // cache after its last use; another checkout may still be using it.
 const staleAfter = time.Hour
 
-// pruneArchives removes the archives of other keys of the stand-ins'
-// repositories that were not used for staleAfter. Failures only cost disk
+// pruneArchives removes the archives of the given repositories that are
+// not those of keep and were not used for staleAfter. Failures only cost disk
 // space and are logged.
-func pruneArchives(dir string, keep Images, log *slog.Logger) {
+func pruneArchives(dir string, repos []string, keep []Image, log *slog.Logger) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return
 	}
 	current := map[string]bool{}
-	for _, img := range keep.All() {
+	for _, img := range keep {
 		current[filepath.Base(img.Archive)] = true
 	}
 	for _, e := range entries {
 		n := e.Name()
-		if current[n] || !strings.HasSuffix(n, ".tar") || !isStandinArchive(n) {
+		if current[n] || !strings.HasSuffix(n, ".tar") || !isArchiveOf(n, repos) {
 			continue
 		}
 		fi, err := e.Info()
@@ -602,8 +611,10 @@ func pruneArchives(dir string, keep Images, log *slog.Logger) {
 	}
 }
 
-func isStandinArchive(n string) bool {
-	for _, repo := range []string{NodeRepository, LoadBalancerRepository, ToolsRepository} {
+// isArchiveOf reports whether n is the archive name of an image of one of
+// the repositories (<base name of the repository>-<key>.tar).
+func isArchiveOf(n string, repos []string) bool {
+	for _, repo := range repos {
 		if strings.HasPrefix(n, filepath.Base(repo)+"-") {
 			return true
 		}
