@@ -2,6 +2,7 @@ package services
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -38,6 +39,23 @@ type Postgres struct {
 // loses nothing on a graceful stop or a process kill (only an OS crash).
 func StartPostgres(tb testing.TB) *Postgres {
 	tb.Helper()
+	return StartPostgresWith(tb, PostgresOptions{})
+}
+
+// PostgresOptions open a server of StartPostgresWith beyond loopback.
+type PostgresOptions struct {
+	// Listen are addresses the server listens on besides 127.0.0.1, e.g.
+	// the host's address on a test bridge.
+	Listen []string
+	// HBA are pg_hba.conf lines added after initdb's loopback ones, e.g.
+	// "host all all 198.18.0.0/15 scram-sha-256".
+	HBA []string
+}
+
+// StartPostgresWith is StartPostgres with the server also listening on
+// opts.Listen and accepting the clients opts.HBA allows.
+func StartPostgresWith(tb testing.TB, opts PostgresOptions) *Postgres {
+	tb.Helper()
 	initdb, ok1 := lookBinary("initdb", PostgresBinDir)
 	postgres, ok2 := lookBinary("postgres", PostgresBinDir)
 	if !ok1 || !ok2 {
@@ -59,6 +77,16 @@ func StartPostgres(tb testing.TB) *Postgres {
 	if out, err := init.CombinedOutput(); err != nil {
 		tb.Fatalf("initdb: %v\n%s", err, out)
 	}
+	if len(opts.HBA) > 0 {
+		hba, err := os.OpenFile(filepath.Join(data, "pg_hba.conf"), os.O_APPEND|os.O_WRONLY, 0)
+		if err == nil {
+			_, err = hba.WriteString(strings.Join(opts.HBA, "\n") + "\n")
+			err = errors.Join(err, hba.Close())
+		}
+		if err != nil {
+			tb.Fatalf("add to pg_hba.conf: %v", err)
+		}
+	}
 	pg := &Postgres{
 		Port:    FreePort(tb),
 		DataDir: data,
@@ -71,7 +99,7 @@ func StartPostgres(tb testing.TB) *Postgres {
 		args: []string{
 			"-D", data,
 			"-p", strconv.Itoa(pg.Port),
-			"-c", "listen_addresses=127.0.0.1",
+			"-c", "listen_addresses=" + strings.Join(append([]string{"127.0.0.1"}, opts.Listen...), ","),
 			"-c", "unix_socket_directories=",
 			"-c", "fsync=off",
 			"-c", "full_page_writes=off",
