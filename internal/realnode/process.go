@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -125,23 +126,25 @@ func logTails(dir string, n int64) string {
 	return b.String()
 }
 
-// forwarder accepts TCP connections on one address and relays each to
-// another; it stands between the nodes and the API server, which listens
-// on loopback only.
+// forwarder accepts TCP connections on one address and relays each to one
+// of its targets in turn: between the nodes and the API server, which
+// listens on loopback only, and as k3d's load balancer in front of the
+// nodes.
 type forwarder struct {
 	l      net.Listener
-	to     string
+	to     []string
+	next   atomic.Uint64
 	wg     sync.WaitGroup
 	mu     sync.Mutex
 	open   map[net.Conn]struct{}
 	closed bool
 }
 
-func listenForward(ctx context.Context, addr, to string) (*forwarder, error) {
+func listenForward(ctx context.Context, addr string, to ...string) (*forwarder, error) {
 	var lc net.ListenConfig
 	l, err := lc.Listen(ctx, "tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("listen on %s to forward to %s: %w", addr, to, err)
+		return nil, fmt.Errorf("listen on %s to forward to %v: %w", addr, to, err)
 	}
 	f := &forwarder{l: l, to: to, open: map[net.Conn]struct{}{}}
 	f.wg.Add(1)
@@ -183,7 +186,7 @@ func (f *forwarder) track(c net.Conn, on bool) {
 func (f *forwarder) relay(c net.Conn) {
 	defer c.Close()
 	d := net.Dialer{Timeout: 5 * time.Second}
-	up, err := d.Dial("tcp", f.to)
+	up, err := d.Dial("tcp", f.to[(f.next.Add(1)-1)%uint64(len(f.to))])
 	if err != nil {
 		return
 	}

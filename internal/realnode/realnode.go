@@ -96,6 +96,8 @@ type Cluster struct {
 	nodes    []*process
 	addons   []*process
 	api      *forwarder
+	// stopProvisioner stops the local-path provisioner.
+	stopProvisioner func()
 }
 
 // Node is one running node.
@@ -239,6 +241,16 @@ func (c *Cluster) up(ctx context.Context, assets string, opts Options) error {
 	if err := c.startAddons(ctx, assets); err != nil {
 		return err
 	}
+	if err := createStorageClass(ctx, c.env.Client); err != nil {
+		return err
+	}
+	pctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.provision(pctx, c.log)
+	}()
+	c.stopProvisioner = func() { stop(); <-done }
 	return c.waitReady(ctx)
 }
 
@@ -640,6 +652,9 @@ func (c *Cluster) waitReady(ctx context.Context) error {
 // test: the logs stay, and the next tier sweeps them).
 func (c *Cluster) stop(ctx context.Context, keep bool) error {
 	var errs []error
+	if c.stopProvisioner != nil {
+		c.stopProvisioner()
+	}
 	for _, n := range c.Nodes {
 		_ = c.env.Client.Delete(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: n.Name}})
 	}
