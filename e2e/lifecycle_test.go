@@ -28,6 +28,7 @@ import (
 
 	"github.com/jewelry-shop/lab/cluster"
 	"github.com/jewelry-shop/lab/internal/dockertest"
+	"github.com/jewelry-shop/lab/internal/labbin"
 )
 
 // lifecycle is one cluster's settings for the lab binary: a name, ports and
@@ -136,7 +137,7 @@ func TestLifecycleInterrupted(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, "up")
-	cmd.Env = labEnv(lc.env)
+	cmd.Env = labbin.Env(lc.env)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Start(); err != nil {
