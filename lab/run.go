@@ -116,6 +116,11 @@ func (x *execution) step(ctx context.Context, i int, s Step) error {
 		if fr == nil {
 			return nil
 		}
+		if why := r.cfg.NotRun[fr.exp.Name]; why != "" {
+			fr.f.NotRun = why
+			r.event(s.Experiment.Name + ": not run")
+			return nil
+		}
 		if !sleepUntil(ctx, x.base.Add(r.scale(s.Offset-x.pl.LoadStart))) {
 			return ctx.Err()
 		}

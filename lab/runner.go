@@ -101,6 +101,11 @@ type RunnerConfig struct {
 	// Unavailable says, per capability that is not wired, why (e.g. node
 	// failure on a cluster lab did not create), for the report.
 	Unavailable map[Capability]string
+	// NotRun says, per experiment of the plan that cannot run on this
+	// cluster although everything is wired, why (e.g. a PostgreSQL that no
+	// operator manages has no primary pod to fail); the experiment is then
+	// reported not run, with that reason, and not attempted.
+	NotRun map[string]string
 	// Replicas watches the web workload and its HPA from the load's start
 	// to the end of the scale-down watch.
 	Replicas ReplicaObserver

@@ -176,3 +176,25 @@ func TestRunnerStress(t *testing.T) {
 		})
 	}
 }
+
+// TestRunnerNotRunExperiment: an experiment the cluster cannot have (a
+// PostgreSQL no operator manages has no primary pod) is reported not run
+// with the reason, and nothing is applied for it; the others run.
+func TestRunnerNotRunExperiment(t *testing.T) {
+	t.Parallel()
+	w := newWorld()
+	pl := shortPlan(t, chaosmesh.PostgresPrimaryFailure, chaosmesh.RedisMasterFailure)
+	r, _, _ := newTestRunner(w, pl.Profile.Users, false)
+	r.cfg.NotRun = map[string]string{chaosmesh.PostgresPrimaryFailure: "no PostgreSQL pod to target: a stand-in"}
+	run, err := r.Run(t.Context(), pl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkRenders(t, run)
+	if q := requirementRows(run)["R29"]; q.Status != reports.NotRun || !strings.Contains(q.Reason, "a stand-in") {
+		t.Errorf("R29 = %+v, want not run with the reason", q)
+	}
+	if diff := cmp.Diff([]string{chaosmesh.RedisMasterFailure}, w.applied); diff != "" {
+		t.Errorf("applied (-want +got):\n%s", diff)
+	}
+}

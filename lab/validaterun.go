@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -122,7 +123,7 @@ func (l *Lab) notStarted(v validationRun, why error) (RunnerConfig, *Plan) {
 		Unavailable: unavailable,
 		RunID:       v.runID,
 		Seed:        int64(v.seed),
-		Environment: l.environment(v.profile.Name, ""),
+		Environment: l.environment(v.profile.Name, "", false),
 		Now:         v.now,
 		Log:         l.log,
 		Progress:    l.progress,
@@ -152,9 +153,11 @@ func (l *Lab) validationTarget(ctx context.Context, opts ValidateOptions) (valid
 		if err != nil || u.Host == "" {
 			return validationTarget{}, &NotALabError{Problem: fmt.Sprintf("--target %q is not a URL", opts.Target), Fix: "pass it like https://shop.staging.example"}
 		}
+		targets := defaultStackTargets(opts.Target)
+		targets.WithoutOperator = true
 		return validationTarget{
 			name: name, kubeconfig: kc, shopURL: opts.Target, shopHost: u.Hostname(),
-			probe: kube.NewStackProbe(defaultStackTargets(opts.Target)),
+			probe: kube.NewStackProbe(targets),
 		}, nil
 	}
 	info, err := l.clusters.Get(ctx, c.Name)
@@ -219,17 +222,23 @@ func (l *Lab) startStoppedNodes(ctx context.Context, info *cluster.Info) error {
 	return nil
 }
 
-// environment lists the versions the report states.
-func (l *Lab) environment(profile, clusterName string) map[string]string {
+// environment lists the versions the report states. Of a cluster lab did
+// not create (foreign), the k3d, k3s and chart versions lab would install
+// say nothing: runnerConfig reads that cluster's own facts instead.
+func (l *Lab) environment(profile, clusterName string, foreign bool) map[string]string {
 	env := map[string]string{
-		"k3s image":               l.cfg.Cluster.Image,
-		"k3d helpers":             l.cfg.Cluster.HelperImageTag,
-		"profile":                 profile,
-		"stack profile":           l.cfg.Stack.Profile,
-		"shop image file":         l.cfg.ShopImageArchive(),
-		"chart chaos-mesh":        charts.ChaosMeshVersion,
-		"chart postgres-operator": charts.PostgresOperatorVersion,
-		"lab":                     l.build,
+		"profile":         profile,
+		"shop image file": l.cfg.ShopImageArchive(),
+		"lab":             l.build,
+	}
+	if !foreign {
+		maps.Copy(env, map[string]string{
+			"k3s image":               l.cfg.Cluster.Image,
+			"k3d helpers":             l.cfg.Cluster.HelperImageTag,
+			"stack profile":           l.cfg.Stack.Profile,
+			"chart chaos-mesh":        charts.ChaosMeshVersion,
+			"chart postgres-operator": charts.PostgresOperatorVersion,
+		})
 	}
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		for _, d := range bi.Deps {

@@ -3,10 +3,12 @@ package lab
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
 
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
 
 	"github.com/jewelry-shop/lab/chaosmesh"
@@ -39,6 +41,8 @@ func (l *Lab) runnerConfig(ctx context.Context, target validationTarget, v valid
 
 	targets := chartTargets(StackNamespace, StackRelease)
 	unavailable := map[Capability]string{}
+	notRun := map[string]string{}
+	environment := l.environment(p.Name, target.name, target.lab == nil)
 	nodes := NodeFailer(nil)
 	stopper := target.stopper
 	if stopper == nil && target.lab != nil {
@@ -56,6 +60,31 @@ func (l *Lab) runnerConfig(ctx context.Context, target validationTarget, v valid
 				return err
 			}
 			found = append(found, "Redis master "+targets.RedisMasterPod)
+		}
+		if target.lab == nil {
+			// A cluster lab did not create may run PostgreSQL without
+			// the postgres-operator: then nothing is a primary pod.
+			dyn, err := dynamic.NewForConfig(rc)
+			if err != nil {
+				return fmt.Errorf("create Kubernetes client: %w", err)
+			}
+			why, err := kube.PostgresWithoutOperator(ctx, dyn, cs, StackNamespace, defaultStackTargets("").PostgresName)
+			if err != nil {
+				return err
+			}
+			if why != "" {
+				environment["postgresql"] = why
+				for _, e := range []string{chaosmesh.PostgresPrimaryFailure, chaosmesh.WebPostgresPartition} {
+					if slices.Contains(p.Experiments, e) {
+						notRun[e] = "no PostgreSQL pod to target: " + why
+					}
+				}
+			}
+			facts, err := kube.ClusterFacts(ctx, cs, charts.ChaosMeshNamespace)
+			if err != nil {
+				return err
+			}
+			maps.Copy(environment, facts)
 		}
 		if slices.Contains(p.Experiments, chaosmesh.NodeFailure) && stopper != nil {
 			var err error
@@ -113,6 +142,7 @@ func (l *Lab) runnerConfig(ctx context.Context, target validationTarget, v valid
 		Chaos:       engine,
 		Nodes:       nodes,
 		Unavailable: unavailable,
+		NotRun:      notRun,
 		Leaders: kube.Leaders{
 			Exec: execer, Kube: cs, Namespace: StackNamespace,
 			Postgres: targets.Postgres, Redis: redisLabels,
@@ -146,7 +176,7 @@ func (l *Lab) runnerConfig(ctx context.Context, target validationTarget, v valid
 		Sweep:       func(ctx context.Context) ([]string, error) { return engine.Sweep(ctx, StackNamespace) },
 		RunID:       v.runID,
 		Seed:        int64(v.seed),
-		Environment: l.environment(p.Name, target.name),
+		Environment: environment,
 		Now:         v.now,
 		Log:         l.log,
 		Progress:    l.progress,

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
@@ -71,6 +72,11 @@ type StackTargets struct {
 	SentinelName   string            // the Sentinel container
 	MasterName     string            // the name Sentinel monitors
 	IngressURL     string            // the shop through the cluster's ingress
+	// WithoutOperator accepts a PostgreSQL that the postgres-operator does
+	// not manage (no postgresql resource) when its primary Service has a
+	// ready endpoint: on a cluster lab did not create, PostgreSQL may be
+	// provided otherwise. Its failover is then reported not run.
+	WithoutOperator bool
 }
 
 // StackProbe checks the stack through the Kubernetes API, the Sentinels
@@ -120,6 +126,16 @@ var postgresqlGVR = schema.GroupVersionResource{Group: "acid.zalan.do", Version:
 func (p *StackProbe) postgres(ctx context.Context, kube kubernetes.Interface, dyn dynamic.Interface) Check {
 	c := Check{Name: "PostgreSQL"}
 	obj, err := dyn.Resource(postgresqlGVR).Namespace(p.t.Namespace).Get(ctx, p.t.PostgresName, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) && p.t.WithoutOperator {
+		ready, err := serviceEndpoints(ctx, kube, p.t.Namespace, p.t.PostgresName)
+		if err != nil {
+			c.Detail = fmt.Sprintf("no postgresql %s, and its primary Service: %v", p.t.PostgresName, err)
+			return c
+		}
+		c.OK = len(ready) > 0
+		c.Detail = fmt.Sprintf("not the postgres-operator's (no postgresql %s); Service %s has ready endpoints %v", p.t.PostgresName, p.t.PostgresName, ready)
+		return c
+	}
 	if err != nil {
 		c.Detail = fmt.Sprintf("postgresql %s: %v", p.t.PostgresName, err)
 		return c

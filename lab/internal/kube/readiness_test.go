@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/dynamic"
@@ -142,4 +143,62 @@ func kubeconfigOf(t *testing.T, env *controlplane.Env) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestPostgresWithoutOperator: on a cluster where no postgresql resource
+// names the chart's PostgreSQL, the readiness of a foreign cluster accepts
+// the primary Service when it has a ready endpoint (lab's own never does),
+// and PostgresWithoutOperator says where the Service leads; with the
+// resource it says nothing.
+func TestPostgresWithoutOperator(t *testing.T) {
+	env := controlplane.Start(t, controlplane.Options{})
+	kube := kubernetes.NewForConfigOrDie(env.Config)
+	dyn := dynamic.NewForConfigOrDie(env.Config)
+	ns := env.Namespace(t)
+	ctx := t.Context()
+	targets := testStackTargets("http://127.0.0.1:1")
+	targets.Namespace = ns
+
+	why, err := PostgresWithoutOperator(ctx, dyn, kube, ns, "jewelry-shop-db")
+	if err != nil || !strings.Contains(why, "and so is the Service") {
+		t.Errorf("no resource, no Service: %q, %v", why, err)
+	}
+	if _, err := kube.CoreV1().Services(ns).Create(ctx, &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "jewelry-shop-db"},
+		Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 5432}}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	port, ready := int32(5432), true
+	if _, err := kube.DiscoveryV1().EndpointSlices(ns).Create(ctx, &discoveryv1.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Name: "jewelry-shop-db-x", Labels: map[string]string{"kubernetes.io/service-name": "jewelry-shop-db"}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"198.18.0.1"}, Conditions: discoveryv1.EndpointConditions{Ready: &ready}}},
+		Ports:       []discoveryv1.EndpointPort{{Port: &port}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	why, err = PostgresWithoutOperator(ctx, dyn, kube, ns, "jewelry-shop-db")
+	if err != nil || !strings.Contains(why, "not the operator's") || !strings.Contains(why, "198.18.0.1:5432") {
+		t.Errorf("no resource, a Service: %q, %v", why, err)
+	}
+	for _, foreign := range []bool{false, true} {
+		targets.WithoutOperator = foreign
+		c := NewStackProbe(targets).postgres(ctx, kube, dyn)
+		if c.OK != foreign {
+			t.Errorf("WithoutOperator=%t: the PostgreSQL check is %+v", foreign, c)
+		}
+	}
+
+	pg := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "acid.zalan.do/v1", "kind": "postgresql",
+		"metadata": map[string]any{"name": "jewelry-shop-db", "namespace": ns},
+		"spec":     map[string]any{"teamId": "jewelry", "numberOfInstances": int64(3), "postgresql": map[string]any{"version": "17"}, "volume": map[string]any{"size": "1Gi"}},
+	}}
+	if _, err := dyn.Resource(postgresqlGVR).Namespace(ns).Create(ctx, pg, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if why, err := PostgresWithoutOperator(ctx, dyn, kube, ns, "jewelry-shop-db"); why != "" || err != nil {
+		t.Errorf("with the resource: %q, %v; want nothing", why, err)
+	}
 }
