@@ -108,6 +108,12 @@ func (r *Runner) experiment(ctx context.Context, fr *faultRun) (err error) {
 	if inj.FromRecords {
 		how += " (time from its records)"
 	}
+	if inj.FromRecords && x.InjectedAt.Before(x.AppliedAt) {
+		// Chaos Mesh's records keep whole seconds: a time before the
+		// experiment even existed is the truncation, not the injection.
+		how = fmt.Sprintf("Chaos Mesh reports the fault injected; its records say %s, to the second, before lab applied it: the application time is taken", x.InjectedAt.UTC().Format("15:04:05"))
+		x.InjectedAt = x.AppliedAt
+	}
 	x.Event(x.InjectedAt, "chaos", how)
 	end := time.Now().Add(hold)
 	if isStress && hold > 0 && sleepUntil(ctx, time.Now().Add(hold/2)) {

@@ -198,3 +198,41 @@ func TestRunnerNotRunExperiment(t *testing.T) {
 		t.Errorf("applied (-want +got):\n%s", diff)
 	}
 }
+
+// truncatingChaos reports every injection with Chaos Mesh's record time
+// truncated to the second, as its status keeps it.
+type truncatingChaos struct{ fakeChaos }
+
+func (f truncatingChaos) WaitInjected(ctx context.Context, a *chaosmesh.Applied, timeout time.Duration) (chaosmesh.Injection, error) {
+	inj, err := f.fakeChaos.WaitInjected(ctx, a, timeout)
+	inj.At, inj.FromRecords = inj.At.Truncate(time.Second).Add(-time.Second), true
+	return inj, err
+}
+
+// TestRunnerInjectionNotBeforeApplied: a record time before the experiment
+// was applied (Chaos Mesh keeps whole seconds) is not taken as the
+// injection; the application time is, and the timeline says why.
+func TestRunnerInjectionNotBeforeApplied(t *testing.T) {
+	t.Parallel()
+	w := newWorld()
+	pl := shortPlan(t, chaosmesh.WebPodKill)
+	r, _, _ := newTestRunner(w, pl.Profile.Users, false)
+	r.cfg.Chaos = truncatingChaos{fakeChaos{w: w}}
+	run, err := r.Run(t.Context(), pl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := experimentNamed(run, chaosmesh.WebPodKill)
+	var applied time.Time
+	for _, ev := range e.Timeline {
+		if ev.What == "experiment applied" {
+			applied = ev.At
+		}
+	}
+	if applied.IsZero() || !e.InjectedAt.Equal(applied) {
+		t.Errorf("injected at %s, applied at %s; want the application time", e.InjectedAt, applied)
+	}
+	if md := checkRenders(t, run); !strings.Contains(md, "before lab applied it") {
+		t.Errorf("the report does not say why the record time was not taken:\n%s", md)
+	}
+}
