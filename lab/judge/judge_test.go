@@ -177,6 +177,16 @@ func TestRequirements(t *testing.T) {
 		{"R27", "web pods back", nil, nil, reports.Pass, "Ready again after 10s"},
 		{"R27", "too slow", nil, func(c *Criteria) { c.Thresholds.PodRecovery = 5 * time.Second }, reports.Fail, "not <= 5s"},
 		{"R27", "not in the profile", func(o *Observation) { o.Faults = o.Faults[1:] }, nil, reports.NotInProfile, "no web pod experiment"},
+		{"R27", "the count missed the dip, the replacement shows it", func(o *Observation) {
+			o.Replicas.Ready = []measure.ReplicaPoint{{At: t0, Replicas: 3}}
+			o.Replicas.Pods = []PodSeen{{Name: "web-a", Created: t0, ReadyAt: at(1)}, {Name: "web-new", Created: at(60), ReadyAt: at(63.5)}, {Name: "web-later", Created: at(90), ReadyAt: at(95)}}
+		}, nil, reports.Pass, "the replacement pod passed its readiness probe, all web replicas Ready, 3.5s after the kill"},
+		{"R27", "the replacement later than the count", func(o *Observation) {
+			o.Replicas.Pods = []PodSeen{{Name: "web-new", Created: at(60), ReadyAt: at(75)}}
+		}, nil, reports.Pass, "15s after the kill"},
+		{"R27", "a replacement too slow", func(o *Observation) {
+			o.Replicas.Pods = []PodSeen{{Name: "web-new", Created: at(60), ReadyAt: at(130)}}
+		}, nil, reports.Fail, "1m10s"},
 		{"R28", "pods moved", nil, nil, reports.Pass, "slowest 30s <= 1m30s"},
 		{"R28", "pod stuck", func(o *Observation) { o.Faults[5].Node.Pods[0].Replacement = "" }, nil, reports.Fail, "web-1"},
 		{"R28", "not a lab cluster", func(o *Observation) { o.Faults[5].NotRun, o.Faults[5].Node = "not a lab cluster", nil }, nil, reports.NotRun, "not a lab cluster"},

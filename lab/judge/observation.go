@@ -176,6 +176,19 @@ type Replicas struct {
 	Min, Max    int32
 	// HPAMissing says why the autoscaler was not observed.
 	HPAMissing string
+	// Pods are the workload's pods the observer saw, in the order it first
+	// saw them: what the Ready count cannot show, such as a killed pod's
+	// replacement that is Ready before the count was read again.
+	Pods []PodSeen
+}
+
+// PodSeen is one pod of the watched workload as the observer saw it.
+type PodSeen struct {
+	Name string
+	// Created is the pod's creation time (to the second, as the API
+	// stores it); ReadyAt is when the observer first saw it Ready, zero if
+	// it never did.
+	Created, ReadyAt time.Time
 }
 
 // Usage is the summed resource usage of some pods, from the metrics API.

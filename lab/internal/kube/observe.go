@@ -53,6 +53,7 @@ func (k ReplicaObserver) Observe(ctx context.Context) (judge.Replicas, error) {
 	}
 	var lastErr error
 	seen := false
+	pods := map[string]int{} // index in r.Pods
 	t := time.NewTicker(poll)
 	defer t.Stop()
 	for {
@@ -67,6 +68,9 @@ func (k ReplicaObserver) Observe(ctx context.Context) (judge.Replicas, error) {
 				want = *d.Spec.Replicas
 			}
 			r.Desired = add(r.Desired, at, want)
+			if err := k.observePods(ctx, d.Spec.Selector, at, &r, pods); err != nil && ctx.Err() == nil {
+				lastErr = err
+			}
 		case ctx.Err() == nil:
 			lastErr = fmt.Errorf("read deployment %s/%s: %w", k.Namespace, k.Deployment, err)
 		}
@@ -97,4 +101,32 @@ func (k ReplicaObserver) Observe(ctx context.Context) (judge.Replicas, error) {
 		case <-t.C:
 		}
 	}
+}
+
+// observePods records the workload's pods: when each was created and when
+// it was first seen Ready.
+func (k ReplicaObserver) observePods(ctx context.Context, sel *metav1.LabelSelector, at time.Time, r *judge.Replicas, index map[string]int) error {
+	if sel == nil {
+		return nil
+	}
+	s, err := metav1.LabelSelectorAsSelector(sel)
+	if err != nil {
+		return fmt.Errorf("read the selector of deployment %s/%s: %w", k.Namespace, k.Deployment, err)
+	}
+	list, err := k.Kube.CoreV1().Pods(k.Namespace).List(ctx, metav1.ListOptions{LabelSelector: s.String()})
+	if err != nil {
+		return fmt.Errorf("list the pods of deployment %s/%s: %w", k.Namespace, k.Deployment, err)
+	}
+	for _, p := range list.Items {
+		i, ok := index[p.Name]
+		if !ok {
+			i = len(r.Pods)
+			index[p.Name] = i
+			r.Pods = append(r.Pods, judge.PodSeen{Name: p.Name, Created: p.CreationTimestamp.Time})
+		}
+		if r.Pods[i].ReadyAt.IsZero() && p.DeletionTimestamp == nil && podIsReady(&p) {
+			r.Pods[i].ReadyAt = at
+		}
+	}
+	return nil
 }
