@@ -89,7 +89,12 @@ func availabilityRows(o *Observation, d runData, figs []*figures) []reports.Avai
 		if o.Timeline == nil {
 			a.NotMeasured = fmt.Sprintf("no prober timeline: %v", o.TimelineErr)
 		} else if st, ok := o.Timeline.Stores[store]; ok {
+			// The prober writes from its start, before the run: only the
+			// run's writes count when they can be told apart.
 			a.Count = reports.Count{Requests: st.Acked + st.Failed, Failures: st.Failed}
+			if len(st.Samples) > 0 {
+				a.Count = repCount(measure.Tally(d.stores[store], measure.Window{Start: o.Started, End: o.Finished}))
+			}
 		} else {
 			a.NotMeasured = "the prober has no " + store + " store"
 		}
