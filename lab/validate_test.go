@@ -2,10 +2,12 @@ package lab
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -37,18 +39,28 @@ current-context: staging
 		opts     ValidateOptions
 		want     string
 		report   bool
+		config   func(*Config)
 	}{
-		{"no lab", nil, ValidateOptions{Profile: "quick"}, "bring it up first with `lab up`", true},
-		{"foreign cluster", foreign, ValidateOptions{Profile: "quick"}, "--allow-chaos-on-foreign-cluster", true},
-		{"unreachable API", nil, ValidateOptions{Profile: "quick", Kubeconfig: unreachable, Target: "http://127.0.0.1:1", AllowForeignCluster: true}, "127.0.0.1:1", true},
-		{"unknown profile", healthy("jewelry-shop"), ValidateOptions{Profile: "soak"}, `no profile "soak"`, false},
+		{"no lab", nil, ValidateOptions{Profile: "quick"}, "bring it up first with `lab up`", true, nil},
+		{"foreign cluster", foreign, ValidateOptions{Profile: "quick"}, "--allow-chaos-on-foreign-cluster", true, nil},
+		{"unreachable API", nil, ValidateOptions{Profile: "quick", Kubeconfig: unreachable, Target: "http://127.0.0.1:1", AllowForeignCluster: true}, "127.0.0.1:1", true, nil},
+		{"unknown profile", healthy("jewelry-shop"), ValidateOptions{Profile: "soak"}, `no profile "soak"`, false, nil},
+		{"a plan that does not fit its load", nil, ValidateOptions{Profile: "short"}, "bring it up first", true, func(c *Config) {
+			p := c.Profiles["quick"]
+			p.Load, p.Spacing = 2*time.Minute, time.Minute
+			c.Profiles["short"] = p
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			tt.opts.Out = filepath.Join(t.TempDir(), "report")
 			fc := &fakeClusters{existing: tt.existing}
-			res, err := newTestLab(testConfig(t), fc, &fakeNodes{}, &recorder{}).Validate(context.Background(), tt.opts)
+			cfg := testConfig(t)
+			if tt.config != nil {
+				tt.config(&cfg)
+			}
+			res, err := newTestLab(cfg, fc, &fakeNodes{}, &recorder{}).Validate(context.Background(), tt.opts)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("Validate error = %v, want one containing %q", err, tt.want)
 			}
@@ -145,5 +157,28 @@ func TestValidateCompareNeedsAReport(t *testing.T) {
 	_, err := l.Validate(context.Background(), ValidateOptions{Profile: "quick", Compare: filepath.Join(t.TempDir(), "nope.json")})
 	if err == nil || !strings.Contains(err.Error(), "--compare") || !strings.Contains(err.Error(), "report.json") {
 		t.Fatalf("Validate = %v, want an error about --compare", err)
+	}
+}
+
+// TestNotStartedWithoutAPlan: a run that cannot start because its profile's
+// plan does not fit still reports why it stopped, instead of a completed run
+// of nothing.
+func TestNotStartedWithoutAPlan(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t)
+	p := cfg.Profiles["quick"]
+	p.Name, p.Load, p.Spacing = "short", 2*time.Minute, time.Minute
+	l := newTestLab(cfg, &fakeClusters{}, &fakeNodes{}, &recorder{})
+	why := errors.New("profile short: the experiments and their recovery need the load until 4m0s after its start")
+	rc, pl := l.notStarted(validationRun{profile: p, runID: "x", now: time.Now}, why, true)
+	run, err := NewRunner(rc).Run(t.Context(), pl)
+	if !errors.Is(err, why) {
+		t.Errorf("Run error = %v, want %v", err, why)
+	}
+	if run.Progress.Completed || !strings.Contains(run.Progress.Error, "need the load until") {
+		t.Errorf("progress %+v, want stopped with the plan's error", run.Progress)
+	}
+	if _, ok := run.Environment["k3s image"]; ok {
+		t.Errorf("the environment of a foreign cluster's run names lab's k3s image: %v", run.Environment)
 	}
 }

@@ -71,7 +71,7 @@ func (l *Lab) Validate(ctx context.Context, opts ValidateOptions) (*ValidateResu
 	v := validationRun{profile: p, runID: runID, seed: opts.Seed, now: now}
 	cfg, pl, err := l.validation(ctx, opts, v)
 	if err != nil {
-		cfg, pl = l.notStarted(v, err)
+		cfg, pl = l.notStarted(v, err, opts.Kubeconfig != "")
 	}
 	run, runErr := NewRunner(cfg).Run(ctx, pl)
 	run.Previous = previous
@@ -109,10 +109,14 @@ func (l *Lab) validation(ctx context.Context, opts ValidateOptions, v validation
 
 // notStarted is the configuration of a run that cannot start: its preflight
 // fails with why, so that the report says so and marks every step not run.
-func (l *Lab) notStarted(v validationRun, why error) (RunnerConfig, *Plan) {
+func (l *Lab) notStarted(v validationRun, why error, foreign bool) (RunnerConfig, *Plan) {
 	pl, err := NewPlan(v.profile, chaosmesh.Catalogue(chartTargets(StackNamespace, StackRelease), chaosmesh.DefaultTiming()))
-	if err != nil { // the profile was validated with the configuration
-		pl = &Plan{Profile: v.profile}
+	if err != nil {
+		// A profile whose plan does not fit (its experiments outlast its
+		// load, say): the run is only its preflight, which fails with why,
+		// so that the report says it instead of describing a run of
+		// nothing that completed.
+		pl = &Plan{Profile: v.profile, Steps: []Step{{Kind: StepPreflight, Name: "preflight"}}}
 	}
 	unavailable := map[Capability]string{}
 	for _, c := range []Capability{CapProber, CapChaos, CapNodes, CapReplicas, CapLeaders, CapMetrics, CapHealth, CapHealthPoll} {
@@ -123,7 +127,7 @@ func (l *Lab) notStarted(v validationRun, why error) (RunnerConfig, *Plan) {
 		Unavailable: unavailable,
 		RunID:       v.runID,
 		Seed:        int64(v.seed),
-		Environment: l.environment(v.profile.Name, "", false),
+		Environment: l.environment(v.profile.Name, "", foreign),
 		Now:         v.now,
 		Log:         l.log,
 		Progress:    l.progress,
