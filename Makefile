@@ -40,10 +40,18 @@ test-assets: ## Build the test control plane once into the cache (no-op when bui
 # k3d's Docker client races on docker/cli's package globals whenever k3d runs two
 # operations at once, as every cluster creation does: the tests that create a k3d
 # cluster in-process are built without the race detector (//go:build !race) and run
-# by the second command.
+# by the second command. The real-node tier's lab validate run (e2e/realnode) is
+# built without it too, so that the relay of every user request is not slowed by
+# it, and runs last.
 test: test-assets ## Run every test (CI=true turns missing services into failures)
 	$(GO) test -race -timeout 15m ./...
 	$(GO) test -timeout 15m -run '^TestK3d' ./internal/testnode/
+	$(GO) test -timeout 30m -run '^TestValidateOnRealNodes$$' ./e2e/realnode/
+
+.PHONY: validate-local
+OUT ?= lab-reports/local
+validate-local: test-assets ## lab validate --profile quick on real local nodes, report in OUT (root; no Docker, no internet)
+	$(GO) test -count=1 -timeout 30m -v -run '^TestValidateOnRealNodes$$' ./e2e/realnode/ -args -profile quick -out $(abspath $(OUT))
 
 .PHONY: e2e
 e2e: ## up, status, validate quick, down on a real k3d cluster (needs Docker and internet)
