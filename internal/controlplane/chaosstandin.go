@@ -56,12 +56,15 @@ func RunChaosStandIn(ctx context.Context, c client.Client, namespace string, onK
 // waits for) and restores them, so that a real kubelet stops and restarts
 // the containers. It sets the status Chaos Mesh would: Selected and
 // AllInjected, with the time in the records, and AllRecovered once a
-// pod-failure is over.
+// pod-failure is over. NetworkChaos and StressChaos it does not inject (that
+// is chaos-daemon's work inside the pods' namespaces): it records their
+// application as failed, saying so, which is what lab then reports.
 func RunChaosStandInWith(ctx context.Context, c client.Client, namespace string, s StandIn) {
 	t := time.NewTicker(100 * time.Millisecond)
 	defer t.Stop()
 	for {
 		reconcilePodChaos(ctx, c, namespace, s)
+		refuseUninjectable(ctx, c, namespace)
 		select {
 		case <-ctx.Done():
 			return
@@ -246,4 +249,49 @@ func expired(pc *chaosv1alpha1.PodChaos) bool {
 		}
 	}
 	return false
+}
+
+// notInjectedHere is the failure the stand-in records for the chaos kinds
+// it does not inject.
+const notInjectedHere = "not injected: this is a test stand-in for Chaos Mesh's controller, which acts only through the Kubernetes API (pod kills, pod failures); network and stress faults need chaos-daemon inside the pods' namespaces"
+
+// refuseUninjectable marks every new NetworkChaos and StressChaos of the
+// namespace selected but not injected, with a failed apply record saying
+// why.
+func refuseUninjectable(ctx context.Context, c client.Client, namespace string) {
+	var nets chaosv1alpha1.NetworkChaosList
+	var stresses chaosv1alpha1.StressChaosList
+	var objs []chaosObject
+	if err := c.List(ctx, &nets, client.InNamespace(namespace)); err == nil {
+		for i := range nets.Items {
+			objs = append(objs, &nets.Items[i])
+		}
+	}
+	if err := c.List(ctx, &stresses, client.InNamespace(namespace)); err == nil {
+		for i := range stresses.Items {
+			objs = append(objs, &stresses.Items[i])
+		}
+	}
+	for _, o := range objs {
+		st := o.GetStatus()
+		if len(st.Conditions) > 0 || o.GetDeletionTimestamp() != nil {
+			continue
+		}
+		now := metav1.NewTime(time.Now().Truncate(time.Second))
+		st.Conditions = []chaosv1alpha1.ChaosCondition{
+			{Type: chaosv1alpha1.ConditionSelected, Status: corev1.ConditionTrue},
+			{Type: chaosv1alpha1.ConditionAllInjected, Status: corev1.ConditionFalse, Reason: "NotInjectedByStandIn"},
+		}
+		st.Experiment.Records = []*chaosv1alpha1.Record{{
+			Id: o.GetNamespace() + "/" + o.GetName(), SelectorKey: ".", Phase: chaosv1alpha1.NotInjected,
+			Events: []chaosv1alpha1.RecordEvent{{Type: chaosv1alpha1.TypeFailed, Operation: chaosv1alpha1.Apply, Message: notInjectedHere, Timestamp: &now}},
+		}}
+		_ = c.Update(ctx, o)
+	}
+}
+
+// chaosObject is a chaos kind with Chaos Mesh's common status.
+type chaosObject interface {
+	client.Object
+	GetStatus() *chaosv1alpha1.ChaosStatus
 }

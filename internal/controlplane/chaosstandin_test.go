@@ -2,6 +2,7 @@ package controlplane_test
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -110,5 +111,28 @@ func TestChaosStandInSelects(t *testing.T) {
 	}
 	if got, want := image(), others[0].Spec.Containers[0].Image; got != want {
 		t.Errorf("after the pod-failure the image is %s, want %s back", got, want)
+	}
+
+	// A NetworkChaos is not injected, and its record says why.
+	nc := &chaosv1alpha1.NetworkChaos{
+		ObjectMeta: metav1.ObjectMeta{Name: "partition", Namespace: ns},
+		Spec: chaosv1alpha1.NetworkChaosSpec{
+			PodSelector: chaosv1alpha1.PodSelector{Selector: chaosv1alpha1.PodSelectorSpec{GenericSelectorSpec: chaosv1alpha1.GenericSelectorSpec{Namespaces: []string{ns}}}, Mode: chaosv1alpha1.AllMode},
+			Action:      chaosv1alpha1.PartitionAction,
+		},
+	}
+	if err := env.Client.Create(ctx, nc); err != nil {
+		t.Fatal(err)
+	}
+	var why string
+	_ = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(nc), nc); err != nil || len(nc.Status.Experiment.Records) == 0 {
+			return false, nil
+		}
+		why = nc.Status.Experiment.Records[0].Events[0].Message
+		return true, nil
+	})
+	if !strings.Contains(why, "stand-in") {
+		t.Errorf("the NetworkChaos's record says %q, want why the stand-in does not inject it", why)
 	}
 }
