@@ -367,3 +367,14 @@ func namespacePrefix(test string) string {
 	}
 	return p + "-"
 }
+
+// ReapOrphans kills the control plane processes that test binaries which no
+// longer run left behind, as every start of a control plane does first: for
+// a test that kills a test binary of its own and must leave nothing.
+func ReapOrphans(ctx context.Context) error {
+	assets, err := AssetsDir()
+	if err != nil {
+		return err
+	}
+	return reapOrphans(ctx, slog.New(slog.DiscardHandler), assets)
+}

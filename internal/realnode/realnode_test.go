@@ -6,8 +6,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	chaosv1alpha1 "github.com/chaos-mesh/chaos-mesh/api/v1alpha1"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -127,6 +130,75 @@ func TestRealNodes(t *testing.T) {
 		body, err := cs.CoreV1().Services(ns).ProxyGet("http", "web", "80", "/", nil).DoRaw(ctx)
 		if err != nil || !strings.HasPrefix(string(body), "web-") {
 			t.Errorf("GET / through the API server's service proxy = %q, %v; want a web pod's name", body, err)
+		}
+	})
+
+	t.Run("a pod-failure stops the containers and readiness comes back", func(t *testing.T) {
+		sctx, stop := context.WithCancel(ctx)
+		defer stop()
+		var mu sync.Mutex
+		var failed []string
+		go controlplane.RunChaosStandInWith(sctx, env.Client, ns, controlplane.StandIn{PauseImage: c.Images.Pause.Ref, OnKill: func(k controlplane.Kill) {
+			mu.Lock()
+			defer mu.Unlock()
+			failed = append(failed, k.Pod)
+		}})
+		pc := &chaosv1alpha1.PodChaos{
+			ObjectMeta: metav1.ObjectMeta{Name: "web-failure", Namespace: ns},
+			Spec: chaosv1alpha1.PodChaosSpec{
+				ContainerSelector: chaosv1alpha1.ContainerSelector{PodSelector: chaosv1alpha1.PodSelector{
+					Selector: chaosv1alpha1.PodSelectorSpec{GenericSelectorSpec: chaosv1alpha1.GenericSelectorSpec{Namespaces: []string{ns}, LabelSelectors: map[string]string{"app": "web"}}},
+					Mode:     chaosv1alpha1.OneMode,
+				}},
+				Action:   chaosv1alpha1.PodFailureAction,
+				Duration: ptr.To("20s"),
+			},
+		}
+		if err := env.Client.Create(ctx, pc); err != nil {
+			t.Fatal(err)
+		}
+		begin := time.Now()
+		var victim string
+		if err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			if len(failed) > 0 {
+				victim = failed[0]
+			}
+			return victim != "", nil
+		}); err != nil {
+			t.Fatal("the pod-failure was not injected")
+		}
+		readiness := func(want bool) time.Duration {
+			t.Helper()
+			err := wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+				p, err := cs.CoreV1().Pods(ns).Get(ctx, victim, metav1.GetOptions{})
+				if err != nil {
+					return false, err
+				}
+				return podReady(p) == want, nil
+			})
+			if err != nil {
+				t.Fatalf("pod %s not ready=%t: %v", victim, want, err)
+			}
+			return time.Since(begin).Round(100 * time.Millisecond)
+		}
+		down := readiness(false)
+		up := readiness(true)
+		p, err := cs.CoreV1().Pods(ns).Get(ctx, victim, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		restarts := int32(0)
+		for _, st := range p.Status.ContainerStatuses {
+			restarts += st.RestartCount
+		}
+		t.Logf("pod %s not Ready %v after the pod-failure, Ready again %v after it (held 20s), %d container restarts", victim, down, up, restarts)
+		if p.Spec.Containers[0].Image != c.Images.Nginx.Ref || restarts < 2 {
+			t.Errorf("after the pod-failure the pod runs %s with %d restarts; want its image back, restarted twice (to the pause image and back)", p.Spec.Containers[0].Image, restarts)
+		}
+		if err := env.Client.Delete(ctx, pc); err != nil {
+			t.Fatal(err)
 		}
 	})
 
