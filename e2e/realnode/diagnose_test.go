@@ -25,6 +25,7 @@ import (
 // period until ctx ends; sawMetrics is set once the HPA has a CPU
 // utilization.
 func watchAutoscaling(ctx context.Context, t *testing.T, cs kubernetes.Interface, period time.Duration, sawMetrics *atomic.Bool) {
+	t.Helper()
 	tick := time.NewTicker(period)
 	defer tick.Stop()
 	for {

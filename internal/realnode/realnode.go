@@ -463,7 +463,7 @@ func (c *Cluster) startNode(ctx context.Context, i, n int, labnode, assets, kube
 		}
 	}
 	if _, err := w.Write([]byte{1}); err != nil {
-		return fmt.Errorf("node %s: tell it its link is there: %w; %v", name, err, p.failure())
+		return fmt.Errorf("node %s: tell it its link is there: %w", name, errors.Join(err, p.failure()))
 	}
 	if _, err := run(ctx, "ip", "route", "add", node.PodCIDR, "via", node.IP, "dev", c.link); err != nil {
 		return fmt.Errorf("route node %s's pods: %w", name, err)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net"
@@ -39,7 +40,7 @@ func runNode(log *slog.Logger, specPath string) error {
 	ready := os.NewFile(3, "ready")
 	b := make([]byte, 1)
 	if n, err := ready.Read(b); n != 1 {
-		return fmt.Errorf("wait for the node's link: the test closed the pipe (%v)", err)
+		return fmt.Errorf("wait for the node's link: the test closed the pipe: %w", err)
 	}
 	_ = ready.Close()
 
@@ -119,9 +120,13 @@ func prepareMounts(spec nodespec.Spec) error {
 		return fmt.Errorf("mount the node's /proc: %w", err)
 	}
 	for _, t := range spec.Tmpfs {
-		if fi, err := os.Stat(t.Path); err != nil || !fi.IsDir() {
-			// A directory made here would stay on the host.
-			return fmt.Errorf("tmpfs on %s: the directory must exist on the host (%v)", t.Path, err)
+		// A directory made here would stay on the host.
+		fi, err := os.Stat(t.Path)
+		if err != nil {
+			return fmt.Errorf("tmpfs on %s: the directory must exist on the host: %w", t.Path, err)
+		}
+		if !fi.IsDir() {
+			return fmt.Errorf("tmpfs on %s: not a directory", t.Path)
 		}
 		if err := syscall.Mount("tmpfs", t.Path, "tmpfs", syscall.MS_NOSUID|syscall.MS_NODEV, "mode=755,size="+t.Size); err != nil {
 			return fmt.Errorf("mount a tmpfs on %s: %w", t.Path, err)
@@ -180,7 +185,10 @@ func configureNetwork(s *supervisor, spec nodespec.Spec) error {
 func waitSocket(path string, p *proc, sigs <-chan os.Signal, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
-		c, err := net.DialTimeout("unix", path, time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		var d net.Dialer
+		c, err := d.DialContext(ctx, "unix", path)
+		cancel()
 		if err == nil {
 			_ = c.Close()
 			return nil

@@ -30,8 +30,7 @@ type supervisor struct {
 type proc struct {
 	name   string
 	pid    int
-	log    string        // its output, "" when captured in out
-	out    *bytes.Buffer // output of short commands
+	log    string        // its output, "" for a short command's
 	done   chan struct{} // closed once reaped
 	status syscall.WaitStatus
 }
