@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -145,5 +146,43 @@ func TestValidateCompareNeedsAReport(t *testing.T) {
 	_, err := l.Validate(context.Background(), ValidateOptions{Profile: "quick", Compare: filepath.Join(t.TempDir(), "nope.json")})
 	if err == nil || !strings.Contains(err.Error(), "--compare") || !strings.Contains(err.Error(), "report.json") {
 		t.Fatalf("Validate = %v, want an error about --compare", err)
+	}
+}
+
+// TestWriteReports writes the Markdown, JSON and JUnit reports and, beside
+// them, an SVG of every chart the Markdown links to.
+func TestWriteReports(t *testing.T) {
+	t.Parallel()
+	t0 := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
+	run := &reports.Run{Title: "t", Profile: "quick", Started: t0, Finished: t0.Add(time.Minute), Progress: reports.Progress{Completed: true}}
+	for _, id := range []string{"rps", "p95", "failures"} {
+		c := reports.Chart{ID: id, Title: id, Unit: "x", Aggregate: "mean"}
+		for s := 0; s < 60; s++ {
+			c.Points = append(c.Points, reports.Point{At: t0.Add(time.Duration(s) * time.Second), Value: float64(s)})
+		}
+		run.Charts = append(run.Charts, c)
+	}
+	dir := t.TempDir()
+	files, err := writeReports(t.Context(), dir, run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	md, err := os.ReadFile(filepath.Join(dir, "report.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var svgs int
+	for _, f := range files {
+		if filepath.Ext(f) != ".svg" {
+			continue
+		}
+		svgs++
+		rel, _ := filepath.Rel(dir, f)
+		if !strings.Contains(string(md), "("+filepath.ToSlash(rel)+")") {
+			t.Errorf("report.md does not link to %s", rel)
+		}
+	}
+	if svgs == 0 {
+		t.Errorf("no chart SVG among %v", files)
 	}
 }
