@@ -143,7 +143,9 @@ func (x *execution) step(ctx context.Context, i int, s Step) error {
 	case StepReport:
 		o.Reached = StepReport
 		x.readProbes(ctx)
-		x.sweep(ctx)
+		if err := x.sweep(ctx); err != nil {
+			x.errs = append(x.errs, err)
+		}
 	}
 	return nil
 }
