@@ -78,7 +78,7 @@ func TestRunnerOnControlPlane(t *testing.T) {
 	defer health.Close()
 	p := shortProfile(chaosmesh.WebPodKill, chaosmesh.NodeFailure)
 	p.Load = 300 * time.Second // scaled by 0.1: 30 s, the node down from 6 s to 15 s
-	stopper := &namingStopper{simulatedNodes: simulatedNodes{env}}
+	stopper := &namingStopper{ClusterNodes: controlplane.ClusterNodes{Env: env}}
 	l := New(testConfig(t))
 	newRunner := func(w *world) (*Runner, *Plan) {
 		cfg, pl, err := l.runnerConfig(ctx, validationTarget{
@@ -183,13 +183,13 @@ func TestRunnerConfigOnAnotherCluster(t *testing.T) {
 
 // namingStopper records the cluster names it is asked to stop nodes of.
 type namingStopper struct {
-	simulatedNodes
+	controlplane.ClusterNodes
 	clusters []string
 }
 
 func (s *namingStopper) StopNode(ctx context.Context, cluster, node string) error {
 	s.clusters = append(s.clusters, cluster)
-	return s.simulatedNodes.StopNode(ctx, cluster, node)
+	return s.ClusterNodes.StopNode(ctx, cluster, node)
 }
 
 // readyProbe stands in for the stack's readiness, which needs processes.
