@@ -254,6 +254,18 @@ func (c Config) MinMemoryBytes() int64 {
 	return n
 }
 
+// Effective returns the configuration as lab uses it: every profile with
+// the thresholds it leaves unset filled in from DefaultThresholds, as
+// Profile returns it.
+func (c Config) Effective() Config {
+	out := c
+	out.Profiles = make(map[string]Profile, len(c.Profiles))
+	for name := range c.Profiles {
+		out.Profiles[name] = c.Profile(name)
+	}
+	return out
+}
+
 // ProfileNames lists the configured profiles, sorted.
 func (c Config) ProfileNames() []string {
 	names := make([]string, 0, len(c.Profiles))
