@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -128,12 +129,13 @@ func ParsePostgresql(obj map[string]any) (PostgresqlSpec, error) {
 		"synchronous_mode":        &spec.Patroni.SynchronousMode, "synchronous_mode_strict": &spec.Patroni.SynchronousModeStrict,
 	}
 	var errs []error
-	for k := range doc.Spec.Patroni {
+	for _, k := range slices.Sorted(maps.Keys(doc.Spec.Patroni)) {
 		if _, ok := want[k]; !ok {
 			errs = append(errs, fmt.Errorf("spec.patroni.%s is not applied by the test cluster: add it to services.PatroniSettings", k))
 		}
 	}
-	for k, dst := range want {
+	for _, k := range slices.Sorted(maps.Keys(want)) {
+		dst := want[k]
 		v, ok := doc.Spec.Patroni[k]
 		if !ok {
 			errs = append(errs, fmt.Errorf("spec.patroni.%s is not set", k))
@@ -716,9 +718,11 @@ func (c *PatroniCluster) waitLeader(ctx context.Context, m *PatroniMember, timeo
 
 // WaitHealthy waits until the cluster is back in its steady state: every
 // member's Patroni runs, one holds the leader lock and runs as primary with
-// every other member streaming from it (one of them synchronous in
-// synchronous mode), every Pod is Ready with the role label of its member,
-// and the primary Service's only ready endpoint is the leader.
+// every other member streaming from it (in synchronous mode one of them
+// synchronous, and recorded so in Patroni's synchronous state, which is
+// what makes it a failover target), every Pod is Ready with the role label
+// of its member, and the primary Service's only ready endpoint is the
+// leader.
 func (c *PatroniCluster) WaitHealthy(ctx context.Context, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	var last error
@@ -772,8 +776,20 @@ func (c *PatroniCluster) healthy(ctx context.Context) error {
 	if streaming != len(c.Members)-1 {
 		return fmt.Errorf("leader %s: %d of %d replicas streaming (%+v)", leader.Name, streaming, len(c.Members)-1, st.Replication)
 	}
-	if c.Settings.SynchronousMode && sync == 0 {
-		return fmt.Errorf("leader %s: no synchronous standby yet (%+v)", leader.Name, st.Replication)
+	if c.Settings.SynchronousMode {
+		if sync == 0 {
+			return fmt.Errorf("leader %s: no synchronous standby yet (%+v)", leader.Name, st.Replication)
+		}
+		// PostgreSQL reports a synchronous standby a loop before Patroni
+		// records it; until then no member may be promoted, and a fault
+		// on the leader would find no failover target.
+		ss, err := c.SyncState(ctx)
+		if err != nil {
+			return err
+		}
+		if ss.Leader != leader.Name || len(ss.Standbys) == 0 {
+			return fmt.Errorf("leader %s: Patroni's synchronous state %+v names no standby of it yet", leader.Name, ss)
+		}
 	}
 	pods, err := c.pods(ctx)
 	if err != nil {

@@ -213,6 +213,31 @@ func (c *PatroniCluster) LeaderLock(ctx context.Context) (PatroniLock, error) {
 	return l, nil
 }
 
+// PatroniSync is the synchronous replication state Patroni keeps on the
+// <scope>-sync ConfigMap: in synchronous mode only a member named there may
+// be promoted.
+type PatroniSync struct {
+	// Leader is the primary the state was written by.
+	Leader string
+	// Standbys are the members that are synchronous standbys of Leader.
+	Standbys []string
+}
+
+// SyncState reads the synchronous replication state from the API server.
+func (c *PatroniCluster) SyncState(ctx context.Context) (PatroniSync, error) {
+	cm, err := c.kube.CoreV1().ConfigMaps(c.Namespace).Get(ctx, c.Scope+"-sync", metav1.GetOptions{})
+	if err != nil {
+		return PatroniSync{}, fmt.Errorf("read the synchronous replication state: %w", err)
+	}
+	s := PatroniSync{Leader: cm.Annotations["leader"]}
+	for n := range strings.SplitSeq(cm.Annotations["sync_standby"], ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			s.Standbys = append(s.Standbys, n)
+		}
+	}
+	return s, nil
+}
+
 // ReadinessProbe is a pod's readiness probe, as the kubelet runs it.
 type ReadinessProbe struct {
 	InitialDelay, Period, Timeout time.Duration
