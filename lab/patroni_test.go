@@ -47,8 +47,8 @@ func patroniFaults() []patroniFault {
 	return []patroniFault{
 		{
 			name: "crash", what: "SIGKILL of Patroni, PostgreSQL and every backend; down until another member leads and ttl passed",
-			inject:      func(t *testing.T, m *services.PatroniMember) { m.Kill(t) },
-			heal:        func(t *testing.T, m *services.PatroniMember) { m.Start(t) },
+			inject:      func(t *testing.T, m *services.PatroniMember) { t.Helper(); m.Kill(t) },
+			heal:        func(t *testing.T, m *services.PatroniMember) { t.Helper(); m.Start(t) },
 			holdPastTTL: true,
 		},
 		{
@@ -59,8 +59,8 @@ func patroniFaults() []patroniFault {
 		},
 		{
 			name: "graceful", what: "SIGTERM to Patroni (Chaos Mesh pod-failure: the kubelet stops the container); down until another member leads",
-			inject: func(t *testing.T, m *services.PatroniMember) { m.Stop(t) },
-			heal:   func(t *testing.T, m *services.PatroniMember) { m.Start(t) },
+			inject: func(t *testing.T, m *services.PatroniMember) { t.Helper(); m.Stop(t) },
+			heal:   func(t *testing.T, m *services.PatroniMember) { t.Helper(); m.Start(t) },
 		},
 	}
 }
@@ -170,6 +170,7 @@ func resultLine(fault string, rs []faultResult) string {
 // it, waits for the cluster to be healthy again and measures. Lost writes
 // are counted among those sent from checked on.
 func runPatroniFault(t *testing.T, c *services.PatroniCluster, kube kubernetes.Interface, p *probe.Prober, f patroniFault, sustain time.Duration, checked time.Time) faultResult {
+	t.Helper()
 	ctx := t.Context()
 	ttl := time.Duration(c.Settings.TTL) * time.Second
 	if err := c.WaitHealthy(ctx, 2*time.Minute); err != nil {

@@ -67,8 +67,11 @@ func kubeClient(path string) (kubernetes.Interface, *adminConfig, error) {
 // serverAddr is host:port of the API server.
 func (a *adminConfig) serverAddr() (string, error) {
 	u, err := url.Parse(a.cluster.Server)
-	if err != nil || u.Host == "" {
-		return "", fmt.Errorf("API server address %q: %v", a.cluster.Server, err)
+	if err != nil {
+		return "", fmt.Errorf("API server address %q: %w", a.cluster.Server, err)
+	}
+	if u.Host == "" {
+		return "", fmt.Errorf("API server address %q names no host", a.cluster.Server)
 	}
 	if u.Port() == "" {
 		return net.JoinHostPort(u.Hostname(), "443"), nil
@@ -147,7 +150,14 @@ func (c *PatroniCluster) createPods(ctx context.Context) error {
 				break
 			}
 			if time.Now().After(deadline) {
-				return fmt.Errorf("pod %s not running with an IP after a minute (is the control plane started with simulated nodes?): %v", m.Name, err)
+				last := "no answer"
+				switch {
+				case err != nil:
+					last = err.Error()
+				case p != nil:
+					last = fmt.Sprintf("phase %s, IP %q", p.Status.Phase, p.Status.PodIP)
+				}
+				return fmt.Errorf("pod %s not running with an IP after a minute (is the control plane started with simulated nodes?): %s", m.Name, last)
 			}
 			select {
 			case <-ctx.Done():
