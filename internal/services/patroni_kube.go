@@ -533,6 +533,7 @@ func forgetPatroniDir(dir string) {
 	lines := slices.DeleteFunc(strings.Fields(string(b)), func(l string) bool { return l == dir })
 	if len(lines) == 0 {
 		_ = os.Remove(path)
+		_ = os.Remove(patroniRecords()) // only when no other test binary's record is left
 		return
 	}
 	_ = os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o600)
