@@ -20,6 +20,8 @@ import (
 	"github.com/jewelry-shop/lab/internal/controlplane"
 	"github.com/jewelry-shop/lab/internal/services"
 	"github.com/jewelry-shop/lab/lab"
+	observe "github.com/jewelry-shop/lab/lab/internal/kube"
+	"github.com/jewelry-shop/lab/lab/judge"
 	"github.com/jewelry-shop/lab/lab/measure"
 	"github.com/jewelry-shop/lab/shop"
 	"github.com/jewelry-shop/lab/shop/probe"
@@ -176,7 +178,7 @@ func runPatroniFault(t *testing.T, c *services.PatroniCluster, kube kubernetes.I
 	if err := c.WaitHealthy(ctx, 2*time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	before, err := lab.PostgresPrimary(ctx, kube, c.Namespace, c.PodSelector())
+	before, err := observe.PostgresPrimary(ctx, kube, c.Namespace, c.PodSelector())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -239,14 +241,14 @@ func runPatroniFault(t *testing.T, c *services.PatroniCluster, kube kubernetes.I
 	// is by the time the cluster is healthy again, else wait for it.
 	for wait := time.Now().Add(sustain + 2*time.Second); time.Now().Before(wait); time.Sleep(200 * time.Millisecond) {
 		st := p.Timeline(true).Stores[probeapi.StorePostgres]
-		if measure.Recover(measure.Between(proberSamples(st), measure.Window{Start: injectedAt, End: time.Now()}), injectedAt, sustain).RTO.Known {
+		if measure.Recover(measure.Between(judge.ProberSamples(st), measure.Window{Start: injectedAt, End: time.Now()}), injectedAt, sustain).RTO.Known {
 			break
 		}
 	}
 	end := time.Now()
 	leaderObs := watch.stop()
 
-	after, err := lab.PostgresPrimary(ctx, kube, c.Namespace, c.PodSelector())
+	after, err := observe.PostgresPrimary(ctx, kube, c.Namespace, c.PodSelector())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -270,7 +272,7 @@ func runPatroniFault(t *testing.T, c *services.PatroniCluster, kube kubernetes.I
 			r.lost = append(r.lost, seq)
 		}
 	}
-	r.rec = measure.Recover(measure.Between(proberSamples(tl), horizon), injectedAt, sustain)
+	r.rec = measure.Recover(measure.Between(judge.ProberSamples(tl), horizon), injectedAt, sustain)
 	r.leaderSeen = measure.Recover(measure.Between(leaderObs.samples(before), horizon), injectedAt, sustain)
 
 	since := func(at time.Time) string {
@@ -300,7 +302,7 @@ func runPatroniFault(t *testing.T, c *services.PatroniCluster, kube kubernetes.I
 		}
 	}
 	if len(errs) > 0 {
-		outs := measure.Outages(measure.Between(proberSamples(tl), horizon))
+		outs := measure.Outages(measure.Between(judge.ProberSamples(tl), horizon))
 		t.Logf("%s: %d outage(s) in the prober's writes; first error %q, last %q", f.name, len(outs), errs[0], errs[len(errs)-1])
 	}
 	return r
@@ -311,22 +313,6 @@ func rtoText(r measure.Recovery) string {
 		return r.RTO.V.Round(10 * time.Millisecond).String()
 	}
 	return "unknown: " + r.RTO.Reason
-}
-
-// proberSamples turns the prober's writes into samples as lab validate
-// does: an acknowledged write is a success when it was acknowledged, a
-// failed one a failure when it was sent, one still in flight nothing.
-func proberSamples(st probeapi.StoreTimeline) []measure.Sample {
-	var out []measure.Sample
-	for _, s := range st.Samples {
-		switch {
-		case !s.Acked.IsZero():
-			out = append(out, measure.Sample{At: s.Acked, OK: true})
-		case s.Error != "":
-			out = append(out, measure.Sample{At: s.Sent, OK: false})
-		}
-	}
-	return out
 }
 
 // leaderObservation is one answer of lab's leader detection.
@@ -397,7 +383,7 @@ func watchLeader(ctx context.Context, kube kubernetes.Interface, c *services.Pat
 		t := time.NewTicker(100 * time.Millisecond)
 		defer t.Stop()
 		for {
-			pod, err := lab.PostgresPrimary(ctx, kube, c.Namespace, c.PodSelector())
+			pod, err := observe.PostgresPrimary(ctx, kube, c.Namespace, c.PodSelector())
 			if ctx.Err() != nil {
 				w.done <- obs
 				return
