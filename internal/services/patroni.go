@@ -232,6 +232,7 @@ func StartPatroni(tb testing.TB, opts PatroniOptions) *PatroniCluster {
 	if err != nil {
 		tb.Fatalf("run Patroni as a non-root user: %v", err)
 	}
+	lockPatroni(tb)
 	reapPatroniOrphans(tb)
 	kube, admin, err := kubeClient(opts.Kubeconfig)
 	if err != nil {

@@ -539,6 +539,30 @@ func forgetPatroniDir(dir string) {
 	_ = os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o600)
 }
 
+// lockPatroni makes the test wait until no other Patroni cluster of this
+// machine runs, and holds the machine's Patroni lock until the test ends.
+// Clusters of test binaries that `go test ./...` runs side by side (lab and
+// internal/services both start one) then never overlap: two of them on a
+// loaded two-core machine starved a replica's streaming for minutes, and
+// their timings are what the tests measure.
+func lockPatroni(tb testing.TB) {
+	tb.Helper()
+	path := filepath.Join(os.TempDir(), "lab-services-patroni.lock")
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		tb.Fatalf("open the Patroni lock %s: %v", path, err)
+	}
+	start := time.Now()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		_ = f.Close()
+		tb.Fatalf("take the Patroni lock %s: %v", path, err)
+	}
+	if waited := time.Since(start); waited > time.Second {
+		tb.Logf("waited %s for another test's Patroni cluster to end", waited.Round(time.Second))
+	}
+	tb.Cleanup(func() { _ = f.Close() }) // closing releases the lock
+}
+
 // reapPatroniOrphans kills what test binaries that are gone left running in
 // their Patroni directories, and removes the directories.
 func reapPatroniOrphans(tb testing.TB) {
