@@ -105,7 +105,7 @@ func (l *Lab) runnerConfig(ctx context.Context, target validationTarget, v valid
 	}
 	healthURL := target.healthURL
 	if healthURL == "" {
-		healthURL = strings.TrimSuffix(target.shopURL, "/") + "/healthz"
+		healthURL = strings.TrimSuffix(target.shopURL, "/") + shopHealthPath
 	}
 	return RunnerConfig{
 		Load:        loadRunner,
@@ -153,6 +153,12 @@ func (l *Lab) runnerConfig(ctx context.Context, target validationTarget, v valid
 	}, pl, nil
 }
 
+// shopHealthPath is the health endpoint the run polls through the shop's
+// URL: whether a web pod reaches PostgreSQL and Redis. The web pods'
+// readiness (/readyz) does not ask the stores, so that a store fault does
+// not empty the Service; this is where the stores' health is seen, all run.
+const shopHealthPath = "/healthz/stores"
+
 // validationTarget is the cluster a validation runs against.
 type validationTarget struct {
 	name       string
@@ -166,7 +172,7 @@ type validationTarget struct {
 	// The boundaries that the validation reaches outside the Kubernetes
 	// API; empty means the real ones: the load generator against shopURL,
 	// the prober through the API server's service proxy, shopURL's
-	// /healthz, and the lab's node stopper on a lab cluster (none
+	// shopHealthPath, and the lab's node stopper on a lab cluster (none
 	// elsewhere). Tests on a simulated cluster set stand-ins.
 	load      LoadRunner
 	prober    ProberReader
