@@ -72,6 +72,15 @@ type Experiment struct {
 	Object client.Object
 	// Node is the node to stop, for KindNodeFailure.
 	Node string
+	// Stress is what a stress experiment adds to each stressed container;
+	// nil for every other experiment.
+	Stress *Load
+}
+
+// Load is CPU and memory that a stressor adds to one container.
+type Load struct {
+	CPUMilli    int64
+	MemoryBytes int64
 }
 
 // OneShot reports whether the fault is done once injected (a kill), as
@@ -112,6 +121,47 @@ type Targets struct {
 	RedisMasterPod string
 	// Node is the k3d agent to stop for the node-failure experiment.
 	Node string
+	// WebLimits are the web container's CPU and memory limits, as the
+	// chart renders them; the stresses are sized from them. Zero is not
+	// known.
+	WebLimits Load
+}
+
+// The share of the web container's limits that a stress adds. Well below
+// the limit, so that the stressed pods keep serving: a CPU stress at the
+// limit only throttles the container and hides in its usage, and a memory
+// stress lands in the container's cgroup, where usage at the limit gets the
+// container OOM-killed.
+const (
+	CPUStressShare    = 0.5
+	MemoryStressShare = 0.4
+)
+
+// Stress sizes when the web container's limits are not known.
+const (
+	defaultCPUStressMilli    = 250
+	defaultMemoryStressBytes = 64 << 20
+)
+
+// stressLoads sizes the CPU and memory stresses from the web limits.
+func stressLoads(limits Load) (cpu, mem Load) {
+	cpu.CPUMilli = int64(float64(limits.CPUMilli) * CPUStressShare)
+	if cpu.CPUMilli <= 0 {
+		cpu.CPUMilli = defaultCPUStressMilli
+	}
+	mem.MemoryBytes = int64(float64(limits.MemoryBytes)*MemoryStressShare) &^ (1<<20 - 1) // whole MiB
+	if mem.MemoryBytes <= 0 {
+		mem.MemoryBytes = defaultMemoryStressBytes
+	}
+	return cpu, mem
+}
+
+// cpuStressor puts milli CPU of load on a container: stress-ng's load is a
+// percentage of one CPU per worker.
+func cpuStressor(milli int64) *v1alpha1.CPUStressor {
+	workers := int((milli + 999) / 1000)
+	load := int(min(max(milli/int64(workers)/10, 1), 100))
+	return &v1alpha1.CPUStressor{Stressor: v1alpha1.Stressor{Workers: workers}, Load: ptr(load)}
 }
 
 // Timing holds the durations of the held faults.
@@ -144,6 +194,7 @@ func DefaultTiming() Timing {
 func Catalogue(t Targets, tm Timing) []Experiment {
 	ns := t.Namespace
 	postgresPrimary := merge(t.Postgres, map[string]string{"spilo-role": "master"})
+	cpuLoad, memLoad := stressLoads(t.WebLimits)
 	return []Experiment{
 		{
 			Name:         WebPodKill,
@@ -242,19 +293,17 @@ func Catalogue(t Targets, tm Timing) []Experiment {
 			Name:         WebCPUStress,
 			Requirements: []string{"R34", "R35"},
 			Title:        "Exhaust CPU on the web pods",
-			Target:       "all web pods",
+			Target:       fmt.Sprintf("all web pods: %dm CPU more each (%s)", cpuLoad.CPUMilli, shareOf("CPU", CPUStressShare, t.WebLimits.CPUMilli > 0)),
 			Duration:     tm.Stress,
 			Recovery:     "availability held during the stress and the HPA reacted; the stress is only reported if the pods' CPU usage rose",
 			Kind:         KindChaos,
+			Stress:       &cpuLoad,
 			Object: &v1alpha1.StressChaos{
 				ObjectMeta: objectMeta(WebCPUStress, ns),
 				Spec: v1alpha1.StressChaosSpec{
 					ContainerSelector: v1alpha1.ContainerSelector{PodSelector: podSelector(ns, t.Web, v1alpha1.AllMode)},
-					Stressors: &v1alpha1.Stressors{CPUStressor: &v1alpha1.CPUStressor{
-						Stressor: v1alpha1.Stressor{Workers: 1},
-						Load:     ptr(80),
-					}},
-					Duration: duration(tm.Stress),
+					Stressors:         &v1alpha1.Stressors{CPUStressor: cpuStressor(cpuLoad.CPUMilli)},
+					Duration:          duration(tm.Stress),
 				},
 			},
 		},
@@ -262,17 +311,20 @@ func Catalogue(t Targets, tm Timing) []Experiment {
 			Name:         WebMemoryStress,
 			Requirements: []string{"R34"},
 			Title:        "Exhaust memory on the web pods",
-			Target:       "all web pods",
+			Target:       fmt.Sprintf("all web pods: %d MiB more each (%s)", memLoad.MemoryBytes>>20, shareOf("memory", MemoryStressShare, t.WebLimits.MemoryBytes > 0)),
 			Duration:     tm.Stress,
 			Recovery:     "availability held during the stress; the stress is only reported if the pods' memory usage rose",
 			Kind:         KindChaos,
+			Stress:       &memLoad,
 			Object: &v1alpha1.StressChaos{
 				ObjectMeta: objectMeta(WebMemoryStress, ns),
 				Spec: v1alpha1.StressChaosSpec{
 					ContainerSelector: v1alpha1.ContainerSelector{PodSelector: podSelector(ns, t.Web, v1alpha1.AllMode)},
 					Stressors: &v1alpha1.Stressors{MemoryStressor: &v1alpha1.MemoryStressor{
 						Stressor: v1alpha1.Stressor{Workers: 1},
-						Size:     "256MB",
+						// In bytes: the webhook reads "MB" as 10^6 and
+						// "MiB" alike, so a unit would be ambiguous.
+						Size: fmt.Sprintf("%dB", memLoad.MemoryBytes),
 					}},
 					Duration: duration(tm.Stress),
 				},
@@ -289,6 +341,14 @@ func Catalogue(t Targets, tm Timing) []Experiment {
 			Node:         t.Node,
 		},
 	}
+}
+
+// shareOf says how a stress was sized.
+func shareOf(what string, share float64, known bool) string {
+	if !known {
+		return "the web container's " + what + " limit is not known"
+	}
+	return fmt.Sprintf("%.0f %% of the web container's %s limit", share*100, what)
 }
 
 // Find returns the experiment of the given name from a catalogue.

@@ -23,6 +23,50 @@ func testTargets() Targets {
 		Postgres:       map[string]string{"application": "spilo", "cluster-name": "jewelry-shop-db"},
 		RedisMasterPod: "jewelry-shop-redis-1",
 		Node:           "k3d-jewelry-shop-agent-1",
+		WebLimits:      Load{CPUMilli: 500, MemoryBytes: 256 << 20},
+	}
+}
+
+// TestStressSizedFromLimits: the stresses add a share of the web
+// container's limits, well below them, and say so in their target.
+func TestStressSizedFromLimits(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name               string
+		limits             Load
+		workers, load      int
+		size               string
+		cpuTarget, memText string
+	}{
+		{"quick", Load{CPUMilli: 500, MemoryBytes: 256 << 20}, 1, 25, "106954752B", "250m CPU more each (50 %", "102 MiB more each (40 %"},
+		{"two cores", Load{CPUMilli: 3000, MemoryBytes: 1 << 30}, 2, 75, "428867584B", "1500m CPU more each", "409 MiB more each"},
+		{"no limits known", Load{}, 1, 25, "67108864B", "limit is not known", "limit is not known"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			tg := testTargets()
+			tg.WebLimits = tt.limits
+			cat := Catalogue(tg, DefaultTiming())
+			cpuExp, _ := Find(cat, WebCPUStress)
+			memExp, _ := Find(cat, WebMemoryStress)
+			cpu := cpuExp.Object.(*v1alpha1.StressChaos).Spec.Stressors.CPUStressor
+			mem := memExp.Object.(*v1alpha1.StressChaos).Spec.Stressors.MemoryStressor
+			if cpu.Workers != tt.workers || *cpu.Load != tt.load || mem.Size != tt.size {
+				t.Errorf("CPU %d workers at %d %%, memory %s; want %d at %d %%, %s", cpu.Workers, *cpu.Load, mem.Size, tt.workers, tt.load, tt.size)
+			}
+			if !strings.Contains(cpuExp.Target, tt.cpuTarget) || !strings.Contains(memExp.Target, tt.memText) {
+				t.Errorf("targets %q, %q; want them to say %q, %q", cpuExp.Target, memExp.Target, tt.cpuTarget, tt.memText)
+			}
+			if cpuExp.Stress == nil || memExp.Stress == nil || cpuExp.Stress.CPUMilli != int64(tt.workers*tt.load*10) {
+				t.Errorf("stress loads %+v, %+v", cpuExp.Stress, memExp.Stress)
+			}
+			for _, e := range []Experiment{cpuExp, memExp} {
+				if err := Validate(t.Context(), e); err != nil {
+					t.Error(err)
+				}
+			}
+		})
 	}
 }
 

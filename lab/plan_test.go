@@ -10,7 +10,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chaos-mesh/chaos-mesh/api/v1alpha1"
+	"github.com/docker/go-units"
+	"sigs.k8s.io/yaml"
+
 	"github.com/jewelry-shop/lab/chaosmesh"
+	"github.com/jewelry-shop/lab/charts"
 
 	"github.com/jewelry-shop/lab/internal/golden"
 )
@@ -105,7 +110,11 @@ func TestPlanRejects(t *testing.T) {
 
 func TestDryRun(t *testing.T) {
 	t.Parallel()
-	cat := chaosmesh.Catalogue(dryRunTargets(), chaosmesh.DefaultTiming())
+	settings, err := New(testConfig(t)).stackSettings(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat := catalogue(dryRunTargets(), settings)
 	for _, name := range DefaultConfig().ProfileNames() {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
@@ -179,5 +188,58 @@ func TestPlanServesEveryRequirement(t *testing.T) {
 				t.Errorf("profile %s: %s served = %v, want %v", tt.profile, id, served[id], slices.Contains(tt.want, id))
 			}
 		}
+	}
+}
+
+// TestDryRunSizesStressesFromTheChart: the stresses lab validate --dry-run
+// writes (and lab validate applies) are sized from the web container's
+// limits as the chart renders them for the stack, well below them: memory
+// stress lands in the container's cgroup, and usage at the limit gets the
+// container OOM-killed, so the experiment would measure a crash; CPU at the
+// limit only throttles and hides in the usage.
+func TestDryRunSizesStressesFromTheChart(t *testing.T) {
+	t.Parallel()
+	for _, stack := range charts.Profiles() {
+		t.Run(stack, func(t *testing.T) {
+			t.Parallel()
+			cfg := testConfig(t)
+			cfg.Stack.Profile = stack
+			l := New(cfg)
+			settings, err := l.stackSettings(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			limits := settings.Web
+			if limits.MemoryLimitBytes == 0 || limits.CPULimitMilli == 0 {
+				t.Fatalf("the chart renders no web limits: %+v", limits)
+			}
+			dir := t.TempDir()
+			if _, err := l.ValidateDryRun(t.Context(), ValidateOptions{Profile: "full", Out: dir}); err != nil {
+				t.Fatal(err)
+			}
+			read := func(name string) *v1alpha1.StressChaos {
+				b, err := os.ReadFile(filepath.Join(dir, "chaos", name+".yaml"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				var sc v1alpha1.StressChaos
+				if err := yaml.UnmarshalStrict(b, &sc); err != nil {
+					t.Fatal(err)
+				}
+				return &sc
+			}
+			mem := read(chaosmesh.WebMemoryStress).Spec.Stressors.MemoryStressor
+			size, err := units.RAMInBytes(mem.Size)
+			if err != nil {
+				t.Fatalf("memory stress size %q: %v", mem.Size, err)
+			}
+			if total := size * int64(mem.Workers); total <= 0 || total > limits.MemoryLimitBytes/2 {
+				t.Errorf("memory stress of %d × %s against a limit of %d MiB: want at most half the limit", mem.Workers, mem.Size, limits.MemoryLimitBytes>>20)
+			}
+			cpu := read(chaosmesh.WebCPUStress).Spec.Stressors.CPUStressor
+			if milli := int64(cpu.Workers) * int64(*cpu.Load) * 10; milli <= 0 || milli > limits.CPULimitMilli*6/10 {
+				t.Errorf("CPU stress of %d workers at %d %% (%dm) against a limit of %dm: want well below the limit", cpu.Workers, *cpu.Load, milli, limits.CPULimitMilli)
+			}
+		})
 	}
 }

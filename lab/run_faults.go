@@ -43,10 +43,14 @@ func (r *Runner) newFault(e chaosmesh.Experiment) *judge.Fault {
 	if e.Duration == 0 {
 		desc = kind + ", one-shot"
 	}
-	return &judge.Fault{
+	f := &judge.Fault{
 		Name: e.Name, Title: e.Title, Target: e.Target, Requirements: e.Requirements,
 		Role: faultRole(e.Name), Held: held, Description: desc,
 	}
+	if e.Stress != nil {
+		f.StressCPUMilli, f.StressMemoryBytes = e.Stress.CPUMilli, e.Stress.MemoryBytes
+	}
+	return f
 }
 
 // experiment applies one fault, confirms its injection, holds it for its

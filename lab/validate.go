@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jewelry-shop/lab/chaosmesh"
+	"github.com/jewelry-shop/lab/charts"
 )
 
 // Selectors of the jewelry-shop chart's workloads, as the catalogue targets
@@ -21,6 +22,28 @@ func chartTargets(namespace, release string) chaosmesh.Targets {
 		},
 		Postgres: map[string]string{"application": "spilo", "cluster-name": "jewelry-shop-db"},
 	}
+}
+
+// stackSettings renders the jewelry-shop chart as lab up installs it (the
+// configuration's stack profile) and reads the settings the experiments
+// depend on from the rendered objects.
+func (l *Lab) stackSettings(ctx context.Context) (charts.ShopSettings, error) {
+	rel, err := charts.JewelryShop(l.cfg.Stack.Profile, "")
+	if err != nil {
+		return charts.ShopSettings{}, err
+	}
+	s, err := charts.JewelrySettings(ctx, rel)
+	if err != nil {
+		return charts.ShopSettings{}, fmt.Errorf("read the settings of the stack (profile %s): %w", l.cfg.Stack.Profile, err)
+	}
+	return s, nil
+}
+
+// catalogue is the experiment catalogue for targets on the stack with
+// settings s: the stresses sized from the web container's rendered limits.
+func catalogue(targets chaosmesh.Targets, s charts.ShopSettings) []chaosmesh.Experiment {
+	targets.WebLimits = chaosmesh.Load{CPUMilli: s.Web.CPULimitMilli, MemoryBytes: s.Web.MemoryLimitBytes}
+	return chaosmesh.Catalogue(targets, chaosmesh.DefaultTiming())
 }
 
 // Lab namespace and release of the stack.
@@ -71,8 +94,11 @@ func (l *Lab) ValidateDryRun(ctx context.Context, opts ValidateOptions) (*DryRun
 		now = time.Now
 	}
 	runID := now().UTC().Format("20060102-150405")
-	cat := chaosmesh.Catalogue(chartTargets(StackNamespace, StackRelease), chaosmesh.DefaultTiming())
-	pl, err := NewPlan(p, cat)
+	settings, err := l.stackSettings(ctx)
+	if err != nil {
+		return nil, err
+	}
+	pl, err := NewPlan(p, catalogue(chartTargets(StackNamespace, StackRelease), settings))
 	if err != nil {
 		return nil, err
 	}

@@ -72,7 +72,11 @@ func (l *Lab) runnerConfig(ctx context.Context, target validationTarget, v valid
 	if stopper != nil {
 		nodes = kube.NodeFailer{Stopper: stopper, Kube: cs, Cluster: target.name, Namespace: StackNamespace, Now: v.now, Log: l.log}
 	}
-	pl, err := NewPlan(p, chaosmesh.Catalogue(targets, chaosmesh.DefaultTiming()))
+	settings, err := l.stackSettings(ctx)
+	if err != nil {
+		return RunnerConfig{}, nil, err
+	}
+	pl, err := NewPlan(p, catalogue(targets, settings))
 	if err != nil {
 		return RunnerConfig{}, nil, err
 	}

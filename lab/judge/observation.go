@@ -123,6 +123,9 @@ type Fault struct {
 	// says why one is missing.
 	UsageBefore, UsageDuring *Usage
 	UsageWhy                 string
+	// StressCPUMilli and StressMemoryBytes are what a stress adds to each
+	// stressed container; zero when not known or not a stress.
+	StressCPUMilli, StressMemoryBytes int64
 }
 
 // Event adds an event to the fault's timeline.
@@ -186,12 +189,23 @@ type Usage struct {
 }
 
 // StressRose reports whether a stress shows in the usage: for CPU at least
-// 100m more and half as much again, for memory at least 128 MiB more.
-func StressRose(cpu bool, before, during Usage) bool {
+// 100m more and half as much again, for memory at least 128 MiB more; when
+// the stress adds a known amount per pod (perPod), at least half of it per
+// pod instead of the absolute amounts.
+func StressRose(cpu bool, before, during Usage, perPod int64) bool {
+	pods := int64(max(before.Pods, 1))
 	if cpu {
-		return during.CPUMilli-before.CPUMilli >= 100 && during.CPUMilli*2 >= before.CPUMilli*3
+		least := int64(100)
+		if perPod > 0 {
+			least = perPod * pods / 2
+		}
+		return during.CPUMilli-before.CPUMilli >= least && during.CPUMilli*2 >= before.CPUMilli*3
 	}
-	return during.MemoryBytes-before.MemoryBytes >= 128<<20
+	least := int64(128 << 20)
+	if perPod > 0 {
+		least = perPod * pods / 2
+	}
+	return during.MemoryBytes-before.MemoryBytes >= least
 }
 
 // Criteria are what a profile asks of the run.

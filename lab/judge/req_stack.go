@@ -136,7 +136,11 @@ func (j *judgement) stressVerdict(f *figures) (measure.Verdict, string, *reports
 	if !cpu {
 		usage = fmt.Sprintf("memory %d MiB → %d MiB", b.MemoryBytes>>20, du.MemoryBytes>>20)
 	}
-	if !StressRose(cpu, b, du) {
+	perPod := x.StressMemoryBytes
+	if cpu {
+		perPod = x.StressCPUMilli
+	}
+	if !StressRose(cpu, b, du, perPod) {
 		return measure.Missing(fmt.Sprintf("%s: the stress did not show in the pods' usage (%s); StressChaos on containerd cgroups can silently do nothing, so it is not reported on", name, usage)), "", nil
 	}
 	measured := name + ": " + usage

@@ -22,7 +22,7 @@ func TestStressRose(t *testing.T) {
 		{false, Usage{MemoryBytes: 100 << 20}, Usage{MemoryBytes: 300 << 20}, true},
 		{false, Usage{MemoryBytes: 100 << 20}, Usage{MemoryBytes: 200 << 20}, false},
 	} {
-		if got := StressRose(tt.cpu, tt.before, tt.during); got != tt.want {
+		if got := StressRose(tt.cpu, tt.before, tt.during, 0); got != tt.want {
 			t.Errorf("StressRose(cpu=%v, %+v, %+v) = %v, want %v", tt.cpu, tt.before, tt.during, got, tt.want)
 		}
 	}
