@@ -139,19 +139,41 @@ func (f *fakeMetrics) Usage(context.Context, string, map[string]string) (judge.U
 	return f.usages[f.calls-1], nil
 }
 
-// TestRunnerStress: a stress is only reported on when the pods' usage shows
-// it; then R34 needs the error rate inside its window and an HPA reaction.
+// webUsage is the usage of the web pods web-1… with these CPU (milli) and
+// memory (MiB) figures, limited to 500m and 256 MiB each.
+func webUsage(cpu []int64, memMiB ...int64) judge.Usage {
+	var u judge.Usage
+	for i := range max(len(cpu), len(memMiB)) {
+		p := judge.PodUsage{Pod: fmt.Sprintf("web-%d", i+1), CPULimitMilli: 500, MemoryLimitBytes: 256 << 20}
+		if i < len(cpu) {
+			p.CPUMilli = cpu[i]
+		}
+		if i < len(memMiB) {
+			p.MemoryBytes = memMiB[i] << 20
+		}
+		u.PerPod = append(u.PerPod, p)
+		u.Pods++
+		u.CPUMilli += p.CPUMilli
+		u.MemoryBytes += p.MemoryBytes
+	}
+	return u
+}
+
+// TestRunnerStress: a stress is only reported on when the same pods' usage
+// shows it; then R34 needs the error rate inside its window and an HPA
+// reaction. Pods that the HPA added between the reads are no evidence.
 func TestRunnerStress(t *testing.T) {
 	t.Parallel()
-	const mib = 1 << 20
+	cpuRose := []judge.Usage{webUsage([]int64{100, 100, 100}), webUsage([]int64{300, 300, 300})}
 	tests := []struct {
 		name   string
 		usages []judge.Usage // CPU before, during; memory before, during
 		want   reports.Status
 		reason string
 	}{
-		{"memory stress did not show", []judge.Usage{{CPUMilli: 300}, {CPUMilli: 900}, {MemoryBytes: 400 * mib}, {MemoryBytes: 420 * mib}}, reports.NotMeasured, "did not show in the pods' usage"},
-		{"HPA did not react to memory", []judge.Usage{{CPUMilli: 300}, {CPUMilli: 900}, {MemoryBytes: 400 * mib}, {MemoryBytes: 800 * mib}}, reports.Fail, "the HPA did not react"},
+		{"memory stress did not show", append(cpuRose, webUsage(nil, 130, 130, 140), webUsage(nil, 135, 140, 140)), reports.NotMeasured, "the stress did not show in the usage of web-1, web-2, web-3"},
+		{"HPA scale-out is no memory stress", append(cpuRose, webUsage(nil, 130, 130, 140), webUsage(nil, 135, 140, 140, 150, 150, 150)), reports.NotMeasured, "the stress did not show in the usage of web-1, web-2, web-3"},
+		{"HPA did not react to memory", append(cpuRose, webUsage(nil, 60, 60, 60), webUsage(nil, 150, 160, 170)), reports.Fail, "the HPA did not react"},
 		{"no metrics API", nil, reports.NotMeasured, "metrics API not available"},
 	}
 	for _, tt := range tests {
@@ -169,7 +191,7 @@ func TestRunnerStress(t *testing.T) {
 			if q.Status != tt.want || !strings.Contains(q.Reason, tt.reason) {
 				t.Errorf("R34 = %s (%s), want %s with a reason containing %q", q.Status, q.Reason, tt.want, tt.reason)
 			}
-			if tt.usages != nil && !strings.Contains(q.Measured, "web-cpu-stress: CPU 300m → 900m") || (tt.usages != nil && !strings.Contains(q.Measured, "HPA 5 → 7 replicas")) {
+			if tt.usages != nil && !strings.Contains(q.Measured, "web-cpu-stress: CPU 300m → 900m over the 3 pods read before and during") || (tt.usages != nil && !strings.Contains(q.Measured, "HPA 5 → 7 replicas")) {
 				t.Errorf("R34 measured %q lacks the CPU stress figures", q.Measured)
 			}
 			checkRenders(t, run)

@@ -108,7 +108,8 @@ func observation() *Observation {
 	redis := fault("redis-kill", RoleRedisMaster, 200, 200.1, 0)
 	redis.LeaderBefore, redis.LeaderAfter = "redis-0", "redis-2"
 	stress := fault("cpu-stress", RoleCPUStress, 330, 390, time.Minute)
-	stress.UsageBefore, stress.UsageDuring = &Usage{CPUMilli: 300, Pods: 3}, &Usage{CPUMilli: 1500, Pods: 3}
+	stress.UsageBefore, stress.UsageDuring = pods(500, 100, 100, 100), pods(500, 500, 480, 520)
+	stress.StressCPUMilli = 250
 	node := fault("node-failure", RoleNodeFailure, 400, 460, time.Minute)
 	node.Node = &NodeFailure{Node: "agent-1", StoppedAt: at(400), StartedAt: at(460), Pods: []PodMove{
 		{Pod: "web-1", Owner: "ReplicaSet/web", Replacement: "web-9", ReplacementNode: "agent-0", ReadyAt: at(430)},
@@ -191,7 +192,11 @@ func TestRequirements(t *testing.T) {
 		{"R33", "probed and polled", nil, nil, reports.Pass, "health endpoint polled 590 times"},
 		{"R33", "not polled", func(o *Observation) { o.HealthPolled, o.HealthWhy = false, "no health endpoint poll in this test" }, nil, reports.NotMeasured, "no health endpoint poll in this test"},
 		{"R34", "stress rose, HPA reacted", nil, nil, reports.Pass, "the HPA went from 5 to 7 replicas"},
-		{"R34", "stress did not show", func(o *Observation) { o.Faults[4].UsageDuring = &Usage{CPUMilli: 320} }, nil, reports.NotMeasured, "did not show in the pods' usage"},
+		{"R34", "stress did not show", func(o *Observation) { o.Faults[4].UsageDuring = pods(500, 110, 100, 110) }, nil, reports.NotMeasured, "the stress did not show in the usage of web-1, web-2, web-3"},
+		{"R34", "HPA scale-out between the reads", func(o *Observation) { o.Faults[4].UsageDuring = pods(500, 110, 100, 110, 300, 300, 300) }, nil, reports.NotMeasured, "the stress did not show in the usage of web-1, web-2, web-3"},
+		{"R34", "pods at their CPU limit", func(o *Observation) {
+			o.Faults[4].UsageBefore, o.Faults[4].UsageDuring = pods(500, 490, 500, 495), pods(500, 500, 500, 500)
+		}, nil, reports.NotMeasured, "every stressed pod was at its CPU limit before the stress"},
 		{"R35", "back to min", nil, nil, reports.Pass, "back to 3 after 1m20s <= 3m0s"},
 		{"R35", "must reach max", nil, func(c *Criteria) { c.RequireHPAMax = true }, reports.Fail, "peak 7 replicas, not >= 10"},
 		{"R35", "not watched", func(o *Observation) { o.ScaleDownWatched = false }, nil, reports.NotRun, "the scale-down watch did not run"},

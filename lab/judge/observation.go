@@ -181,32 +181,92 @@ type Replicas struct {
 	HPAMissing string
 }
 
-// Usage is the summed resource usage of some pods, from the metrics API.
+// Usage is the resource usage of some pods, from the metrics API: summed,
+// and per pod with the pod's limits.
 type Usage struct {
 	CPUMilli    int64
 	MemoryBytes int64
 	Pods        int
+	PerPod      []PodUsage
 }
 
-// StressRose reports whether a stress shows in the usage: for CPU at least
-// 100m more and half as much again, for memory at least 128 MiB more; when
-// the stress adds a known amount per pod (perPod), at least half of it per
-// pod instead of the absolute amounts.
-func StressRose(cpu bool, before, during Usage, perPod int64) bool {
-	pods := int64(max(before.Pods, 1))
-	if cpu {
-		least := int64(100)
-		if perPod > 0 {
-			least = perPod * pods / 2
-		}
-		return during.CPUMilli-before.CPUMilli >= least && during.CPUMilli*2 >= before.CPUMilli*3
-	}
-	least := int64(128 << 20)
-	if perPod > 0 {
-		least = perPod * pods / 2
-	}
-	return during.MemoryBytes-before.MemoryBytes >= least
+// PodUsage is one pod's usage, summed over its containers, and its limits
+// (the sum of its containers' limits; zero when a container has none).
+type PodUsage struct {
+	Pod                             string
+	CPUMilli, MemoryBytes           int64
+	CPULimitMilli, MemoryLimitBytes int64
 }
+
+// Least rises a stress must show per pod when its size is not known.
+const (
+	leastCPURiseMilli   = 50
+	leastMemoryRiseByte = 32 << 20
+)
+
+// StressCheck is what the usage of the same pods before and during a stress
+// says about it. Pods that appeared between the reads (an HPA scale-out)
+// or went away are left out: new pods are not stressed, and their usage in
+// a sum would pass for a stress.
+type StressCheck struct {
+	// Common are the pods read before and during; Before and During their
+	// summed usage (CPU in milli, memory in bytes).
+	Common         []string
+	Before, During int64
+	// Rose are the common pods whose usage rose by at least Need; AtLimit
+	// those that were too close to their limit before for that rise to
+	// show; Flat the rest.
+	Rose, AtLimit, Flat []string
+	Need                int64
+}
+
+// CheckStress compares each pod's usage before and during a stress that
+// adds perPod (CPU milli or memory bytes; zero when not known) to each: a
+// pod shows it when its usage rose by half of perPod, unless its limit left
+// less room than that.
+func CheckStress(cpu bool, before, during Usage, perPod int64) StressCheck {
+	c := StressCheck{Need: perPod / 2}
+	if perPod <= 0 {
+		c.Need = leastMemoryRiseByte
+		if cpu {
+			c.Need = leastCPURiseMilli
+		}
+	}
+	pick := func(u PodUsage) (use, limit int64) {
+		if cpu {
+			return u.CPUMilli, u.CPULimitMilli
+		}
+		return u.MemoryBytes, u.MemoryLimitBytes
+	}
+	now := map[string]PodUsage{}
+	for _, u := range during.PerPod {
+		now[u.Pod] = u
+	}
+	for _, b := range before.PerPod {
+		d, ok := now[b.Pod]
+		if !ok {
+			continue
+		}
+		use, limit := pick(b)
+		after, _ := pick(d)
+		c.Common = append(c.Common, b.Pod)
+		c.Before += use
+		c.During += after
+		switch {
+		case after-use >= c.Need:
+			c.Rose = append(c.Rose, b.Pod)
+		case limit > 0 && limit-use < c.Need:
+			c.AtLimit = append(c.AtLimit, b.Pod)
+		default:
+			c.Flat = append(c.Flat, b.Pod)
+		}
+	}
+	return c
+}
+
+// Shown reports whether the stress showed: in every common pod that had
+// room for it, and in at least one.
+func (c StressCheck) Shown() bool { return len(c.Rose) > 0 && len(c.Flat) == 0 }
 
 // Criteria are what a profile asks of the run.
 type Criteria struct {
