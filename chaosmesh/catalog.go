@@ -41,14 +41,15 @@ const (
 
 // Catalogue names.
 const (
-	PostgresPrimaryFailure = "postgres-primary-failure"
-	RedisMasterFailure     = "redis-master-failure"
-	WebPodKill             = "web-pod-kill"
-	WebPodFailure          = "web-pod-failure"
-	WebPostgresPartition   = "web-postgres-partition"
-	WebCPUStress           = "web-cpu-stress"
-	WebMemoryStress        = "web-memory-stress"
-	NodeFailure            = "node-failure"
+	PostgresPrimaryFailure   = "postgres-primary-failure"
+	PostgresPrimaryIsolation = "postgres-primary-isolation"
+	RedisMasterFailure       = "redis-master-failure"
+	WebPodKill               = "web-pod-kill"
+	WebPodFailure            = "web-pod-failure"
+	WebPostgresPartition     = "web-postgres-partition"
+	WebCPUStress             = "web-cpu-stress"
+	WebMemoryStress          = "web-memory-stress"
+	NodeFailure              = "node-failure"
 )
 
 // Experiment is one entry of the catalogue.
@@ -166,10 +167,14 @@ func cpuStressor(milli int64) *v1alpha1.CPUStressor {
 
 // Timing holds the durations of the held faults.
 type Timing struct {
-	// PrimaryDown keeps the PostgreSQL primary down; it must exceed Patroni's
-	// ttl, or the old primary can return before its leader key expires and no
-	// failover happens.
+	// PrimaryDown keeps the PostgreSQL primary down (stopped, or cut off);
+	// it must exceed Patroni's ttl + loop_wait, or the old primary can return
+	// before its leader key expires and no failover happens.
 	PrimaryDown time.Duration
+	// MasterDown keeps the Redis master down; it must exceed Sentinel's
+	// down-after-milliseconds and the failover, or the master is back
+	// before any Sentinel declares it down.
+	MasterDown time.Duration
 	// PodFailure holds the web pod failure, Partition the network partition,
 	// Stress the CPU and memory stress, NodeDown the stopped node.
 	PodFailure time.Duration
@@ -178,11 +183,13 @@ type Timing struct {
 	NodeDown   time.Duration
 }
 
-// DefaultTiming is a timing that fits the chart's Patroni ttl of 20 s and the
-// lab's 30 s eviction tolerations.
+// DefaultTiming is a timing that fits the chart's Patroni ttl and loop_wait
+// (at most 30 s together, which its policy tests enforce), Sentinel's
+// down-after-milliseconds of 5 s and the lab's node-failure detection.
 func DefaultTiming() Timing {
 	return Timing{
 		PrimaryDown: 60 * time.Second,
+		MasterDown:  30 * time.Second,
 		PodFailure:  30 * time.Second,
 		Partition:   30 * time.Second,
 		Stress:      60 * time.Second,
@@ -231,7 +238,7 @@ func Catalogue(t Targets, tm Timing) []Experiment {
 		{
 			Name:         PostgresPrimaryFailure,
 			Requirements: []string{"R26", "R29"},
-			Title:        "Take the PostgreSQL primary down",
+			Title:        "Stop the PostgreSQL primary (graceful: a switchover)",
 			Target:       "the pod labelled spilo-role=master",
 			Duration:     tm.PrimaryDown,
 			Recovery:     "the prober's first acknowledged write through the primary Service after the fault (RTO), and whether another pod became primary or the old one came back",
@@ -240,9 +247,12 @@ func Catalogue(t Targets, tm Timing) []Experiment {
 				ObjectMeta: objectMeta(PostgresPrimaryFailure, ns),
 				Spec: v1alpha1.PodChaosSpec{
 					// pod-failure keeps the pod's containers down for the whole
-					// duration, longer than Patroni's ttl, so the leader key
-					// expires and a replica takes over. A grace-0 pod-kill
-					// comes back before that and no failover happens.
+					// duration (a grace-0 pod-kill comes back before Patroni's
+					// ttl and no failover happens). It replaces the image, so
+					// the kubelet stops Spilo gracefully: Patroni releases the
+					// leader key on SIGTERM and a replica takes over at once.
+					// This is a switchover; ttl is not exercised (the isolation
+					// below is the failure without a handover).
 					ContainerSelector: v1alpha1.ContainerSelector{PodSelector: podSelector(ns, postgresPrimary, v1alpha1.OneMode)},
 					Action:            v1alpha1.PodFailureAction,
 					Duration:          duration(tm.PrimaryDown),
@@ -250,15 +260,46 @@ func Catalogue(t Targets, tm Timing) []Experiment {
 			},
 		},
 		{
+			Name:         PostgresPrimaryIsolation,
+			Requirements: []string{"R26", "R29"},
+			Title:        "Cut the PostgreSQL primary off the network (no handover: a failover after Patroni's ttl)",
+			Target:       "the pod labelled spilo-role=master: every packet it sends is dropped",
+			Duration:     tm.PrimaryDown,
+			Recovery:     "the prober's first acknowledged write through the primary Service after the fault (RTO), and whether another pod became primary after the old one's leader key expired",
+			Kind:         KindChaos,
+			Object: &v1alpha1.NetworkChaos{
+				ObjectMeta: objectMeta(PostgresPrimaryIsolation, ns),
+				Spec: v1alpha1.NetworkChaosSpec{
+					// Dropping every packet the primary sends cuts it off the
+					// Kubernetes API (its DCS), its replicas and its clients,
+					// while it keeps running: nothing releases the leader key,
+					// which must expire (ttl) before a replica takes over, as
+					// after a crash or a network failure of its node.
+					PodSelector: podSelector(ns, postgresPrimary, v1alpha1.OneMode),
+					Action:      v1alpha1.LossAction,
+					TcParameter: v1alpha1.TcParameter{Loss: &v1alpha1.LossSpec{Loss: "100", Correlation: "100"}},
+					Direction:   v1alpha1.To,
+					Duration:    duration(tm.PrimaryDown),
+				},
+			},
+		},
+		{
 			Name:         RedisMasterFailure,
 			Requirements: []string{"R26", "R30"},
-			Title:        "Kill the Redis master",
+			Title:        "Take the Redis master down for longer than Sentinel's down-after-milliseconds",
 			Target:       fmt.Sprintf("the master as Sentinel reports it (pod %s)", orUnknown(t.RedisMasterPod)),
-			Recovery:     "the prober's first acknowledged write through Sentinel after the kill (RTO), and the new master Sentinel reports",
+			Duration:     tm.MasterDown,
+			Recovery:     "the prober's first acknowledged write through Sentinel after the fault (RTO), and the new master Sentinel reports",
 			Kind:         KindChaos,
 			Object: &v1alpha1.PodChaos{
 				ObjectMeta: objectMeta(RedisMasterFailure, ns),
 				Spec: v1alpha1.PodChaosSpec{
+					// pod-failure keeps the master down for the whole
+					// duration; a grace-0 pod-kill is back within seconds,
+					// often before Sentinel's down-after-milliseconds, and
+					// then no failover happens at all. Redis has no handover
+					// on SIGTERM: Sentinel fails over once it declares the
+					// master down.
 					ContainerSelector: v1alpha1.ContainerSelector{PodSelector: v1alpha1.PodSelector{
 						Selector: v1alpha1.PodSelectorSpec{
 							GenericSelectorSpec: v1alpha1.GenericSelectorSpec{Namespaces: []string{ns}},
@@ -266,7 +307,8 @@ func Catalogue(t Targets, tm Timing) []Experiment {
 						},
 						Mode: v1alpha1.OneMode,
 					}},
-					Action: v1alpha1.PodKillAction,
+					Action:   v1alpha1.PodFailureAction,
+					Duration: duration(tm.MasterDown),
 				},
 			},
 		},

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"helm.sh/helm/v3/pkg/action"
+	"helm.sh/helm/v3/pkg/releaseutil"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -71,6 +73,37 @@ func JewelrySettings(ctx context.Context, rel Release) (ShopSettings, error) {
 	if err != nil {
 		return ShopSettings{}, err
 	}
+	return settingsOf(objs, "release "+rel.Name+" as rendered")
+}
+
+// DeployedSettings reads the settings the lab's experiments depend on from
+// the manifest of the jewelry-shop release deployed in the cluster: what is
+// installed there, whatever values it was installed with.
+func (in *Installer) DeployedSettings(ctx context.Context, name, namespace string) (ShopSettings, error) {
+	if err := ctx.Err(); err != nil {
+		return ShopSettings{}, err
+	}
+	cfg, err := in.actionConfig(namespace)
+	if err != nil {
+		return ShopSettings{}, err
+	}
+	rel, err := action.NewGet(cfg).Run(name)
+	if err != nil {
+		return ShopSettings{}, fmt.Errorf("read release %s in namespace %s: %w", name, namespace, err)
+	}
+	r := &Rendered{}
+	for _, doc := range releaseutil.SplitManifests(rel.Manifest) {
+		r.Manifests = append(r.Manifests, Manifest{Source: manifestSource(doc), Content: doc})
+	}
+	objs, err := r.Objects()
+	if err != nil {
+		return ShopSettings{}, err
+	}
+	return settingsOf(objs, fmt.Sprintf("release %s (revision %d) in namespace %s", name, rel.Version, namespace))
+}
+
+// settingsOf reads the settings from a release's objects.
+func settingsOf(objs []*unstructured.Unstructured, what string) (ShopSettings, error) {
 	var s ShopSettings
 	found := false
 	for _, obj := range objs {
@@ -92,7 +125,7 @@ func JewelrySettings(ctx context.Context, rel Release) (ShopSettings, error) {
 		}
 	}
 	if !found {
-		return ShopSettings{}, fmt.Errorf("read the settings of release %s: no web Deployment rendered", rel.Name)
+		return ShopSettings{}, fmt.Errorf("read the settings of %s: it has no web Deployment", what)
 	}
 	return s, nil
 }

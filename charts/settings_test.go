@@ -1,6 +1,7 @@
 package charts
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -52,5 +53,38 @@ func TestJewelrySettings(t *testing.T) {
 				t.Errorf("settings (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestDeployedSettings reads the settings from the manifest of the release
+// as installed, whatever values it was installed with, and fails clearly
+// for a release that is not there.
+func TestDeployedSettings(t *testing.T) {
+	t.Parallel()
+	in, _ := memoryInstaller(t, nil, Options{})
+	rel, err := JewelryShop("quick", "1.0.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel = rel.WithValues(map[string]any{"nodeFailureTolerationSeconds": 2, "web": map[string]any{"resources": map[string]any{"limits": map[string]any{"memory": "300Mi"}}}})
+	if _, err := in.Install(t.Context(), rel); err != nil {
+		t.Fatal(err)
+	}
+	got, err := in.DeployedSettings(t.Context(), rel.Name, rel.Namespace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := JewelrySettings(t.Context(), rel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("deployed settings differ from the rendered ones (-rendered +deployed):\n%s", diff)
+	}
+	if got.NodeFailureToleration != 2*time.Second || got.Web.MemoryLimitBytes != 300<<20 {
+		t.Errorf("deployed settings %+v, want the installed values", got)
+	}
+	if _, err := in.DeployedSettings(t.Context(), "nothing", rel.Namespace); err == nil || !strings.Contains(err.Error(), "read release nothing") {
+		t.Errorf("settings of a missing release: %v", err)
 	}
 }

@@ -86,6 +86,21 @@ type PreflightConfig struct {
 	MinMemory string `mapstructure:"minMemory" json:"minMemory"`
 }
 
+// nodeMonitorGracePeriod is the controller manager's
+// node-monitor-grace-period the server arguments set; zero when they do not.
+func (c ClusterConfig) nodeMonitorGracePeriod() time.Duration {
+	const flag = "--kube-controller-manager-arg=node-monitor-grace-period="
+	var d time.Duration
+	for _, a := range c.ServerArgs {
+		if v, ok := strings.CutPrefix(a, flag); ok {
+			if p, err := time.ParseDuration(v); err == nil {
+				d = p
+			}
+		}
+	}
+	return d
+}
+
 // Pinned defaults. Bump them together and re-check DESIGN.md's pitfalls.
 const (
 	DefaultClusterName    = "jewelry-shop"

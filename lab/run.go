@@ -85,6 +85,7 @@ func (r *Runner) newExecution(pl *Plan) *execution {
 	x := &execution{r: r, pl: pl, faults: map[int]*faultRun{}, o: &judge.Observation{
 		Title: r.cfg.Title, Profile: pl.Profile.Name, Seed: r.cfg.Seed, Environment: r.cfg.Environment,
 		Started: r.cfg.Now(), Sustain: r.cfg.Sustain,
+		Settings: r.cfg.Settings, SettingsWhy: r.cfg.SettingsWhy,
 	}}
 	for i, s := range pl.Steps {
 		if s.Kind == StepExperiment && s.Experiment != nil {

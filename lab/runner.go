@@ -125,6 +125,11 @@ type RunnerConfig struct {
 	// interrupted: e.g. a wrapper of (*chaosmesh.Engine).Sweep on the
 	// stack's namespace. It returns what it removed.
 	Sweep func(ctx context.Context) ([]string, error)
+	// Settings are the chart's and the cluster's values the experiments'
+	// figures depend on, for the report's "depends on" rows; nil with
+	// SettingsWhy saying why they are not known.
+	Settings    *judge.Settings
+	SettingsWhy string
 	// RunID labels every chaos object; Seed and Title and Environment go
 	// into the report as they are.
 	RunID       string

@@ -66,8 +66,8 @@ func TestRunnerNodeFailure(t *testing.T) {
 	}
 }
 
-// fakeLeaders answers a different primary after the PostgreSQL fault and the
-// same master after the Redis one.
+// fakeLeaders answers a different primary after each PostgreSQL fault and
+// the same master after the Redis one.
 type fakeLeaders struct {
 	mu    sync.Mutex
 	asked map[string]int
@@ -78,7 +78,7 @@ func (f *fakeLeaders) Leader(_ context.Context, exp string) (string, error) {
 	defer f.mu.Unlock()
 	f.asked[exp]++
 	switch exp {
-	case chaosmesh.PostgresPrimaryFailure:
+	case chaosmesh.PostgresPrimaryFailure, chaosmesh.PostgresPrimaryIsolation:
 		return fmt.Sprintf("jewelry-shop-db-%d", f.asked[exp]-1), nil // db-0 before, db-1 after
 	case chaosmesh.RedisMasterFailure:
 		return "jewelry-shop-redis-2", nil
@@ -87,15 +87,31 @@ func (f *fakeLeaders) Leader(_ context.Context, exp string) (string, error) {
 }
 
 // TestRunnerRecordsLeaders: the primary and master are asked before each
-// store fault and once it settled; the report says failover or restart in
-// place from those answers.
+// store fault and once it settled; the report names the path each took,
+// from those answers and how the fault takes the leader down, and its
+// "depends on" rows are the settings of that path, from the runner's
+// settings: a stopped primary is a switchover that never exercises
+// Patroni's ttl, a cut-off one a failover after ttl, a Redis master that
+// came back a restart in place.
 func TestRunnerRecordsLeaders(t *testing.T) {
 	t.Parallel()
 	w := newWorld()
-	pl := shortPlan(t, chaosmesh.WebPodKill, chaosmesh.PostgresPrimaryFailure, chaosmesh.RedisMasterFailure)
+	p := shortProfile(chaosmesh.WebPodKill, chaosmesh.PostgresPrimaryFailure, chaosmesh.PostgresPrimaryIsolation, chaosmesh.RedisMasterFailure)
+	p.Load = 240 * time.Second
+	tm := chaosmesh.DefaultTiming()
+	tm.PrimaryDown = 20 * time.Second
+	pl, err := NewPlan(p, chaosmesh.Catalogue(chartTargets(StackNamespace, StackRelease), tm))
+	if err != nil {
+		t.Fatal(err)
+	}
 	r, _, _ := newTestRunner(w, pl.Profile.Users, false)
 	fl := &fakeLeaders{asked: map[string]int{}}
 	r.cfg.Leaders = fl
+	r.cfg.Settings = &judge.Settings{
+		Source:     "the test's",
+		PatroniTTL: 22 * time.Second, PatroniLoopWait: 2 * time.Second, PatroniRetryTimeout: 10 * time.Second, PatroniSynchronousMode: true,
+		SentinelDownAfter: 5 * time.Second, SentinelFailoverTimeout: 30 * time.Second,
+	}
 	run, err := r.Run(t.Context(), pl)
 	if err != nil {
 		t.Fatalf("run: %v", err)
@@ -103,9 +119,17 @@ func TestRunnerRecordsLeaders(t *testing.T) {
 	tests := []struct {
 		exp  string
 		want reports.Leader
+		rows []string
 	}{
-		{chaosmesh.PostgresPrimaryFailure, reports.Leader{Old: "jewelry-shop-db-0", New: "jewelry-shop-db-1", Path: "failover to another pod"}},
-		{chaosmesh.RedisMasterFailure, reports.Leader{Old: "jewelry-shop-redis-2", New: "jewelry-shop-redis-2", Path: "restart in place: the old leader came back, no failover"}},
+		{chaosmesh.PostgresPrimaryFailure, reports.Leader{Old: "jewelry-shop-db-0", New: "jewelry-shop-db-1",
+			Path: "switchover: the stopped primary released the leader key on SIGTERM and a replica took over; Patroni's ttl was not exercised"},
+			[]string{"postgresql.patroni.loop_wait=2s", "postgresql.patroni.synchronous_mode=true"}},
+		{chaosmesh.PostgresPrimaryIsolation, reports.Leader{Old: "jewelry-shop-db-0", New: "jewelry-shop-db-1",
+			Path: "failover: the cut-off primary's leader key expired after Patroni's ttl and a replica took over"},
+			[]string{"postgresql.patroni.ttl=22s", "postgresql.patroni.loop_wait=2s", "postgresql.patroni.retry_timeout=10s", "postgresql.patroni.synchronous_mode=true", "fault held=1s"}},
+		{chaosmesh.RedisMasterFailure, reports.Leader{Old: "jewelry-shop-redis-2", New: "jewelry-shop-redis-2",
+			Path: "restart in place: the old master answered again before Sentinel failed over, no failover; the RTO is a restart time"},
+			[]string{"redis.sentinel.downAfterMilliseconds=5000 (5s)", "fault held=1.5s"}},
 	}
 	for _, tt := range tests {
 		e := experimentNamed(run, tt.exp)
@@ -115,9 +139,16 @@ func TestRunnerRecordsLeaders(t *testing.T) {
 		if diff := cmp.Diff(tt.want, *e.Leader); diff != "" {
 			t.Errorf("%s leader (-want +got):\n%s", tt.exp, diff)
 		}
+		var rows []string
+		for _, s := range e.DependsOn {
+			rows = append(rows, s.Name+"="+s.Value)
+		}
+		if diff := cmp.Diff(tt.rows, rows); diff != "" {
+			t.Errorf("%s depends on (-want +got):\n%s", tt.exp, diff)
+		}
 	}
-	if e := experimentNamed(run, chaosmesh.WebPodKill); e == nil || e.Leader != nil {
-		t.Errorf("web pod kill has a leader: %+v", e)
+	if e := experimentNamed(run, chaosmesh.WebPodKill); e == nil || e.Leader != nil || e.DependsOn != nil {
+		t.Errorf("web pod kill has a leader or settings: %+v", e)
 	}
 	checkRenders(t, run)
 }

@@ -120,6 +120,7 @@ func (l *Lab) notStarted(ctx context.Context, v validationRun, why error) (Runne
 	return RunnerConfig{
 		Preflight:   func(context.Context) error { return why },
 		Unavailable: unavailable,
+		SettingsWhy: "the run did not start",
 		RunID:       v.runID,
 		Seed:        int64(v.seed),
 		Environment: l.environment(v.profile.Name, ""),

@@ -72,10 +72,7 @@ func (l *Lab) runnerConfig(ctx context.Context, target validationTarget, v valid
 	if stopper != nil {
 		nodes = kube.NodeFailer{Stopper: stopper, Kube: cs, Cluster: target.name, Namespace: StackNamespace, Now: v.now, Log: l.log}
 	}
-	settings, err := l.stackSettings(ctx)
-	if err != nil {
-		return RunnerConfig{}, nil, err
-	}
+	settings, reported, settingsWhy := l.validationSettings(ctx, target)
 	pl, err := NewPlan(p, catalogue(targets, settings))
 	if err != nil {
 		return RunnerConfig{}, nil, err
@@ -148,6 +145,8 @@ func (l *Lab) runnerConfig(ctx context.Context, target validationTarget, v valid
 			return err
 		},
 		Sweep:       func(ctx context.Context) ([]string, error) { return engine.Sweep(ctx, StackNamespace) },
+		Settings:    reported,
+		SettingsWhy: settingsWhy,
 		RunID:       v.runID,
 		Seed:        int64(v.seed),
 		Environment: l.environment(p.Name, target.name),

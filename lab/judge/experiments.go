@@ -124,14 +124,11 @@ func experimentReport(o *Observation, d runData, f *figures) reports.Experiment 
 			e.Notes = append(e.Notes, "the web replicas were never seen below their wanted count: a dip shorter than the observer's poll interval cannot be seen")
 		}
 	}
+	var path Path
 	if store != "" {
+		path, e.Leader = pathOf(x)
 		switch {
-		case x.LeaderBefore != "" && x.LeaderAfter != "":
-			path := "failover to another pod"
-			if x.LeaderBefore == x.LeaderAfter {
-				path = "restart in place: the old leader came back, no failover"
-			}
-			e.Leader = &reports.Leader{Old: x.LeaderBefore, New: x.LeaderAfter, Path: path}
+		case e.Leader != nil:
 		case x.LeaderWhy != "":
 			e.NotMeasured["leader"] = x.LeaderWhy
 		default:
@@ -164,6 +161,7 @@ func experimentReport(o *Observation, d runData, f *figures) reports.Experiment 
 			e.LostWrites, e.Duplicates = &lost, &dups
 		}
 	}
+	settingsReport(o, f, path, &e)
 	if len(e.NotMeasured) == 0 {
 		e.NotMeasured = nil
 	}

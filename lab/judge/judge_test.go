@@ -104,9 +104,9 @@ func observation() *Observation {
 		return f
 	}
 	pg := fault("pg-failure", RolePostgresPrimary, 120, 180, time.Minute)
-	pg.LeaderBefore, pg.LeaderAfter = "db-0", "db-1"
+	pg.LeaderBefore, pg.LeaderAfter, pg.Takedown = "db-0", "db-1", TakedownStop
 	redis := fault("redis-kill", RoleRedisMaster, 200, 200.1, 0)
-	redis.LeaderBefore, redis.LeaderAfter = "redis-0", "redis-2"
+	redis.LeaderBefore, redis.LeaderAfter, redis.Takedown = "redis-0", "redis-2", TakedownStop
 	stress := fault("cpu-stress", RoleCPUStress, 330, 390, time.Minute)
 	stress.UsageBefore, stress.UsageDuring = pods(500, 100, 100, 100), pods(500, 500, 480, 520)
 	stress.StressCPUMilli = 250
@@ -119,7 +119,20 @@ func observation() *Observation {
 		fault("web-pod-kill", RoleWebPod, 60, 60.1, 0), pg, redis,
 		fault("partition", RolePartition, 260, 290, 30*time.Second), stress, node,
 	}
+	o.Settings = testSettings()
 	return o
+}
+
+// testSettings are the chart's and the cluster's settings of the synthetic
+// runs.
+func testSettings() *Settings {
+	return &Settings{
+		Source:     "those of the test",
+		PatroniTTL: 22 * time.Second, PatroniLoopWait: 2 * time.Second, PatroniRetryTimeout: 10 * time.Second, PatroniSynchronousMode: true,
+		SentinelDownAfter: 5 * time.Second, SentinelFailoverTimeout: 30 * time.Second,
+		NodeMonitorGracePeriod: 40 * time.Second, NodeFailureToleration: 20 * time.Second,
+		WebCPULimitMilli: 500, WebMemoryLimitBytes: 256 << 20,
+	}
 }
 
 // TestJudgeGolden judges synthetic runs, complete and interrupted, and
@@ -184,6 +197,11 @@ func TestRequirements(t *testing.T) {
 		{"R28", "not in the profile", func(o *Observation) { o.Faults = o.Faults[:5] }, nil, reports.NotInProfile, "not in the profile"},
 		{"R29", "primary back", nil, nil, reports.Pass, "RTO 12.005s < 30s"},
 		{"R29", "slow failover", nil, func(c *Criteria) { c.Thresholds.Failover = 10 * time.Second }, reports.Fail, "pg-failure: RTO 12.005s, not < 10s"},
+		{"R29", "every PostgreSQL fault judged", func(o *Observation) {
+			iso := *o.Faults[1]
+			iso.Name, iso.InjectedAt, iso.AppliedAt, iso.RemovedAt, iso.Takedown = "pg-isolation", at(150), at(149.5), at(190), TakedownIsolation
+			o.Faults = append(o.Faults[:2], append([]*Fault{&iso}, o.Faults[2:]...)...)
+		}, func(c *Criteria) { c.Thresholds.Failover = 10 * time.Second }, reports.Fail, "pg-failure: RTO 12.005s; pg-isolation: RTO"},
 		{"R29", "no timeline", func(o *Observation) { o.Timeline, o.TimelineErr = nil, errors.New("prober gone") }, nil, reports.NotMeasured, "no prober timeline: prober gone"},
 		{"R30", "master back", nil, nil, reports.Pass, "RTO 6.005s < 30s"},
 		{"R31", "available", nil, nil, reports.Pass, "availability 99.59 %"},

@@ -71,7 +71,50 @@ type Observation struct {
 	// Faults are the plan's experiments, in plan order, with what happened
 	// to each.
 	Faults []*Fault
+
+	// Settings are the configuration values the faults' figures depend
+	// on, as installed; nil when not known, SettingsWhy says why.
+	Settings    *Settings
+	SettingsWhy string
 }
+
+// Settings are the configuration values that the experiments' figures
+// depend on: the chart's rendered values and the cluster's arguments, with
+// the names to change them by. A zero value is not known and not stated.
+type Settings struct {
+	// Source says where the values come from.
+	Source string
+	// Patroni's timing (postgresql.patroni.*).
+	PatroniTTL, PatroniLoopWait, PatroniRetryTimeout time.Duration
+	PatroniSynchronousMode                           bool
+	// Sentinel's timing (redis.sentinel.*).
+	SentinelDownAfter, SentinelFailoverTimeout time.Duration
+	// NodeMonitorGracePeriod is the controller manager's
+	// node-monitor-grace-period (cluster.serverArgs).
+	NodeMonitorGracePeriod time.Duration
+	// NodeFailureToleration is how long the web pods stay bound to a
+	// NotReady or unreachable node (nodeFailureTolerationSeconds).
+	NodeFailureToleration time.Duration
+	// The web container's limits (web.resources.limits).
+	WebCPULimitMilli, WebMemoryLimitBytes int64
+}
+
+// Takedown is how a store fault takes its leader down, which decides the
+// paths a failover can take.
+type Takedown string
+
+// The takedowns of the catalogue's store faults.
+const (
+	// TakedownStop stops the leader gracefully (SIGTERM, then the grace
+	// period): Patroni releases the leader key on the way down, so a
+	// replica takes over at once (a switchover, ttl not exercised); Redis
+	// hands nothing over, Sentinel waits for down-after-milliseconds.
+	TakedownStop Takedown = "stop"
+	// TakedownIsolation cuts the leader off the network while it runs:
+	// nothing is released, Patroni's leader key must expire (ttl) before a
+	// replica can take over.
+	TakedownIsolation Takedown = "isolation"
+)
 
 // Role is what a fault tests, which decides how it is judged.
 type Role string
@@ -118,7 +161,9 @@ type Fault struct {
 	Events                           []reports.Event
 	// LeaderBefore and LeaderAfter are the primary or master before the
 	// fault and once it settled; LeaderWhy says why one is missing.
+	// Takedown is how a store fault takes the leader down.
 	LeaderBefore, LeaderAfter, LeaderWhy string
+	Takedown                             Takedown
 	// UsageBefore and UsageDuring are the stressed pods' usage; UsageWhy
 	// says why one is missing.
 	UsageBefore, UsageDuring *Usage
