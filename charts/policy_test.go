@@ -106,7 +106,11 @@ func TestPolicyCatches(t *testing.T) {
 			policy: "patroni", values: map[string]any{"postgresql": map[string]any{"patroni": map[string]any{"ttl": 30, "loop_wait": 10, "retry_timeout": 10}}},
 			want: "ttl 30 + loop_wait 10 > 30 s",
 		},
-		{policy: "patroni", brk: func(s *renderedStack) { s.postgresql.Spec.Patroni.RetryTimeout = 10 }, want: "Patroni's rule"},
+		{policy: "patroni", brk: func(s *renderedStack) { s.postgresql.Spec.Patroni.RetryTimeout = 11 }, want: "Patroni's rule"},
+		{
+			policy: "patroni", values: map[string]any{"postgresql": map[string]any{"patroni": map[string]any{"ttl": 20, "loop_wait": 5, "retry_timeout": 5}}},
+			want: "retry_timeout 5 < 10 s",
+		},
 		{
 			policy: "patroni", values: map[string]any{"postgresql": map[string]any{"patroni": map[string]any{"synchronous_mode": false}}},
 			want: "synchronous_mode is off",
@@ -380,6 +384,9 @@ func checkPatroni(s *renderedStack) (errs []error) {
 	p := pg.Spec.Patroni
 	if p.LoopWait+2*p.RetryTimeout > p.TTL {
 		errs = append(errs, fmt.Errorf("patroni loop_wait %d + 2 × retry_timeout %d > ttl %d (Patroni's rule)", p.LoopWait, p.RetryTimeout, p.TTL))
+	}
+	if p.RetryTimeout < 10 {
+		errs = append(errs, fmt.Errorf("patroni retry_timeout %d < 10 s: a primary gives up its role when the Kubernetes API (one k3s server's datastore, slow under load) stalls for longer; the control plane's own leader election tolerates 10 s", p.RetryTimeout))
 	}
 	if p.TTL+p.LoopWait > 30 {
 		errs = append(errs, fmt.Errorf("patroni ttl %d + loop_wait %d > 30 s: the leader key may outlive a dead primary for longer than the failover budget", p.TTL, p.LoopWait))

@@ -13,7 +13,7 @@ import (
 func TestJewelrySettings(t *testing.T) {
 	t.Parallel()
 	const mi = 1 << 20
-	patroni := Patroni{TTL: 20 * time.Second, LoopWait: 5 * time.Second, RetryTimeout: 5 * time.Second, SynchronousMode: true}
+	patroni := Patroni{TTL: 22 * time.Second, LoopWait: 2 * time.Second, RetryTimeout: 10 * time.Second, SynchronousMode: true}
 	sentinel := Sentinel{DownAfter: 5 * time.Second, FailoverTimeout: 30 * time.Second, Quorum: 2}
 	tests := []struct {
 		name    string
