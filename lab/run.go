@@ -32,6 +32,10 @@ type execution struct {
 	stopLoad                                             func()
 	stopObservers                                        func()
 	errs                                                 []error
+	// plog is the prober's record as read so far; proberErr and
+	// verifyErr the last failed read.
+	plog                 proberLog
+	proberErr, verifyErr error
 }
 
 // faultRun is one experiment step and the fault it records.
@@ -120,6 +124,7 @@ func (x *execution) step(ctx context.Context, i int, s Step) error {
 		if !sleepUntil(ctx, x.base.Add(r.scale(s.Offset-x.pl.LoadStart))) {
 			return ctx.Err()
 		}
+		x.readAfter(ctx, x.prev)
 		r.leaderAfter(ctx, x.prev)
 		o.Reached = s.Name
 		r.event(s.Experiment.Name)

@@ -133,6 +133,16 @@ func TestRunnerOnControlPlane(t *testing.T) {
 		!strings.Contains(strings.Join(e.Notes, "\n"), "node-monitor-grace-period") {
 		t.Errorf("node failure depends on %+v (notes %q), want the deployed toleration of 2s and a note on the unknown grace period", e.DependsOn, e.Notes)
 	}
+	// The node failure spared the prober's node.
+	probes, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/component=probe"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range probes.Items {
+		if e := experimentNamed(run, chaosmesh.NodeFailure); e != nil && e.Target == "node "+p.Spec.NodeName {
+			t.Errorf("node failure stopped %s, where the prober %s runs", p.Spec.NodeName, p.Name)
+		}
+	}
 	assertNoChaosLeft(t, env.Client, ns)
 
 	// Interrupted while the node is down: the node comes back, nothing is

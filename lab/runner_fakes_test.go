@@ -212,7 +212,7 @@ type fakeProber struct{ w *world }
 
 const fakeProbeInterval = 100 * time.Millisecond
 
-func (f fakeProber) Timeline(context.Context) (probeapi.Timeline, error) {
+func (f fakeProber) Timeline(_ context.Context, since int64) (probeapi.Timeline, error) {
 	now := time.Now()
 	tl := probeapi.Timeline{Run: "fake", IntervalMS: fakeProbeInterval.Milliseconds(), Started: f.w.t0, Now: now, Stores: map[string]probeapi.StoreTimeline{}}
 	for store, so := range storeOutages {
@@ -230,7 +230,10 @@ func (f fakeProber) Timeline(context.Context) (probeapi.Timeline, error) {
 				st.Acked++
 			}
 			st.Attempted++
-			st.Samples = append(st.Samples, s)
+			st.LastSeq = seq
+			if seq > since {
+				st.Samples = append(st.Samples, s)
+			}
 		}
 		tl.Stores[store] = st
 	}

@@ -59,7 +59,7 @@ func (l *Lab) runnerConfig(ctx context.Context, target validationTarget, v valid
 		}
 		if slices.Contains(p.Experiments, chaosmesh.NodeFailure) && stopper != nil {
 			var err error
-			if targets.Node, err = kube.BusiestAgent(ctx, cs, StackNamespace); err != nil {
+			if targets.Node, err = kube.BusiestAgent(ctx, cs, StackNamespace, proberLabels()); err != nil {
 				return err
 			}
 			found = append(found, "node to stop "+targets.Node)
@@ -154,6 +154,13 @@ func (l *Lab) runnerConfig(ctx context.Context, target validationTarget, v valid
 		Log:         l.log,
 		Progress:    l.progress,
 	}, pl, nil
+}
+
+// proberLabels select the prober's pod, which node failure spares: its
+// record of the run must survive the experiment (the runner also reads it
+// as the run goes).
+func proberLabels() map[string]string {
+	return map[string]string{"app.kubernetes.io/instance": StackRelease, "app.kubernetes.io/component": "probe"}
 }
 
 // shopHealthPath is the health endpoint the run polls through the shop's

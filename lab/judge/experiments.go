@@ -134,6 +134,7 @@ func experimentReport(o *Observation, d runData, f *figures) reports.Experiment 
 		default:
 			e.NotMeasured["leader"] = "the run ended before the leader was asked again"
 		}
+		e.Notes = append(e.Notes, o.ProberNotes...)
 		switch {
 		case o.Verify == nil:
 			e.NotMeasured["lost_writes"] = o.VerifyWhy

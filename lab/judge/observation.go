@@ -49,6 +49,9 @@ type Observation struct {
 	TimelineErr error
 	Verify      *probeapi.Verification
 	VerifyWhy   string
+	// ProberNotes say what the reader of the figures should know about the
+	// prober's record (it restarted, a read failed).
+	ProberNotes []string
 
 	// Probes are the live workloads' probes; ProbesWhy says why they were
 	// not read.

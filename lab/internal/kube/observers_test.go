@@ -220,3 +220,57 @@ func TestChaosMeshReady(t *testing.T) {
 		}
 	}
 }
+
+// TestBusiestAgentSparesTheProber: node failure stops the agent with the
+// most pods of the namespace, but never the one the prober runs on, whose
+// record of the run would be evicted with it.
+func TestBusiestAgentSparesTheProber(t *testing.T) {
+	t.Parallel()
+	node := func(name string, server bool) *corev1.Node {
+		n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{}}}
+		if server {
+			n.Labels["node-role.kubernetes.io/control-plane"] = "true"
+		}
+		return n
+	}
+	pod := func(name, node, component string) *corev1.Pod {
+		return &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "shop", Labels: map[string]string{"app.kubernetes.io/instance": "shop", "app.kubernetes.io/component": component}},
+			Spec:       corev1.PodSpec{NodeName: node},
+		}
+	}
+	prober := map[string]string{"app.kubernetes.io/instance": "shop", "app.kubernetes.io/component": "probe"}
+	tests := []struct {
+		name string
+		objs []runtime.Object
+		want string
+		err  string
+	}{
+		{"the busiest agent runs the prober", []runtime.Object{
+			node("server-0", true), node("agent-0", false), node("agent-1", false),
+			pod("web-1", "agent-0", "web"), pod("web-2", "agent-0", "web"), pod("probe-1", "agent-0", "probe"), pod("web-3", "agent-1", "web"),
+		}, "agent-1", ""},
+		{"the prober on the server", []runtime.Object{
+			node("server-0", true), node("agent-0", false), node("agent-1", false),
+			pod("web-1", "agent-0", "web"), pod("web-2", "agent-0", "web"), pod("probe-1", "server-0", "probe"), pod("web-3", "agent-1", "web"),
+		}, "agent-0", ""},
+		{"only the prober's agent", []runtime.Object{
+			node("server-0", true), node("agent-0", false), pod("probe-1", "agent-0", "probe"),
+		}, "", "every agent runs a pod the node failure must spare: agent-0 (runs probe-1)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := BusiestAgent(t.Context(), fake.NewClientset(tt.objs...), "shop", prober)
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Errorf("BusiestAgent = %q, %v; want an error saying %q", got, err, tt.err)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Errorf("BusiestAgent = %q, %v; want %q", got, err, tt.want)
+			}
+		})
+	}
+}
