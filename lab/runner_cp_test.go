@@ -125,6 +125,24 @@ func TestRunnerOnControlPlane(t *testing.T) {
 	if e := experimentNamed(run, chaosmesh.WebPodKill); e == nil || e.InjectedAt.IsZero() {
 		t.Errorf("the pod kill has no injection time: %+v", e)
 	}
+	// The node failure's figures depend on the release's values as
+	// deployed (the test installed 2 s tolerations, not the chart's 20 s);
+	// this cluster's node-monitor-grace-period is not lab's to know.
+	if e := experimentNamed(run, chaosmesh.NodeFailure); e == nil || len(e.DependsOn) != 1 ||
+		e.DependsOn[0].Name != "nodeFailureTolerationSeconds" || e.DependsOn[0].Value != "2s" ||
+		!strings.Contains(strings.Join(e.Notes, "\n"), "node-monitor-grace-period") {
+		t.Errorf("node failure depends on %+v (notes %q), want the deployed toleration of 2s and a note on the unknown grace period", e.DependsOn, e.Notes)
+	}
+	// The node failure spared the prober's node.
+	probes, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/component=probe"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range probes.Items {
+		if e := experimentNamed(run, chaosmesh.NodeFailure); e != nil && e.Target == "node "+p.Spec.NodeName {
+			t.Errorf("node failure stopped %s, where the prober %s runs", p.Spec.NodeName, p.Name)
+		}
+	}
 	assertNoChaosLeft(t, env.Client, ns)
 
 	// Interrupted while the node is down: the node comes back, nothing is
