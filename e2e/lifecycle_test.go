@@ -95,7 +95,7 @@ func TestLifecycle(t *testing.T) {
 	if err := m.StopNode(ctx, lc.name, agent); err != nil {
 		t.Fatalf("stop %s: %v", agent, err)
 	}
-	waitNodeReady(t, kube, agent, false, time.Minute)
+	waitNodeReady(t, kube, agent, false, 2*time.Minute) // lab's grace period is 40 s
 	code, out, stderr := lc.lab("status")
 	if code != 0 || !strings.Contains(out, "docker start "+agent) {
 		t.Errorf("lab status with %s stopped: exit %d, want it to say how to start it:\n%s%s", agent, code, out, stderr)

@@ -130,7 +130,7 @@ func TestK3dClusterWithStandinImages(t *testing.T) {
 	}
 
 	// An agent fails: its Node must go NotReady within lab's grace period
-	// (node-monitor-grace-period=20s) plus the monitor period and slack.
+	// (node-monitor-grace-period, 40s) plus the monitor period and slack.
 	agent := "k3d-" + name + "-agent-1"
 	stopped := time.Now()
 	if err := m.StopNode(ctx, name, agent); err != nil {
