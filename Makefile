@@ -69,6 +69,10 @@ bench: ## Go benchmarks of the shop and the load generator (figures, not asserti
 bench-load: ## Side-by-side: lab load vs vegeta vs wrk, pinned cores (prints RESULT lines)
 	hack/bench-load.sh
 
+.PHONY: bench-failover
+bench-failover: test-assets ## Real Patroni failover, each fault 5 times (RUNS=n; prints RESULT lines)
+	hack/bench-failover.sh
+
 .PHONY: report-preview
 report-preview: ## Render the Mermaid charts of REPORT=path/report.md to PNG (OUT=dir; needs npm, chromium)
 	hack/report-preview.sh "$(REPORT)" $(OUT)

@@ -41,14 +41,15 @@ const (
 
 // Catalogue names.
 const (
-	PostgresPrimaryFailure = "postgres-primary-failure"
-	RedisMasterFailure     = "redis-master-failure"
-	WebPodKill             = "web-pod-kill"
-	WebPodFailure          = "web-pod-failure"
-	WebPostgresPartition   = "web-postgres-partition"
-	WebCPUStress           = "web-cpu-stress"
-	WebMemoryStress        = "web-memory-stress"
-	NodeFailure            = "node-failure"
+	PostgresPrimaryFailure   = "postgres-primary-failure"
+	PostgresPrimaryIsolation = "postgres-primary-isolation"
+	RedisMasterFailure       = "redis-master-failure"
+	WebPodKill               = "web-pod-kill"
+	WebPodFailure            = "web-pod-failure"
+	WebPostgresPartition     = "web-postgres-partition"
+	WebCPUStress             = "web-cpu-stress"
+	WebMemoryStress          = "web-memory-stress"
+	NodeFailure              = "node-failure"
 )
 
 // Experiment is one entry of the catalogue.
@@ -72,6 +73,15 @@ type Experiment struct {
 	Object client.Object
 	// Node is the node to stop, for KindNodeFailure.
 	Node string
+	// Stress is what a stress experiment adds to each stressed container;
+	// nil for every other experiment.
+	Stress *Load
+}
+
+// Load is CPU and memory that a stressor adds to one container.
+type Load struct {
+	CPUMilli    int64
+	MemoryBytes int64
 }
 
 // OneShot reports whether the fault is done once injected (a kill), as
@@ -112,14 +122,59 @@ type Targets struct {
 	RedisMasterPod string
 	// Node is the k3d agent to stop for the node-failure experiment.
 	Node string
+	// WebLimits are the web container's CPU and memory limits, as the
+	// chart renders them; the stresses are sized from them. Zero is not
+	// known.
+	WebLimits Load
+}
+
+// The share of the web container's limits that a stress adds. Well below
+// the limit, so that the stressed pods keep serving: a CPU stress at the
+// limit only throttles the container and hides in its usage, and a memory
+// stress lands in the container's cgroup, where usage at the limit gets the
+// container OOM-killed.
+const (
+	CPUStressShare    = 0.5
+	MemoryStressShare = 0.4
+)
+
+// Stress sizes when the web container's limits are not known.
+const (
+	defaultCPUStressMilli    = 250
+	defaultMemoryStressBytes = 64 << 20
+)
+
+// stressLoads sizes the CPU and memory stresses from the web limits.
+func stressLoads(limits Load) (cpu, mem Load) {
+	cpu.CPUMilli = int64(float64(limits.CPUMilli) * CPUStressShare)
+	if cpu.CPUMilli <= 0 {
+		cpu.CPUMilli = defaultCPUStressMilli
+	}
+	mem.MemoryBytes = int64(float64(limits.MemoryBytes)*MemoryStressShare) &^ (1<<20 - 1) // whole MiB
+	if mem.MemoryBytes <= 0 {
+		mem.MemoryBytes = defaultMemoryStressBytes
+	}
+	return cpu, mem
+}
+
+// cpuStressor puts milli CPU of load on a container: stress-ng's load is a
+// percentage of one CPU per worker.
+func cpuStressor(milli int64) *v1alpha1.CPUStressor {
+	workers := int((milli + 999) / 1000)
+	load := int(min(max(milli/int64(workers)/10, 1), 100))
+	return &v1alpha1.CPUStressor{Stressor: v1alpha1.Stressor{Workers: workers}, Load: ptr(load)}
 }
 
 // Timing holds the durations of the held faults.
 type Timing struct {
-	// PrimaryDown keeps the PostgreSQL primary down; it must exceed Patroni's
-	// ttl, or the old primary can return before its leader key expires and no
-	// failover happens.
+	// PrimaryDown keeps the PostgreSQL primary down (stopped, or cut off);
+	// it must exceed Patroni's ttl + loop_wait, or the old primary can return
+	// before its leader key expires and no failover happens.
 	PrimaryDown time.Duration
+	// MasterDown keeps the Redis master down; it must exceed Sentinel's
+	// down-after-milliseconds and the failover, or the master is back
+	// before any Sentinel declares it down.
+	MasterDown time.Duration
 	// PodFailure holds the web pod failure, Partition the network partition,
 	// Stress the CPU and memory stress, NodeDown the stopped node.
 	PodFailure time.Duration
@@ -128,11 +183,13 @@ type Timing struct {
 	NodeDown   time.Duration
 }
 
-// DefaultTiming is a timing that fits the chart's Patroni ttl of 20 s and the
-// lab's 30 s eviction tolerations.
+// DefaultTiming is a timing that fits the chart's Patroni ttl and loop_wait
+// (at most 30 s together, which its policy tests enforce), Sentinel's
+// down-after-milliseconds of 5 s and the lab's node-failure detection.
 func DefaultTiming() Timing {
 	return Timing{
 		PrimaryDown: 60 * time.Second,
+		MasterDown:  30 * time.Second,
 		PodFailure:  30 * time.Second,
 		Partition:   30 * time.Second,
 		Stress:      60 * time.Second,
@@ -144,6 +201,7 @@ func DefaultTiming() Timing {
 func Catalogue(t Targets, tm Timing) []Experiment {
 	ns := t.Namespace
 	postgresPrimary := merge(t.Postgres, map[string]string{"spilo-role": "master"})
+	cpuLoad, memLoad := stressLoads(t.WebLimits)
 	return []Experiment{
 		{
 			Name:         WebPodKill,
@@ -180,7 +238,7 @@ func Catalogue(t Targets, tm Timing) []Experiment {
 		{
 			Name:         PostgresPrimaryFailure,
 			Requirements: []string{"R26", "R29"},
-			Title:        "Take the PostgreSQL primary down",
+			Title:        "Stop the PostgreSQL primary (graceful: a switchover)",
 			Target:       "the pod labelled spilo-role=master",
 			Duration:     tm.PrimaryDown,
 			Recovery:     "the prober's first acknowledged write through the primary Service after the fault (RTO), and whether another pod became primary or the old one came back",
@@ -189,9 +247,12 @@ func Catalogue(t Targets, tm Timing) []Experiment {
 				ObjectMeta: objectMeta(PostgresPrimaryFailure, ns),
 				Spec: v1alpha1.PodChaosSpec{
 					// pod-failure keeps the pod's containers down for the whole
-					// duration, longer than Patroni's ttl, so the leader key
-					// expires and a replica takes over. A grace-0 pod-kill
-					// comes back before that and no failover happens.
+					// duration (a grace-0 pod-kill comes back before Patroni's
+					// ttl and no failover happens). It replaces the image, so
+					// the kubelet stops Spilo gracefully: Patroni releases the
+					// leader key on SIGTERM and a replica takes over at once.
+					// This is a switchover; ttl is not exercised (the isolation
+					// below is the failure without a handover).
 					ContainerSelector: v1alpha1.ContainerSelector{PodSelector: podSelector(ns, postgresPrimary, v1alpha1.OneMode)},
 					Action:            v1alpha1.PodFailureAction,
 					Duration:          duration(tm.PrimaryDown),
@@ -199,15 +260,46 @@ func Catalogue(t Targets, tm Timing) []Experiment {
 			},
 		},
 		{
+			Name:         PostgresPrimaryIsolation,
+			Requirements: []string{"R26", "R29"},
+			Title:        "Cut the PostgreSQL primary off the network (no handover: a failover after Patroni's ttl)",
+			Target:       "the pod labelled spilo-role=master: every packet it sends is dropped",
+			Duration:     tm.PrimaryDown,
+			Recovery:     "the prober's first acknowledged write through the primary Service after the fault (RTO), and whether another pod became primary after the old one's leader key expired",
+			Kind:         KindChaos,
+			Object: &v1alpha1.NetworkChaos{
+				ObjectMeta: objectMeta(PostgresPrimaryIsolation, ns),
+				Spec: v1alpha1.NetworkChaosSpec{
+					// Dropping every packet the primary sends cuts it off the
+					// Kubernetes API (its DCS), its replicas and its clients,
+					// while it keeps running: nothing releases the leader key,
+					// which must expire (ttl) before a replica takes over, as
+					// after a crash or a network failure of its node.
+					PodSelector: podSelector(ns, postgresPrimary, v1alpha1.OneMode),
+					Action:      v1alpha1.LossAction,
+					TcParameter: v1alpha1.TcParameter{Loss: &v1alpha1.LossSpec{Loss: "100", Correlation: "100"}},
+					Direction:   v1alpha1.To,
+					Duration:    duration(tm.PrimaryDown),
+				},
+			},
+		},
+		{
 			Name:         RedisMasterFailure,
 			Requirements: []string{"R26", "R30"},
-			Title:        "Kill the Redis master",
+			Title:        "Take the Redis master down for longer than Sentinel's down-after-milliseconds",
 			Target:       fmt.Sprintf("the master as Sentinel reports it (pod %s)", orUnknown(t.RedisMasterPod)),
-			Recovery:     "the prober's first acknowledged write through Sentinel after the kill (RTO), and the new master Sentinel reports",
+			Duration:     tm.MasterDown,
+			Recovery:     "the prober's first acknowledged write through Sentinel after the fault (RTO), and the new master Sentinel reports",
 			Kind:         KindChaos,
 			Object: &v1alpha1.PodChaos{
 				ObjectMeta: objectMeta(RedisMasterFailure, ns),
 				Spec: v1alpha1.PodChaosSpec{
+					// pod-failure keeps the master down for the whole
+					// duration; a grace-0 pod-kill is back within seconds,
+					// often before Sentinel's down-after-milliseconds, and
+					// then no failover happens at all. Redis has no handover
+					// on SIGTERM: Sentinel fails over once it declares the
+					// master down.
 					ContainerSelector: v1alpha1.ContainerSelector{PodSelector: v1alpha1.PodSelector{
 						Selector: v1alpha1.PodSelectorSpec{
 							GenericSelectorSpec: v1alpha1.GenericSelectorSpec{Namespaces: []string{ns}},
@@ -215,7 +307,8 @@ func Catalogue(t Targets, tm Timing) []Experiment {
 						},
 						Mode: v1alpha1.OneMode,
 					}},
-					Action: v1alpha1.PodKillAction,
+					Action:   v1alpha1.PodFailureAction,
+					Duration: duration(tm.MasterDown),
 				},
 			},
 		},
@@ -242,19 +335,17 @@ func Catalogue(t Targets, tm Timing) []Experiment {
 			Name:         WebCPUStress,
 			Requirements: []string{"R34", "R35"},
 			Title:        "Exhaust CPU on the web pods",
-			Target:       "all web pods",
+			Target:       fmt.Sprintf("all web pods: %dm CPU more each (%s)", cpuLoad.CPUMilli, shareOf("CPU", CPUStressShare, t.WebLimits.CPUMilli > 0)),
 			Duration:     tm.Stress,
 			Recovery:     "availability held during the stress and the HPA reacted; the stress is only reported if the pods' CPU usage rose",
 			Kind:         KindChaos,
+			Stress:       &cpuLoad,
 			Object: &v1alpha1.StressChaos{
 				ObjectMeta: objectMeta(WebCPUStress, ns),
 				Spec: v1alpha1.StressChaosSpec{
 					ContainerSelector: v1alpha1.ContainerSelector{PodSelector: podSelector(ns, t.Web, v1alpha1.AllMode)},
-					Stressors: &v1alpha1.Stressors{CPUStressor: &v1alpha1.CPUStressor{
-						Stressor: v1alpha1.Stressor{Workers: 1},
-						Load:     ptr(80),
-					}},
-					Duration: duration(tm.Stress),
+					Stressors:         &v1alpha1.Stressors{CPUStressor: cpuStressor(cpuLoad.CPUMilli)},
+					Duration:          duration(tm.Stress),
 				},
 			},
 		},
@@ -262,17 +353,20 @@ func Catalogue(t Targets, tm Timing) []Experiment {
 			Name:         WebMemoryStress,
 			Requirements: []string{"R34"},
 			Title:        "Exhaust memory on the web pods",
-			Target:       "all web pods",
+			Target:       fmt.Sprintf("all web pods: %d MiB more each (%s)", memLoad.MemoryBytes>>20, shareOf("memory", MemoryStressShare, t.WebLimits.MemoryBytes > 0)),
 			Duration:     tm.Stress,
 			Recovery:     "availability held during the stress; the stress is only reported if the pods' memory usage rose",
 			Kind:         KindChaos,
+			Stress:       &memLoad,
 			Object: &v1alpha1.StressChaos{
 				ObjectMeta: objectMeta(WebMemoryStress, ns),
 				Spec: v1alpha1.StressChaosSpec{
 					ContainerSelector: v1alpha1.ContainerSelector{PodSelector: podSelector(ns, t.Web, v1alpha1.AllMode)},
 					Stressors: &v1alpha1.Stressors{MemoryStressor: &v1alpha1.MemoryStressor{
 						Stressor: v1alpha1.Stressor{Workers: 1},
-						Size:     "256MB",
+						// In bytes: the webhook reads "MB" as 10^6 and
+						// "MiB" alike, so a unit would be ambiguous.
+						Size: fmt.Sprintf("%dB", memLoad.MemoryBytes),
 					}},
 					Duration: duration(tm.Stress),
 				},
@@ -289,6 +383,14 @@ func Catalogue(t Targets, tm Timing) []Experiment {
 			Node:         t.Node,
 		},
 	}
+}
+
+// shareOf says how a stress was sized.
+func shareOf(what string, share float64, known bool) string {
+	if !known {
+		return "the web container's " + what + " limit is not known"
+	}
+	return fmt.Sprintf("%.0f %% of the web container's %s limit", share*100, what)
 }
 
 // Find returns the experiment of the given name from a catalogue.

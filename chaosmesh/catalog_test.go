@@ -23,6 +23,50 @@ func testTargets() Targets {
 		Postgres:       map[string]string{"application": "spilo", "cluster-name": "jewelry-shop-db"},
 		RedisMasterPod: "jewelry-shop-redis-1",
 		Node:           "k3d-jewelry-shop-agent-1",
+		WebLimits:      Load{CPUMilli: 500, MemoryBytes: 256 << 20},
+	}
+}
+
+// TestStressSizedFromLimits: the stresses add a share of the web
+// container's limits, well below them, and say so in their target.
+func TestStressSizedFromLimits(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name               string
+		limits             Load
+		workers, load      int
+		size               string
+		cpuTarget, memText string
+	}{
+		{"quick", Load{CPUMilli: 500, MemoryBytes: 256 << 20}, 1, 25, "106954752B", "250m CPU more each (50 %", "102 MiB more each (40 %"},
+		{"two cores", Load{CPUMilli: 3000, MemoryBytes: 1 << 30}, 2, 75, "428867584B", "1500m CPU more each", "409 MiB more each"},
+		{"no limits known", Load{}, 1, 25, "67108864B", "limit is not known", "limit is not known"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			tg := testTargets()
+			tg.WebLimits = tt.limits
+			cat := Catalogue(tg, DefaultTiming())
+			cpuExp, _ := Find(cat, WebCPUStress)
+			memExp, _ := Find(cat, WebMemoryStress)
+			cpu := cpuExp.Object.(*v1alpha1.StressChaos).Spec.Stressors.CPUStressor
+			mem := memExp.Object.(*v1alpha1.StressChaos).Spec.Stressors.MemoryStressor
+			if cpu.Workers != tt.workers || *cpu.Load != tt.load || mem.Size != tt.size {
+				t.Errorf("CPU %d workers at %d %%, memory %s; want %d at %d %%, %s", cpu.Workers, *cpu.Load, mem.Size, tt.workers, tt.load, tt.size)
+			}
+			if !strings.Contains(cpuExp.Target, tt.cpuTarget) || !strings.Contains(memExp.Target, tt.memText) {
+				t.Errorf("targets %q, %q; want them to say %q, %q", cpuExp.Target, memExp.Target, tt.cpuTarget, tt.memText)
+			}
+			if cpuExp.Stress == nil || memExp.Stress == nil || cpuExp.Stress.CPUMilli != int64(tt.workers*tt.load*10) {
+				t.Errorf("stress loads %+v, %+v", cpuExp.Stress, memExp.Stress)
+			}
+			for _, e := range []Experiment{cpuExp, memExp} {
+				if err := Validate(t.Context(), e); err != nil {
+					t.Error(err)
+				}
+			}
+		})
 	}
 }
 
@@ -45,29 +89,55 @@ func TestCatalogueValidates(t *testing.T) {
 		}
 		seen[e.Name] = true
 	}
-	for _, want := range []string{PostgresPrimaryFailure, RedisMasterFailure, WebPodKill, WebPodFailure, WebPostgresPartition, WebCPUStress, WebMemoryStress, NodeFailure} {
+	for _, want := range []string{PostgresPrimaryFailure, PostgresPrimaryIsolation, RedisMasterFailure, WebPodKill, WebPodFailure, WebPostgresPartition, WebCPUStress, WebMemoryStress, NodeFailure} {
 		if !seen[want] {
 			t.Errorf("catalogue lacks %s", want)
 		}
 	}
 }
 
-// TestPrimaryOutlivesPatroniTTL guards the pitfall that a primary killed for
-// less than Patroni's ttl comes back before any failover.
-func TestPrimaryOutlivesPatroniTTL(t *testing.T) {
+// TestLeaderFaultsOutliveFailoverTimers guards the pitfall that a leader
+// taken down for less than the failover's timers comes back before any
+// failover: the PostgreSQL primary must stay down (stopped, or cut off) for
+// longer than the 30 s of ttl + loop_wait that the chart's policy allows,
+// the Redis master for longer than Sentinel's down-after-milliseconds (at
+// most 10 s by the chart's policy). The isolation drops every packet the
+// primary sends, so that nothing releases its leader key.
+func TestLeaderFaultsOutliveFailoverTimers(t *testing.T) {
 	t.Parallel()
-	const patroniTTL = 20 * time.Second
-	e, _ := Find(Catalogue(testTargets(), DefaultTiming()), PostgresPrimaryFailure)
-	pc := e.Object.(*v1alpha1.PodChaos)
-	if pc.Spec.Action != v1alpha1.PodFailureAction {
-		t.Errorf("action %s: a pod-kill with grace 0 comes back before the leader key expires", pc.Spec.Action)
+	cat := Catalogue(testTargets(), DefaultTiming())
+	held := func(name string, d *string) time.Duration {
+		t.Helper()
+		if d == nil {
+			t.Fatalf("%s: no duration: a one-shot kill comes back before any failover", name)
+		}
+		v, err := time.ParseDuration(*d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
 	}
-	d, err := time.ParseDuration(*pc.Spec.Duration)
-	if err != nil || d <= patroniTTL {
-		t.Errorf("primary down for %s, want more than Patroni's ttl %s", *pc.Spec.Duration, patroniTTL)
+	stop, _ := Find(cat, PostgresPrimaryFailure)
+	pc := stop.Object.(*v1alpha1.PodChaos)
+	if pc.Spec.Action != v1alpha1.PodFailureAction || held(stop.Name, pc.Spec.Duration) <= 30*time.Second || pc.Spec.Selector.LabelSelectors["spilo-role"] != "master" {
+		t.Errorf("%s = %s for %v on %v, want pod-failure of the primary for more than 30 s", stop.Name, pc.Spec.Action, pc.Spec.Duration, pc.Spec.Selector.LabelSelectors)
 	}
-	if pc.Spec.Selector.LabelSelectors["spilo-role"] != "master" {
-		t.Errorf("selector %v does not select the primary", pc.Spec.Selector.LabelSelectors)
+	iso, ok := Find(cat, PostgresPrimaryIsolation)
+	if !ok {
+		t.Fatal("no failure of the primary without a graceful handover")
+	}
+	nc := iso.Object.(*v1alpha1.NetworkChaos)
+	if nc.Spec.Action != v1alpha1.LossAction || nc.Spec.Loss == nil || nc.Spec.Loss.Loss != "100" || nc.Spec.Direction != v1alpha1.To || nc.Spec.Target != nil ||
+		nc.Spec.Selector.LabelSelectors["spilo-role"] != "master" || nc.Spec.Mode != v1alpha1.OneMode {
+		t.Errorf("%s = %+v, want every packet the primary sends dropped", iso.Name, nc.Spec)
+	}
+	if d := held(iso.Name, nc.Spec.Duration); d <= 30*time.Second || iso.Duration != d {
+		t.Errorf("%s held %s (experiment says %s), want more than 30 s", iso.Name, d, iso.Duration)
+	}
+	redis, _ := Find(cat, RedisMasterFailure)
+	rc := redis.Object.(*v1alpha1.PodChaos)
+	if rc.Spec.Action != v1alpha1.PodFailureAction || held(redis.Name, rc.Spec.Duration) <= 10*time.Second || redis.OneShot() {
+		t.Errorf("%s = %s for %v, want the master held down for more than 10 s", redis.Name, rc.Spec.Action, rc.Spec.Duration)
 	}
 }
 

@@ -141,9 +141,18 @@ func TestPodKillObservedAndReplaced(t *testing.T) {
 	if err != nil {
 		t.Fatalf("WaitInjected: %v", err)
 	}
-	mu.Lock()
-	rec := killed[a.Object.GetName()]
-	mu.Unlock()
+	// The stand-in writes the status before it reports the kill: the
+	// status can be seen first.
+	var rec controlplane.Kill
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		mu.Lock()
+		r, ok := killed[a.Object.GetName()]
+		mu.Unlock()
+		if ok {
+			rec = r
+			break
+		}
+	}
 	if !inj.FromRecords || !inj.At.Equal(rec.At) {
 		t.Errorf("injection at %v (from records %v), the stand-in killed %s at %v", inj.At, inj.FromRecords, rec.Pod, rec.At)
 	}

@@ -116,7 +116,7 @@ func TestInstallOnControlPlane(t *testing.T) {
 	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "jewelry-shop-db"}, pg); err != nil {
 		t.Fatalf("get the postgresql object: %v", err)
 	}
-	for path, want := range map[string]any{"ttl": int64(20), "loop_wait": int64(5), "retry_timeout": int64(5), "synchronous_mode": true} {
+	for path, want := range map[string]any{"ttl": int64(22), "loop_wait": int64(2), "retry_timeout": int64(10), "synchronous_mode": true} {
 		got, ok, _ := unstructured.NestedFieldNoCopy(pg.Object, "spec", "patroni", path)
 		if !ok || got != want {
 			t.Errorf("postgresql spec.patroni.%s = %v (present %t) after the API server stored it, want %v", path, got, ok, want)

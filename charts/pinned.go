@@ -34,6 +34,15 @@ const (
 	// K3sContainerdSocket is where k3s' containerd listens on every node;
 	// Chaos Mesh's daemon needs it to reach the containers.
 	K3sContainerdSocket = "/run/k3s/containerd/containerd.sock"
+
+	// ChaosMeshPauseImage is the image Chaos Mesh's pod-failure puts in
+	// place of a pod's containers. The chart's default,
+	// gcr.io/google-containers/pause:latest, is years old, unpinned and has
+	// no arm64 variant; this one is multi-arch (amd64, arm64, …).
+	ChaosMeshPauseImage = "registry.k8s.io/pause:3.10"
+	// chaosMeshPauseEnv is the controller manager's environment variable
+	// that the chart sets from controllerManager.podChaos.podFailure.pauseImage.
+	chaosMeshPauseEnv = "POD_FAILURE_PAUSE_IMAGE"
 )
 
 // Ref names a chart: an upstream chart in a repository at a pinned version,
@@ -98,6 +107,9 @@ func ChaosMesh() Release {
 			},
 			// The lab only creates experiments through the API.
 			"dashboard": map[string]any{"create": false},
+			"controllerManager": map[string]any{
+				"podChaos": map[string]any{"podFailure": map[string]any{"pauseImage": ChaosMeshPauseImage}},
+			},
 		},
 		Timeout: 5 * time.Minute,
 	}

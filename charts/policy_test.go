@@ -31,6 +31,7 @@ var policies = map[string]policyCheck{
 	"sentinel":   checkSentinel,
 	"patroni":    checkPatroni,
 	"labels":     checkLabels,
+	"nginx":      checkNginx,
 }
 
 // TestPolicy checks every rule on the chart rendered with its defaults and
@@ -105,13 +106,21 @@ func TestPolicyCatches(t *testing.T) {
 			policy: "patroni", values: map[string]any{"postgresql": map[string]any{"patroni": map[string]any{"ttl": 30, "loop_wait": 10, "retry_timeout": 10}}},
 			want: "ttl 30 + loop_wait 10 > 30 s",
 		},
-		{policy: "patroni", brk: func(s *renderedStack) { s.postgresql.Spec.Patroni.RetryTimeout = 10 }, want: "Patroni's rule"},
+		{policy: "patroni", brk: func(s *renderedStack) { s.postgresql.Spec.Patroni.RetryTimeout = 11 }, want: "Patroni's rule"},
+		{
+			policy: "patroni", values: map[string]any{"postgresql": map[string]any{"patroni": map[string]any{"ttl": 20, "loop_wait": 5, "retry_timeout": 5}}},
+			want: "retry_timeout 5 < 10 s",
+		},
 		{
 			policy: "patroni", values: map[string]any{"postgresql": map[string]any{"patroni": map[string]any{"synchronous_mode": false}}},
 			want: "synchronous_mode is off",
 		},
 		{policy: "workloads", values: map[string]any{"nodeFailureTolerationSeconds": 120}, want: "no toleration of node.kubernetes.io/not-ready of at most 60 s"},
 		{policy: "workloads", brk: func(s *renderedStack) { s.statefulSets[0].Spec.Template.Spec.Affinity = nil }, want: "no required pod anti-affinity"},
+		{policy: "nginx", brk: func(s *renderedStack) {
+			cm := s.configMaps["jewelry-shop-nginx"]
+			cm.Data["default.conf"] = strings.Replace(cm.Data["default.conf"], "proxy_next_upstream off;", "proxy_next_upstream error timeout http_502 http_503;\n        proxy_next_upstream_tries 2;", 1)
+		}, want: "retries a failed request on upstream web, which has 1 peer"},
 		{policy: "labels", brk: func(s *renderedStack) {
 			delete(s.hpas[0].Labels, "app.kubernetes.io/version")
 		}, want: "has no label app.kubernetes.io/version"},
@@ -376,6 +385,9 @@ func checkPatroni(s *renderedStack) (errs []error) {
 	if p.LoopWait+2*p.RetryTimeout > p.TTL {
 		errs = append(errs, fmt.Errorf("patroni loop_wait %d + 2 × retry_timeout %d > ttl %d (Patroni's rule)", p.LoopWait, p.RetryTimeout, p.TTL))
 	}
+	if p.RetryTimeout < 10 {
+		errs = append(errs, fmt.Errorf("patroni retry_timeout %d < 10 s: a primary gives up its role when the Kubernetes API (one k3s server's datastore, slow under load) stalls for longer; the control plane's own leader election tolerates 10 s", p.RetryTimeout))
+	}
 	if p.TTL+p.LoopWait > 30 {
 		errs = append(errs, fmt.Errorf("patroni ttl %d + loop_wait %d > 30 s: the leader key may outlive a dead primary for longer than the failover budget", p.TTL, p.LoopWait))
 	}
@@ -387,6 +399,47 @@ func checkPatroni(s *renderedStack) (errs []error) {
 	}
 	if !strings.HasPrefix(pg.Name, pg.Spec.TeamID+"-") {
 		errs = append(errs, fmt.Errorf("postgresql name %q does not start with teamId %q and a dash", pg.Name, pg.Spec.TeamID))
+	}
+	return errs
+}
+
+// checkNginx: nginx claims no retry it cannot make. proxy_next_upstream
+// retries on the next peer of the upstream; a Service address is one peer
+// (kube-proxy balances behind it), so a retry needs several servers or one
+// that nginx re-resolves to the pods (`resolve`).
+func checkNginx(s *renderedStack) (errs []error) {
+	cm, ok := s.configMaps["jewelry-shop-nginx"]
+	if !ok {
+		return append(errs, errors.New("no ConfigMap jewelry-shop-nginx with default.conf"))
+	}
+	peers := map[string]int{}
+	var upstream, pass string
+	retries := false
+	for _, line := range strings.Split(cm.Data["default.conf"], "\n") {
+		f := strings.Fields(strings.TrimSuffix(strings.TrimSpace(line), ";"))
+		switch {
+		case len(f) >= 2 && f[0] == "upstream":
+			upstream = f[1]
+		case len(f) >= 2 && f[0] == "server" && upstream != "":
+			peers[upstream]++
+			if slices.Contains(f, "resolve") {
+				peers[upstream] += 2 // re-resolved to every pod
+			}
+		case len(f) == 1 && f[0] == "}":
+			upstream = ""
+		case len(f) >= 2 && f[0] == "proxy_pass":
+			pass = strings.TrimPrefix(strings.TrimPrefix(f[1], "http://"), "https://")
+		case len(f) >= 2 && f[0] == "proxy_next_upstream":
+			retries = retries || f[1] != "off"
+		case len(f) >= 2 && f[0] == "proxy_next_upstream_tries":
+			retries = retries || f[1] != "1"
+		}
+	}
+	if pass == "" {
+		return append(errs, errors.New("nginx default.conf proxies nowhere"))
+	}
+	if n, ok := peers[pass]; ok && retries && n < 2 {
+		errs = append(errs, fmt.Errorf("nginx retries a failed request on upstream %s, which has %d peer: the retry can never happen", pass, n))
 	}
 	return errs
 }

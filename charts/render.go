@@ -94,8 +94,9 @@ func manifestSource(doc string) string {
 
 // Images lists every container image that the releases' rendered charts
 // reference, sorted and without duplicates: the images of every pod
-// template, and the Spilo image the postgres-operator is configured to run
-// (it creates those pods itself). Upstream charts are fetched through src.
+// template, the Spilo image the postgres-operator is configured to run (it
+// creates those pods itself) and the pause image Chaos Mesh's controller
+// puts into pods for pod-failure. Upstream charts are fetched through src.
 func Images(ctx context.Context, src *Source, releases []Release) ([]string, error) {
 	seen := map[string]bool{}
 	for _, rel := range releases {
@@ -146,9 +147,20 @@ func objectImages(obj *unstructured.Unstructured) []string {
 		for _, field := range []string{"initContainers", "containers", "ephemeralContainers"} {
 			containers, _, _ := unstructured.NestedSlice(spec, field)
 			for _, c := range containers {
-				if m, ok := c.(map[string]any); ok {
-					if img, ok := m["image"].(string); ok && img != "" {
-						images = append(images, img)
+				m, ok := c.(map[string]any)
+				if !ok {
+					continue
+				}
+				if img, ok := m["image"].(string); ok && img != "" {
+					images = append(images, img)
+				}
+				// An image a controller starts, named in its environment.
+				env, _, _ := unstructured.NestedSlice(m, "env")
+				for _, e := range env {
+					if v, ok := e.(map[string]any); ok && v["name"] == chaosMeshPauseEnv {
+						if img, ok := v["value"].(string); ok && img != "" {
+							images = append(images, img)
+						}
 					}
 				}
 			}

@@ -225,7 +225,8 @@ func (m *Manager) MergeIntoDefaultKubeconfig(ctx context.Context, name string) (
 }
 
 // StopNode stops one node container of the cluster, as a machine failure
-// would. It refuses clusters lab did not create and the only server.
+// would. It refuses clusters lab did not create; which node to stop is the
+// caller's choice (node failure picks an agent).
 func (m *Manager) StopNode(ctx context.Context, clusterName, node string) error {
 	n, err := m.node(ctx, clusterName, node)
 	if err != nil {

@@ -12,10 +12,9 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/volume"
-	"github.com/docker/docker/client"
+
 	"github.com/jewelry-shop/lab/internal/dockertest"
 )
 
@@ -53,39 +52,6 @@ func unpullableSpec(t *testing.T) Spec {
 	return s
 }
 
-// assertNothingLeft checks through the Docker API, not through the code under
-// test, that no container, network or volume of the cluster remains.
-func assertNothingLeft(t *testing.T, c *client.Client, name string) {
-	t.Helper()
-	ctx := context.Background()
-	byLabel := filters.NewArgs(filters.Arg("label", "k3d.cluster="+name))
-	cs, err := c.ContainerList(ctx, container.ListOptions{All: true, Filters: byLabel})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, ct := range cs {
-		t.Errorf("container left behind: %v (%s)", ct.Names, ct.State)
-	}
-	ns, err := c.NetworkList(ctx, network.ListOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, n := range ns {
-		if strings.Contains(n.Name, name) {
-			t.Errorf("network left behind: %s", n.Name)
-		}
-	}
-	vs, err := c.VolumeList(ctx, volume.ListOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, v := range vs.Volumes {
-		if strings.Contains(v.Name, name) || v.Labels["k3d.cluster"] == name {
-			t.Errorf("volume left behind: %s", v.Name)
-		}
-	}
-}
-
 // TestCreateFailureLeavesNothing lets k3d itself run into the missing image:
 // it creates the network and the image volume first, fails, and its library
 // does not roll back. Create must remove both.
@@ -99,7 +65,7 @@ func TestCreateFailureLeavesNothing(t *testing.T) {
 		t.Fatal("Create succeeded with an image that cannot be pulled")
 	}
 	t.Logf("Create failed after %s: %v", time.Since(start).Round(time.Millisecond), err)
-	assertNothingLeft(t, dc, spec.Name)
+	dockertest.AssertNothingLeft(t, dc, spec.Name)
 	if _, err := m.Get(context.Background(), spec.Name); !errors.Is(err, ErrNotFound) {
 		t.Errorf("Get after failed Create = %v, want ErrNotFound", err)
 	}
@@ -114,7 +80,7 @@ func TestCreateCancelledLeavesNothing(t *testing.T) {
 	if err := New(nil).Create(ctx, spec, CreateOptions{Timeout: time.Minute}); err == nil {
 		t.Fatal("Create succeeded with a cancelled context")
 	}
-	assertNothingLeft(t, dc, spec.Name)
+	dockertest.AssertNothingLeft(t, dc, spec.Name)
 }
 
 // TestEnsureImagesNamesTheImage checks that a missing image is reported by
@@ -160,7 +126,7 @@ func TestDeleteResidue(t *testing.T) {
 	if err != nil || !existed {
 		t.Fatalf("Delete of leftovers = %v, %v; want true, nil", existed, err)
 	}
-	assertNothingLeft(t, dc, spec.Name)
+	dockertest.AssertNothingLeft(t, dc, spec.Name)
 }
 
 // TestNodeErrors checks the errors of StopNode and StartNode for clusters
@@ -276,5 +242,5 @@ func TestCreateFailureKept(t *testing.T) {
 	if _, err := m.Delete(ctx, spec.Name, false); err != nil {
 		t.Fatalf("Delete of the kept leftovers: %v", err)
 	}
-	assertNothingLeft(t, dc, spec.Name)
+	dockertest.AssertNothingLeft(t, dc, spec.Name)
 }

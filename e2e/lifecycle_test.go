@@ -5,11 +5,9 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -17,9 +15,6 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
-	"github.com/docker/docker/api/types/network"
-	"github.com/docker/docker/api/types/volume"
-	"github.com/docker/docker/client"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -51,7 +46,7 @@ func newLifecycle(t *testing.T, bin string) *lifecycle {
 	lc.kubeconfig = filepath.Join(t.TempDir(), "kubeconfig")
 	lc.env = append(imgs.LabEnv(),
 		"LAB_CLUSTER_NAME="+lc.name, "LAB_CLUSTER_KUBECONFIG="+lc.kubeconfig,
-		"LAB_CLUSTER_APIPORT="+freePort(t), "LAB_CLUSTER_INGRESSPORT="+freePort(t),
+		"LAB_CLUSTER_APIPORT="+dockertest.FreePort(t), "LAB_CLUSTER_INGRESSPORT="+dockertest.FreePort(t),
 		"LAB_STACK_INSTALL=false",
 	)
 	t.Cleanup(func() { labCmd(t, bin, lc.env, "down") })
@@ -101,7 +96,7 @@ func TestLifecycle(t *testing.T) {
 	if err := m.StopNode(ctx, lc.name, agent); err != nil {
 		t.Fatalf("stop %s: %v", agent, err)
 	}
-	waitNodeReady(t, kube, agent, false, time.Minute)
+	waitNodeReady(t, kube, agent, false, 2*time.Minute) // lab's grace period is 40 s
 	code, out, stderr := lc.lab("status")
 	if code != 0 || !strings.Contains(out, "docker start "+agent) {
 		t.Errorf("lab status with %s stopped: exit %d, want it to say how to start it:\n%s%s", agent, code, out, stderr)
@@ -117,7 +112,7 @@ func TestLifecycle(t *testing.T) {
 	if code, out, stderr := lc.lab("down"); code != 0 || !strings.Contains(out, "Cluster "+lc.name+" removed.") {
 		t.Errorf("lab down: exit %d\n%s%s", code, out, stderr)
 	}
-	assertNothingLeft(t, dc, lc.name)
+	dockertest.AssertNothingLeft(t, dc, lc.name)
 	if _, err := os.Stat(lc.kubeconfig); !os.IsNotExist(err) {
 		t.Errorf("kubeconfig left behind: %v", err)
 	}
@@ -165,20 +160,10 @@ func TestLifecycleInterrupted(t *testing.T) {
 			t.Errorf("stderr does not say %q", want)
 		}
 	}
-	assertNothingLeft(t, dc, lc.name)
+	dockertest.AssertNothingLeft(t, dc, lc.name)
 	if _, err := os.Stat(lc.kubeconfig); !os.IsNotExist(err) {
 		t.Errorf("kubeconfig left behind: %v", err)
 	}
-}
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := (&net.ListenConfig{}).Listen(t.Context(), "tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
 }
 
 func clientOf(t *testing.T, kubeconfig string) kubernetes.Interface {
@@ -228,37 +213,4 @@ func waitNodeReady(t *testing.T, kube kubernetes.Interface, name string, ready b
 		t.Fatalf("node %s Ready=%v not seen within %s: %v", name, ready, timeout, err)
 	}
 	t.Logf("node %s Ready=%v after %s", name, ready, time.Since(start).Round(100*time.Millisecond))
-}
-
-// assertNothingLeft checks through the Docker API that no container,
-// network or volume of the cluster remains.
-func assertNothingLeft(t *testing.T, c *client.Client, name string) {
-	t.Helper()
-	ctx := context.Background()
-	byLabel := filters.NewArgs(filters.Arg("label", "k3d.cluster="+name))
-	cs, err := c.ContainerList(ctx, container.ListOptions{All: true, Filters: byLabel})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, ct := range cs {
-		t.Errorf("container left behind: %v (%s)", ct.Names, ct.State)
-	}
-	ns, err := c.NetworkList(ctx, network.ListOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, n := range ns {
-		if strings.Contains(n.Name, name) {
-			t.Errorf("network left behind: %s", n.Name)
-		}
-	}
-	vs, err := c.VolumeList(ctx, volume.ListOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, v := range vs.Volumes {
-		if strings.Contains(v.Name, name) || v.Labels["k3d.cluster"] == name {
-			t.Errorf("volume left behind: %s", v.Name)
-		}
-	}
 }

@@ -86,6 +86,21 @@ type PreflightConfig struct {
 	MinMemory string `mapstructure:"minMemory" json:"minMemory"`
 }
 
+// nodeMonitorGracePeriod is the controller manager's
+// node-monitor-grace-period the server arguments set; zero when they do not.
+func (c ClusterConfig) nodeMonitorGracePeriod() time.Duration {
+	const flag = "--kube-controller-manager-arg=node-monitor-grace-period="
+	var d time.Duration
+	for _, a := range c.ServerArgs {
+		if v, ok := strings.CutPrefix(a, flag); ok {
+			if p, err := time.ParseDuration(v); err == nil {
+				d = p
+			}
+		}
+	}
+	return d
+}
+
 // Pinned defaults. Bump them together and re-check DESIGN.md's pitfalls.
 const (
 	DefaultClusterName    = "jewelry-shop"
@@ -111,8 +126,11 @@ func DefaultConfig() Config {
 				// 30 s after their node is NotReady or unreachable (default 300 s).
 				"--kube-apiserver-arg=default-not-ready-toleration-seconds=30",
 				"--kube-apiserver-arg=default-unreachable-toleration-seconds=30",
-				// A node that stops reporting is marked NotReady after 20 s (default 40 s).
-				"--kube-controller-manager-arg=node-monitor-grace-period=20s",
+				// A node that stops reporting is marked NotReady after 40 s
+				// (default 50 s): four missed 10 s lease renewals, so that a
+				// node slowed by load and stress, which can miss two, is not
+				// taken for dead (20 s was two).
+				"--kube-controller-manager-arg=node-monitor-grace-period=40s",
 			},
 			CreateTimeout: 5 * time.Minute,
 			ReadyTimeout:  3 * time.Minute,
@@ -252,6 +270,18 @@ func (c ClusterConfig) ToolsRef() string {
 func (c Config) MinMemoryBytes() int64 {
 	n, _ := units.RAMInBytes(c.Preflight.MinMemory)
 	return n
+}
+
+// Effective returns the configuration as lab uses it: every profile with
+// the thresholds it leaves unset filled in from DefaultThresholds, as
+// Profile returns it.
+func (c Config) Effective() Config {
+	out := c
+	out.Profiles = make(map[string]Profile, len(c.Profiles))
+	for name := range c.Profiles {
+		out.Profiles[name] = c.Profile(name)
+	}
+	return out
 }
 
 // ProfileNames lists the configured profiles, sorted.

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jewelry-shop/lab/chaosmesh"
 )
 
 func TestDefaultConfigIsValid(t *testing.T) {
@@ -99,5 +101,45 @@ func TestHelperImages(t *testing.T) {
 				t.Errorf("images %v, want load balancer %s and tools %s", imgs, tt.lb, tt.tool)
 			}
 		})
+	}
+}
+
+// TestNodeFailureMargins: the default k3s arguments leave a loaded node room
+// to miss heartbeats, and the node failure still fits its hold and its
+// threshold. The kubelet renews its lease every 10 s; under load and
+// stress a laptop can miss two renewals, which must not mark a healthy
+// node NotReady (and evict its pods). Detection (the grace period), the
+// web pods' eviction toleration and a pod's start must fit in the time the
+// node is held down and in R28's threshold.
+func TestNodeFailureMargins(t *testing.T) {
+	t.Parallel()
+	cfg := DefaultConfig()
+	grace := cfg.Cluster.nodeMonitorGracePeriod()
+	const renewal, missable, podStart = 10 * time.Second, 2, 20 * time.Second
+	if grace <= missable*renewal+renewal/2 {
+		t.Errorf("node-monitor-grace-period %s: %d missed %s renewals mark a healthy node NotReady", grace, missable, renewal)
+	}
+	s, err := New(testConfig(t)).stackSettings(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	detect := grace + s.NodeFailureToleration + podStart
+	if down := chaosmesh.DefaultTiming().NodeDown; detect > down {
+		t.Errorf("grace %s + toleration %s + pod start %s = %s, longer than the node is held down (%s)", grace, s.NodeFailureToleration, podStart, detect, down)
+	}
+	if limit := DefaultThresholds().NodeRecovery; detect > limit {
+		t.Errorf("grace %s + toleration %s + pod start %s = %s, over R28's threshold %s", grace, s.NodeFailureToleration, podStart, detect, limit)
+	}
+	for _, tt := range []struct {
+		args []string
+		want time.Duration
+	}{
+		{nil, 0},
+		{[]string{"--kube-controller-manager-arg=node-monitor-grace-period=45s", "--disable=traefik"}, 45 * time.Second},
+		{[]string{"--kube-controller-manager-arg=node-monitor-grace-period=soon"}, 0},
+	} {
+		if got := (ClusterConfig{ServerArgs: tt.args}).nodeMonitorGracePeriod(); got != tt.want {
+			t.Errorf("nodeMonitorGracePeriod(%v) = %s, want %s", tt.args, got, tt.want)
+		}
 	}
 }

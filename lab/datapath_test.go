@@ -225,7 +225,10 @@ func TestDataPathValidation(t *testing.T) {
 		}, time.Now),
 		Prober: HTTPProber{Client: proberSrv.Client(), Base: proberSrv.URL},
 		Chaos:  faults,
-		RunID:  "datapath", Scale: 0.1, Sustain: time.Second, Unavailable: testUnavailable(),
+		// The shop's health endpoint as lab validate polls it, faster.
+		HealthPoll: HTTPHealthPoller{URL: web.URL + shopHealthPath, Interval: 200 * time.Millisecond},
+		Health:     webProbes{},
+		RunID:      "datapath", Scale: 0.1, Sustain: time.Second, Unavailable: testUnavailable(),
 	})
 	run, err := r.Run(ctx, pl)
 	if err != nil {
@@ -237,6 +240,22 @@ func TestDataPathValidation(t *testing.T) {
 	if !slices.Equal(faults.applied, faults.undone) || len(faults.applied) != 2 {
 		t.Errorf("applied %v, undone %v; want both experiments applied and undone", faults.applied, faults.undone)
 	}
+
+	// The polled health endpoint says when a store is down: the stores'
+	// health, which the web pods' readiness no longer reports.
+	t.Run("stores health polled", func(t *testing.T) {
+		q := requirementRows(run)["R33"]
+		var answered *reports.Value
+		for i, v := range q.Values {
+			if v.Name == "health endpoint answered" {
+				answered = &q.Values[i]
+			}
+		}
+		t.Logf("R33: %s: %s", q.Status, q.Measured)
+		if answered == nil || answered.Value >= 1 || answered.Value <= 0.5 {
+			t.Errorf("R33 = %+v; want the health endpoint failing while PostgreSQL was down, and answering otherwise", q)
+		}
+	})
 
 	t.Run("redis RTO", func(t *testing.T) {
 		e := experimentNamed(run, chaosmesh.RedisMasterFailure)
@@ -316,6 +335,13 @@ func TestDataPathValidation(t *testing.T) {
 			t.Errorf("no-data-loss = %+v, want %s with %d writes lost", q, want, lost)
 		}
 	})
+}
+
+// webProbes stands in for the workloads' probes, which need a cluster.
+type webProbes struct{}
+
+func (webProbes) Probes(context.Context) ([]reports.WorkloadProbes, error) {
+	return []reports.WorkloadProbes{{Workload: "Deployment/web", Readiness: true, Liveness: true}}, nil
 }
 
 // readBack returns the sequence numbers of the prober's run that the store

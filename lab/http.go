@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -50,10 +51,11 @@ type HTTPProber struct {
 	Base   string
 }
 
-// Timeline fetches GET /timeline?samples=true.
-func (p HTTPProber) Timeline(ctx context.Context) (probeapi.Timeline, error) {
+// Timeline fetches GET /timeline?samples=true&since=<since>: the writes
+// after since.
+func (p HTTPProber) Timeline(ctx context.Context, since int64) (probeapi.Timeline, error) {
 	var tl probeapi.Timeline
-	if err := p.get(ctx, "/timeline?samples=true", &tl, false); err != nil {
+	if err := p.get(ctx, "/timeline?samples=true&since="+strconv.FormatInt(since, 10), &tl, false); err != nil {
 		return tl, fmt.Errorf("read the prober timeline: %w", err)
 	}
 	return tl, nil

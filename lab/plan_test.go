@@ -10,7 +10,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chaos-mesh/chaos-mesh/api/v1alpha1"
+	"github.com/docker/go-units"
+	"sigs.k8s.io/yaml"
+
 	"github.com/jewelry-shop/lab/chaosmesh"
+	"github.com/jewelry-shop/lab/charts"
 
 	"github.com/jewelry-shop/lab/internal/golden"
 )
@@ -34,7 +39,7 @@ func TestBuiltinPlansFitTheirBudget(t *testing.T) {
 		total       time.Duration
 	}{
 		{"quick", 3, 10 * time.Minute},
-		{"full", 8, 38 * time.Minute},
+		{"full", 9, 38 * time.Minute},
 	}
 	for _, tt := range tests {
 		t.Run(tt.profile, func(t *testing.T) {
@@ -105,7 +110,11 @@ func TestPlanRejects(t *testing.T) {
 
 func TestDryRun(t *testing.T) {
 	t.Parallel()
-	cat := chaosmesh.Catalogue(dryRunTargets(), chaosmesh.DefaultTiming())
+	settings, err := New(testConfig(t)).stackSettings(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat := catalogue(dryRunTargets(), settings)
 	for _, name := range DefaultConfig().ProfileNames() {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
@@ -179,5 +188,99 @@ func TestPlanServesEveryRequirement(t *testing.T) {
 				t.Errorf("profile %s: %s served = %v, want %v", tt.profile, id, served[id], slices.Contains(tt.want, id))
 			}
 		}
+	}
+}
+
+// TestDryRunSizesStressesFromTheChart: the stresses lab validate --dry-run
+// writes (and lab validate applies) are sized from the web container's
+// limits as the chart renders them for the stack, well below them: memory
+// stress lands in the container's cgroup, and usage at the limit gets the
+// container OOM-killed, so the experiment would measure a crash; CPU at the
+// limit only throttles and hides in the usage.
+func TestDryRunSizesStressesFromTheChart(t *testing.T) {
+	t.Parallel()
+	for _, stack := range charts.Profiles() {
+		t.Run(stack, func(t *testing.T) {
+			t.Parallel()
+			cfg := testConfig(t)
+			cfg.Stack.Profile = stack
+			l := New(cfg)
+			settings, err := l.stackSettings(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			limits := settings.Web
+			if limits.MemoryLimitBytes == 0 || limits.CPULimitMilli == 0 {
+				t.Fatalf("the chart renders no web limits: %+v", limits)
+			}
+			dir := t.TempDir()
+			if _, err := l.ValidateDryRun(t.Context(), ValidateOptions{Profile: "full", Out: dir}); err != nil {
+				t.Fatal(err)
+			}
+			read := func(name string) *v1alpha1.StressChaos {
+				b, err := os.ReadFile(filepath.Join(dir, "chaos", name+".yaml"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				var sc v1alpha1.StressChaos
+				if err := yaml.UnmarshalStrict(b, &sc); err != nil {
+					t.Fatal(err)
+				}
+				return &sc
+			}
+			mem := read(chaosmesh.WebMemoryStress).Spec.Stressors.MemoryStressor
+			size, err := units.RAMInBytes(mem.Size)
+			if err != nil {
+				t.Fatalf("memory stress size %q: %v", mem.Size, err)
+			}
+			if total := size * int64(mem.Workers); total <= 0 || total > limits.MemoryLimitBytes/2 {
+				t.Errorf("memory stress of %d × %s against a limit of %d MiB: want at most half the limit", mem.Workers, mem.Size, limits.MemoryLimitBytes>>20)
+			}
+			cpu := read(chaosmesh.WebCPUStress).Spec.Stressors.CPUStressor
+			if milli := int64(cpu.Workers) * int64(*cpu.Load) * 10; milli <= 0 || milli > limits.CPULimitMilli*6/10 {
+				t.Errorf("CPU stress of %d workers at %d %% (%dm) against a limit of %dm: want well below the limit", cpu.Workers, *cpu.Load, milli, limits.CPULimitMilli)
+			}
+		})
+	}
+}
+
+// TestLeadersOutliveTheirFailoverTimers: the catalogue lab builds takes the
+// PostgreSQL primary down (stopped, and cut off without a handover) for
+// longer than the deployed Patroni ttl + loop_wait, and the Redis master
+// for longer than Sentinel's down-after-milliseconds, also when the chart's
+// timers are longer than the default hold; a leader back before them is a
+// restart, not the failover the report is about.
+func TestLeadersOutliveTheirFailoverTimers(t *testing.T) {
+	t.Parallel()
+	rendered, err := New(testConfig(t)).stackSettings(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	slow := rendered
+	slow.Patroni.TTL, slow.Patroni.LoopWait, slow.Sentinel.DownAfter = 80*time.Second, 10*time.Second, 40*time.Second
+	for name, s := range map[string]charts.ShopSettings{"chart": rendered, "slow timers": slow} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			cat := catalogue(dryRunTargets(), s)
+			for exp, least := range map[string]time.Duration{
+				chaosmesh.PostgresPrimaryFailure:   s.Patroni.TTL + s.Patroni.LoopWait,
+				chaosmesh.PostgresPrimaryIsolation: s.Patroni.TTL + s.Patroni.LoopWait,
+				chaosmesh.RedisMasterFailure:       s.Sentinel.DownAfter,
+			} {
+				e, ok := chaosmesh.Find(cat, exp)
+				if !ok {
+					t.Fatalf("no experiment %s", exp)
+				}
+				if e.Duration <= least || e.OneShot() {
+					t.Errorf("%s held %s, want more than %s", exp, e.Duration, least)
+				}
+				if faultTakedown(exp) == "" {
+					t.Errorf("%s: no takedown for the report's path", exp)
+				}
+				if err := chaosmesh.Validate(t.Context(), e); err != nil {
+					t.Error(err)
+				}
+			}
+		})
 	}
 }

@@ -63,13 +63,13 @@ func BuiltinProfiles() map[string]Profile {
 	return map[string]Profile{
 		"quick": {
 			Name:           "quick",
-			Description:    "100 users for 5 minutes; web pod kill, PostgreSQL primary failure and Redis master failure under load",
+			Description:    "100 users for 5 minutes; web pod kill, PostgreSQL primary cut off (a failover after Patroni's ttl) and Redis master down under load",
 			Budget:         10 * time.Minute,
 			Users:          100,
 			SpawnRate:      10,
 			Load:           5 * time.Minute,
 			Baseline:       30 * time.Second,
-			Experiments:    []string{chaosmesh.WebPodKill, chaosmesh.PostgresPrimaryFailure, chaosmesh.RedisMasterFailure},
+			Experiments:    []string{chaosmesh.WebPodKill, chaosmesh.PostgresPrimaryIsolation, chaosmesh.RedisMasterFailure},
 			Spacing:        85 * time.Second,
 			ScaleDownWatch: 3 * time.Minute,
 			Thresholds:     DefaultThresholds(),
@@ -83,7 +83,7 @@ func BuiltinProfiles() map[string]Profile {
 			Load:        30 * time.Minute,
 			Baseline:    3 * time.Minute,
 			Experiments: []string{
-				chaosmesh.WebPodKill, chaosmesh.WebPodFailure, chaosmesh.PostgresPrimaryFailure, chaosmesh.RedisMasterFailure,
+				chaosmesh.WebPodKill, chaosmesh.WebPodFailure, chaosmesh.PostgresPrimaryFailure, chaosmesh.PostgresPrimaryIsolation, chaosmesh.RedisMasterFailure,
 				chaosmesh.WebPostgresPartition, chaosmesh.WebCPUStress, chaosmesh.WebMemoryStress, chaosmesh.NodeFailure,
 			},
 			Spacing:        3 * time.Minute,

@@ -6,12 +6,12 @@ import (
 	"github.com/jewelry-shop/lab/lab/internal/kube"
 )
 
-// The stack's readiness, check by check, as its probe reads it through the
-// Kubernetes API, the Sentinels and the ingress.
-type (
-	Readiness = kube.Readiness
-	Check     = kube.Check
-)
+// Readiness is the stack's readiness, check by check, as its probe reads it
+// through the Kubernetes API, the Sentinels and the ingress.
+type Readiness = kube.Readiness
+
+// Check is one fact of the stack's readiness.
+type Check = kube.Check
 
 // StackProbe reads the readiness of the stack in the cluster a kubeconfig
 // points at.

@@ -32,6 +32,10 @@ type execution struct {
 	stopLoad                                             func()
 	stopObservers                                        func()
 	errs                                                 []error
+	// plog is the prober's record as read so far; proberErr and
+	// verifyErr the last failed read.
+	plog                 proberLog
+	proberErr, verifyErr error
 }
 
 // faultRun is one experiment step and the fault it records.
@@ -85,6 +89,7 @@ func (r *Runner) newExecution(pl *Plan) *execution {
 	x := &execution{r: r, pl: pl, faults: map[int]*faultRun{}, o: &judge.Observation{
 		Title: r.cfg.Title, Profile: pl.Profile.Name, Seed: r.cfg.Seed, Environment: r.cfg.Environment,
 		Started: r.cfg.Now(), Sustain: r.cfg.Sustain,
+		Settings: r.cfg.Settings, SettingsWhy: r.cfg.SettingsWhy,
 	}}
 	for i, s := range pl.Steps {
 		if s.Kind == StepExperiment && s.Experiment != nil {
@@ -124,6 +129,7 @@ func (x *execution) step(ctx context.Context, i int, s Step) error {
 		if !sleepUntil(ctx, x.base.Add(r.scale(s.Offset-x.pl.LoadStart))) {
 			return ctx.Err()
 		}
+		x.readAfter(ctx, x.prev)
 		r.leaderAfter(ctx, x.prev)
 		o.Reached = s.Name
 		r.event(s.Experiment.Name)
@@ -148,7 +154,9 @@ func (x *execution) step(ctx context.Context, i int, s Step) error {
 	case StepReport:
 		o.Reached = StepReport
 		x.readProbes(ctx)
-		x.sweep(ctx)
+		if err := x.sweep(ctx); err != nil {
+			x.errs = append(x.errs, err)
+		}
 	}
 	return nil
 }

@@ -16,7 +16,7 @@ func faultRole(name string) judge.Role {
 	switch name {
 	case chaosmesh.WebPodKill, chaosmesh.WebPodFailure:
 		return judge.RoleWebPod
-	case chaosmesh.PostgresPrimaryFailure:
+	case chaosmesh.PostgresPrimaryFailure, chaosmesh.PostgresPrimaryIsolation:
 		return judge.RolePostgresPrimary
 	case chaosmesh.RedisMasterFailure:
 		return judge.RoleRedisMaster
@@ -32,6 +32,17 @@ func faultRole(name string) judge.Role {
 	return ""
 }
 
+// faultTakedown is how a catalogue experiment takes a store's leader down.
+func faultTakedown(name string) judge.Takedown {
+	switch name {
+	case chaosmesh.PostgresPrimaryFailure, chaosmesh.RedisMasterFailure:
+		return judge.TakedownStop // pod-failure: the kubelet stops the containers gracefully
+	case chaosmesh.PostgresPrimaryIsolation:
+		return judge.TakedownIsolation
+	}
+	return ""
+}
+
 // newFault is the record of one planned experiment.
 func (r *Runner) newFault(e chaosmesh.Experiment) *judge.Fault {
 	held := r.scale(e.Duration)
@@ -43,10 +54,14 @@ func (r *Runner) newFault(e chaosmesh.Experiment) *judge.Fault {
 	if e.Duration == 0 {
 		desc = kind + ", one-shot"
 	}
-	return &judge.Fault{
+	f := &judge.Fault{
 		Name: e.Name, Title: e.Title, Target: e.Target, Requirements: e.Requirements,
-		Role: faultRole(e.Name), Held: held, Description: desc,
+		Role: faultRole(e.Name), Takedown: faultTakedown(e.Name), Held: held, Description: desc,
 	}
+	if e.Stress != nil {
+		f.StressCPUMilli, f.StressMemoryBytes = e.Stress.CPUMilli, e.Stress.MemoryBytes
+	}
+	return f
 }
 
 // experiment applies one fault, confirms its injection, holds it for its

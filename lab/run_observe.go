@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/jewelry-shop/lab/lab/measure"
@@ -26,6 +27,8 @@ func (x *execution) startLoad(ctx context.Context) {
 
 	x.base = time.Now()
 	o.LoadRan, o.LoadStart = true, r.cfg.Now()
+	// Where the prober's record of this run starts.
+	_ = x.readProber(ctx, false, true, r.cfg.ProberReadTimeout)
 	r.cfg.Progress.Start(fmt.Sprintf("Load: %d users for %s", p.Users, r.scale(p.Load)))
 	loadCtx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
@@ -46,6 +49,7 @@ func (x *execution) waitLoad(ctx context.Context) {
 	x.loadStopped = true
 	r, o := x.r, x.o
 	x.stopLoad()
+	x.readAfter(ctx, x.prev)
 	r.leaderAfter(ctx, x.prev)
 	o.LoadEnd = r.cfg.Now()
 	r.cfg.Progress.End(o.LoadErr)
@@ -106,10 +110,12 @@ func (x *execution) endObservers() {
 	x.stopObservers()
 }
 
-// collect reads the prober's timeline and verification, once. The
-// timeline is read even after an interruption (bounded by CollectTimeout),
-// so that the experiments that ran keep their figures; the verification
-// only when the run reached its collection step.
+// collect reads the prober's timeline and verification, once, and hands
+// the record read during the run to the observation. The timeline is read
+// even after an interruption (bounded by CollectTimeout), so that the
+// experiments that ran keep their figures; the verification only when the
+// run reached its collection step. A failed last read keeps what the reads
+// during the run got (the prober's pod may be gone).
 func (x *execution) collect(ctx context.Context) {
 	if x.collected {
 		return
@@ -125,24 +131,86 @@ func (x *execution) collect(ctx context.Context) {
 	if !interrupted {
 		r.cfg.Progress.Start("Collecting the prober's timeline and verification")
 	}
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.CollectTimeout)
-	defer cancel()
-	tl, err := r.cfg.Prober.Timeline(cctx)
-	if err != nil {
-		o.TimelineErr = err
-	} else {
+	err := x.readProber(ctx, !interrupted, false, r.cfg.CollectTimeout)
+	tl, ok := x.plog.timeline()
+	switch {
+	case ok:
 		o.Timeline = &tl
+		if err != nil {
+			o.ProberNotes = append(o.ProberNotes, "the prober's record is what was read during the run: its last read failed: "+err.Error())
+		}
+	case err != nil:
+		o.TimelineErr = err
+	default:
+		o.TimelineErr = errors.Join(errors.New("the prober's timeline was never read"), x.proberErr)
 	}
+	o.ProberNotes = append(o.ProberNotes, x.plog.restartNotes()...)
 	if interrupted {
 		return // the run stopped before its collection: the verification is marked not run with the steps left
 	}
-	v, verr := r.cfg.Prober.Verify(cctx)
-	if verr != nil {
+	v, notes, verr := x.plog.verification()
+	o.ProberNotes = append(o.ProberNotes, notes...)
+	switch {
+	case v != nil:
+		o.Verify = v
+	case x.verifyErr != nil:
+		o.VerifyWhy = x.verifyErr.Error()
+	case verr != nil:
 		o.VerifyWhy = verr.Error()
-	} else {
-		o.Verify = &v
+	default:
+		o.VerifyWhy = "the prober's writes were not verified"
 	}
-	r.cfg.Progress.End(errors.Join(o.TimelineErr, verr))
+	r.cfg.Progress.End(errors.Join(o.TimelineErr, x.verifyErr))
+}
+
+// readAfter reads the prober after an experiment, before the next one
+// starts: its writes so far and, after a store fault, its verification,
+// so that they survive the prober's pod.
+func (x *execution) readAfter(ctx context.Context, prev *faultRun) {
+	if prev == nil || prev.f.NotRun != "" {
+		return
+	}
+	_ = x.readProber(ctx, prev.f.Role.Store() != "", false, x.r.cfg.ProberReadTimeout)
+}
+
+// readProber reads the prober's writes after the last one read completely
+// into the record, and with verify its verification, bounded by timeout
+// even after ctx ended. At the start it only finds where the record
+// starts. A prober that restarted is read from its first write held.
+func (x *execution) readProber(ctx context.Context, verify, start bool, timeout time.Duration) error {
+	r := x.r
+	if r.cfg.Prober == nil {
+		return nil
+	}
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	defer cancel()
+	since := x.plog.since()
+	if start {
+		since = math.MaxInt64
+	}
+	tl, err := r.cfg.Prober.Timeline(cctx, since)
+	if err == nil && !start && len(x.plog.segs) > 0 && x.plog.first(tl) {
+		r.cfg.Log.Warn("the prober restarted: reading its new run from the start", "run", tl.Run)
+		tl, err = r.cfg.Prober.Timeline(cctx, 0)
+	}
+	if err != nil {
+		x.proberErr = err
+		r.cfg.Log.Warn("read the prober", "error", err)
+		return err
+	}
+	x.plog.add(tl, start)
+	if !verify {
+		return nil
+	}
+	v, err := r.cfg.Prober.Verify(cctx)
+	if err != nil {
+		x.verifyErr = err
+		r.cfg.Log.Warn("verify the prober's writes", "error", err)
+		return nil
+	}
+	x.verifyErr = nil
+	x.plog.addVerify(v, r.cfg.Now())
+	return nil
 }
 
 // readProbes reads the live workloads' probes, once, bounded even after

@@ -21,10 +21,12 @@ type (
 	LoadRunner interface {
 		RunLoad(ctx context.Context, d time.Duration) (*load.Result, error)
 	}
-	// ProberReader reads the in-cluster prober: its timeline, with every
-	// write, and the verification of the acknowledged writes.
+	// ProberReader reads the in-cluster prober: its timeline with the
+	// writes after sequence number since (the runner reads it piece by
+	// piece during the run), and the verification of the acknowledged
+	// writes.
 	ProberReader interface {
-		Timeline(ctx context.Context) (probeapi.Timeline, error)
+		Timeline(ctx context.Context, since int64) (probeapi.Timeline, error)
 		Verify(ctx context.Context) (probeapi.Verification, error)
 	}
 	// ChaosApplier applies Chaos Mesh experiments and confirms their
@@ -130,6 +132,11 @@ type RunnerConfig struct {
 	// interrupted: e.g. a wrapper of (*chaosmesh.Engine).Sweep on the
 	// stack's namespace. It returns what it removed.
 	Sweep func(ctx context.Context) ([]string, error)
+	// Settings are the chart's and the cluster's values the experiments'
+	// figures depend on, for the report's "depends on" rows; nil with
+	// SettingsWhy saying why they are not known.
+	Settings    *judge.Settings
+	SettingsWhy string
 	// RunID labels every chaos object; Seed and Title and Environment go
 	// into the report as they are.
 	RunID       string
@@ -148,10 +155,11 @@ type RunnerConfig struct {
 	// InjectTimeout bounds the wait for an injection (default 2m);
 	// UndoTimeout each removal, also after cancellation (default 2m).
 	InjectTimeout, UndoTimeout time.Duration
-	// CollectTimeout bounds reading the prober (default 1m).
-	CollectTimeout time.Duration
-	Log            *slog.Logger
-	Progress       Progress
+	// CollectTimeout bounds reading the prober at the collection (default
+	// 1m); ProberReadTimeout each read of it during the run (default 15s).
+	CollectTimeout, ProberReadTimeout time.Duration
+	Log                               *slog.Logger
+	Progress                          Progress
 }
 
 // unwired lists the capabilities the plan needs that are neither wired nor
@@ -212,6 +220,9 @@ func NewRunner(cfg RunnerConfig) *Runner {
 	}
 	if cfg.CollectTimeout <= 0 {
 		cfg.CollectTimeout = time.Minute
+	}
+	if cfg.ProberReadTimeout <= 0 {
+		cfg.ProberReadTimeout = 15 * time.Second
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)

@@ -78,7 +78,7 @@ func TestRunnerOnControlPlane(t *testing.T) {
 	defer health.Close()
 	p := shortProfile(chaosmesh.WebPodKill, chaosmesh.NodeFailure)
 	p.Load = 300 * time.Second // scaled by 0.1: 30 s, the node down from 6 s to 15 s
-	stopper := &namingStopper{simulatedNodes: simulatedNodes{env}}
+	stopper := &namingStopper{ClusterNodes: controlplane.ClusterNodes{Env: env}}
 	l := New(testConfig(t))
 	newRunner := func(w *world) (*Runner, *Plan) {
 		cfg, pl, err := l.runnerConfig(ctx, validationTarget{
@@ -124,6 +124,24 @@ func TestRunnerOnControlPlane(t *testing.T) {
 	}
 	if e := experimentNamed(run, chaosmesh.WebPodKill); e == nil || e.InjectedAt.IsZero() {
 		t.Errorf("the pod kill has no injection time: %+v", e)
+	}
+	// The node failure's figures depend on the release's values as
+	// deployed (the test installed 2 s tolerations, not the chart's 20 s);
+	// this cluster's node-monitor-grace-period is not lab's to know.
+	if e := experimentNamed(run, chaosmesh.NodeFailure); e == nil || len(e.DependsOn) != 1 ||
+		e.DependsOn[0].Name != "nodeFailureTolerationSeconds" || e.DependsOn[0].Value != "2s" ||
+		!strings.Contains(strings.Join(e.Notes, "\n"), "node-monitor-grace-period") {
+		t.Errorf("node failure depends on %+v (notes %q), want the deployed toleration of 2s and a note on the unknown grace period", e.DependsOn, e.Notes)
+	}
+	// The node failure spared the prober's node.
+	probes, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/component=probe"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range probes.Items {
+		if e := experimentNamed(run, chaosmesh.NodeFailure); e != nil && e.Target == "node "+p.Spec.NodeName {
+			t.Errorf("node failure stopped %s, where the prober %s runs", p.Spec.NodeName, p.Name)
+		}
 	}
 	assertNoChaosLeft(t, env.Client, ns)
 
@@ -183,13 +201,13 @@ func TestRunnerConfigOnAnotherCluster(t *testing.T) {
 
 // namingStopper records the cluster names it is asked to stop nodes of.
 type namingStopper struct {
-	simulatedNodes
+	controlplane.ClusterNodes
 	clusters []string
 }
 
 func (s *namingStopper) StopNode(ctx context.Context, cluster, node string) error {
 	s.clusters = append(s.clusters, cluster)
-	return s.simulatedNodes.StopNode(ctx, cluster, node)
+	return s.ClusterNodes.StopNode(ctx, cluster, node)
 }
 
 // readyProbe stands in for the stack's readiness, which needs processes.

@@ -17,29 +17,30 @@ import (
 	"github.com/jewelry-shop/lab/shop/probeapi"
 )
 
-// testScale runs shortProfile's plan 20 times faster than written: load 8s,
-// experiments at 1s, 3s and 5s of it, the PostgreSQL fault held 1s.
+// testScale runs shortProfile's plan 20 times faster than written: load 9s,
+// experiments at 1s, 3s and 5s of it, the PostgreSQL and Redis faults held
+// 1s.
 const testScale = 0.05
 
 // shortProfile is a plan that passes NewPlan's budget checks and, scaled by
-// testScale, runs in about 9 seconds.
+// testScale, runs in about 10 seconds.
 func shortProfile(experiments ...string) Profile {
 	return Profile{
 		Name: "test", Description: "short test profile", Budget: 10 * time.Minute,
 		Users: 10, SpawnRate: 10,
-		Load: 160 * time.Second, Baseline: 20 * time.Second,
+		Load: 180 * time.Second, Baseline: 20 * time.Second,
 		Experiments: experiments, Spacing: 40 * time.Second,
 		ScaleDownWatch: 20 * time.Second,
 		Thresholds:     DefaultThresholds(),
 	}
 }
 
-// shortPlan lays out shortProfile with a 20s primary failure, node failure
-// and stress (1s scaled).
+// shortPlan lays out shortProfile with a 20s primary and master failure,
+// node failure and stress (1s scaled).
 func shortPlan(t *testing.T, experiments ...string) *Plan {
 	t.Helper()
 	tm := chaosmesh.DefaultTiming()
-	tm.PrimaryDown, tm.NodeDown, tm.Stress = 20*time.Second, 20*time.Second, 20*time.Second
+	tm.PrimaryDown, tm.MasterDown, tm.NodeDown, tm.Stress = 20*time.Second, 20*time.Second, 20*time.Second, 20*time.Second
 	pl, err := NewPlan(shortProfile(experiments...), chaosmesh.Catalogue(chartTargets(StackNamespace, StackRelease), tm))
 	if err != nil {
 		t.Fatal(err)
@@ -211,7 +212,7 @@ type fakeProber struct{ w *world }
 
 const fakeProbeInterval = 100 * time.Millisecond
 
-func (f fakeProber) Timeline(context.Context) (probeapi.Timeline, error) {
+func (f fakeProber) Timeline(_ context.Context, since int64) (probeapi.Timeline, error) {
 	now := time.Now()
 	tl := probeapi.Timeline{Run: "fake", IntervalMS: fakeProbeInterval.Milliseconds(), Started: f.w.t0, Now: now, Stores: map[string]probeapi.StoreTimeline{}}
 	for store, so := range storeOutages {
@@ -229,7 +230,10 @@ func (f fakeProber) Timeline(context.Context) (probeapi.Timeline, error) {
 				st.Acked++
 			}
 			st.Attempted++
-			st.Samples = append(st.Samples, s)
+			st.LastSeq = seq
+			if seq > since {
+				st.Samples = append(st.Samples, s)
+			}
 		}
 		tl.Stores[store] = st
 	}

@@ -66,8 +66,8 @@ func TestRunnerNodeFailure(t *testing.T) {
 	}
 }
 
-// fakeLeaders answers a different primary after the PostgreSQL fault and the
-// same master after the Redis one.
+// fakeLeaders answers a different primary after each PostgreSQL fault and
+// the same master after the Redis one.
 type fakeLeaders struct {
 	mu    sync.Mutex
 	asked map[string]int
@@ -78,7 +78,7 @@ func (f *fakeLeaders) Leader(_ context.Context, exp string) (string, error) {
 	defer f.mu.Unlock()
 	f.asked[exp]++
 	switch exp {
-	case chaosmesh.PostgresPrimaryFailure:
+	case chaosmesh.PostgresPrimaryFailure, chaosmesh.PostgresPrimaryIsolation:
 		return fmt.Sprintf("jewelry-shop-db-%d", f.asked[exp]-1), nil // db-0 before, db-1 after
 	case chaosmesh.RedisMasterFailure:
 		return "jewelry-shop-redis-2", nil
@@ -87,15 +87,31 @@ func (f *fakeLeaders) Leader(_ context.Context, exp string) (string, error) {
 }
 
 // TestRunnerRecordsLeaders: the primary and master are asked before each
-// store fault and once it settled; the report says failover or restart in
-// place from those answers.
+// store fault and once it settled; the report names the path each took,
+// from those answers and how the fault takes the leader down, and its
+// "depends on" rows are the settings of that path, from the runner's
+// settings: a stopped primary is a switchover that never exercises
+// Patroni's ttl, a cut-off one a failover after ttl, a Redis master that
+// came back a restart in place.
 func TestRunnerRecordsLeaders(t *testing.T) {
 	t.Parallel()
 	w := newWorld()
-	pl := shortPlan(t, chaosmesh.WebPodKill, chaosmesh.PostgresPrimaryFailure, chaosmesh.RedisMasterFailure)
+	p := shortProfile(chaosmesh.WebPodKill, chaosmesh.PostgresPrimaryFailure, chaosmesh.PostgresPrimaryIsolation, chaosmesh.RedisMasterFailure)
+	p.Load = 240 * time.Second
+	tm := chaosmesh.DefaultTiming()
+	tm.PrimaryDown = 20 * time.Second
+	pl, err := NewPlan(p, chaosmesh.Catalogue(chartTargets(StackNamespace, StackRelease), tm))
+	if err != nil {
+		t.Fatal(err)
+	}
 	r, _, _ := newTestRunner(w, pl.Profile.Users, false)
 	fl := &fakeLeaders{asked: map[string]int{}}
 	r.cfg.Leaders = fl
+	r.cfg.Settings = &judge.Settings{
+		Source:     "the test's",
+		PatroniTTL: 22 * time.Second, PatroniLoopWait: 2 * time.Second, PatroniRetryTimeout: 10 * time.Second, PatroniSynchronousMode: true,
+		SentinelDownAfter: 5 * time.Second, SentinelFailoverTimeout: 30 * time.Second,
+	}
 	run, err := r.Run(t.Context(), pl)
 	if err != nil {
 		t.Fatalf("run: %v", err)
@@ -103,9 +119,17 @@ func TestRunnerRecordsLeaders(t *testing.T) {
 	tests := []struct {
 		exp  string
 		want reports.Leader
+		rows []string
 	}{
-		{chaosmesh.PostgresPrimaryFailure, reports.Leader{Old: "jewelry-shop-db-0", New: "jewelry-shop-db-1", Path: "failover to another pod"}},
-		{chaosmesh.RedisMasterFailure, reports.Leader{Old: "jewelry-shop-redis-2", New: "jewelry-shop-redis-2", Path: "restart in place: the old leader came back, no failover"}},
+		{chaosmesh.PostgresPrimaryFailure, reports.Leader{Old: "jewelry-shop-db-0", New: "jewelry-shop-db-1",
+			Path: "switchover: the stopped primary released the leader key on SIGTERM and a replica took over; Patroni's ttl was not exercised"},
+			[]string{"postgresql.patroni.loop_wait=2s", "postgresql.patroni.synchronous_mode=true"}},
+		{chaosmesh.PostgresPrimaryIsolation, reports.Leader{Old: "jewelry-shop-db-0", New: "jewelry-shop-db-1",
+			Path: "failover: the cut-off primary's leader key expired after Patroni's ttl and a replica took over"},
+			[]string{"postgresql.patroni.ttl=22s", "postgresql.patroni.loop_wait=2s", "postgresql.patroni.retry_timeout=10s", "postgresql.patroni.synchronous_mode=true", "fault held=1s"}},
+		{chaosmesh.RedisMasterFailure, reports.Leader{Old: "jewelry-shop-redis-2", New: "jewelry-shop-redis-2",
+			Path: "restart in place: the old master answered again before Sentinel failed over, no failover; the RTO is a restart time"},
+			[]string{"redis.sentinel.downAfterMilliseconds=5000 (5s)", "fault held=1.5s"}},
 	}
 	for _, tt := range tests {
 		e := experimentNamed(run, tt.exp)
@@ -115,9 +139,16 @@ func TestRunnerRecordsLeaders(t *testing.T) {
 		if diff := cmp.Diff(tt.want, *e.Leader); diff != "" {
 			t.Errorf("%s leader (-want +got):\n%s", tt.exp, diff)
 		}
+		var rows []string
+		for _, s := range e.DependsOn {
+			rows = append(rows, s.Name+"="+s.Value)
+		}
+		if diff := cmp.Diff(tt.rows, rows); diff != "" {
+			t.Errorf("%s depends on (-want +got):\n%s", tt.exp, diff)
+		}
 	}
-	if e := experimentNamed(run, chaosmesh.WebPodKill); e == nil || e.Leader != nil {
-		t.Errorf("web pod kill has a leader: %+v", e)
+	if e := experimentNamed(run, chaosmesh.WebPodKill); e == nil || e.Leader != nil || e.DependsOn != nil {
+		t.Errorf("web pod kill has a leader or settings: %+v", e)
 	}
 	checkRenders(t, run)
 }
@@ -139,19 +170,41 @@ func (f *fakeMetrics) Usage(context.Context, string, map[string]string) (judge.U
 	return f.usages[f.calls-1], nil
 }
 
-// TestRunnerStress: a stress is only reported on when the pods' usage shows
-// it; then R34 needs the error rate inside its window and an HPA reaction.
+// webUsage is the usage of the web pods web-1… with these CPU (milli) and
+// memory (MiB) figures, limited to 500m and 256 MiB each.
+func webUsage(cpu []int64, memMiB ...int64) judge.Usage {
+	var u judge.Usage
+	for i := range max(len(cpu), len(memMiB)) {
+		p := judge.PodUsage{Pod: fmt.Sprintf("web-%d", i+1), CPULimitMilli: 500, MemoryLimitBytes: 256 << 20}
+		if i < len(cpu) {
+			p.CPUMilli = cpu[i]
+		}
+		if i < len(memMiB) {
+			p.MemoryBytes = memMiB[i] << 20
+		}
+		u.PerPod = append(u.PerPod, p)
+		u.Pods++
+		u.CPUMilli += p.CPUMilli
+		u.MemoryBytes += p.MemoryBytes
+	}
+	return u
+}
+
+// TestRunnerStress: a stress is only reported on when the same pods' usage
+// shows it; then R34 needs the error rate inside its window and an HPA
+// reaction. Pods that the HPA added between the reads are no evidence.
 func TestRunnerStress(t *testing.T) {
 	t.Parallel()
-	const mib = 1 << 20
+	cpuRose := []judge.Usage{webUsage([]int64{100, 100, 100}), webUsage([]int64{300, 300, 300})}
 	tests := []struct {
 		name   string
 		usages []judge.Usage // CPU before, during; memory before, during
 		want   reports.Status
 		reason string
 	}{
-		{"memory stress did not show", []judge.Usage{{CPUMilli: 300}, {CPUMilli: 900}, {MemoryBytes: 400 * mib}, {MemoryBytes: 420 * mib}}, reports.NotMeasured, "did not show in the pods' usage"},
-		{"HPA did not react to memory", []judge.Usage{{CPUMilli: 300}, {CPUMilli: 900}, {MemoryBytes: 400 * mib}, {MemoryBytes: 800 * mib}}, reports.Fail, "the HPA did not react"},
+		{"memory stress did not show", append(cpuRose, webUsage(nil, 130, 130, 140), webUsage(nil, 135, 140, 140)), reports.NotMeasured, "the stress did not show in the usage of web-1, web-2, web-3"},
+		{"HPA scale-out is no memory stress", append(cpuRose, webUsage(nil, 130, 130, 140), webUsage(nil, 135, 140, 140, 150, 150, 150)), reports.NotMeasured, "the stress did not show in the usage of web-1, web-2, web-3"},
+		{"HPA did not react to memory", append(cpuRose, webUsage(nil, 60, 60, 60), webUsage(nil, 150, 160, 170)), reports.Fail, "the HPA did not react"},
 		{"no metrics API", nil, reports.NotMeasured, "metrics API not available"},
 	}
 	for _, tt := range tests {
@@ -169,7 +222,7 @@ func TestRunnerStress(t *testing.T) {
 			if q.Status != tt.want || !strings.Contains(q.Reason, tt.reason) {
 				t.Errorf("R34 = %s (%s), want %s with a reason containing %q", q.Status, q.Reason, tt.want, tt.reason)
 			}
-			if tt.usages != nil && !strings.Contains(q.Measured, "web-cpu-stress: CPU 300m → 900m") || (tt.usages != nil && !strings.Contains(q.Measured, "HPA 5 → 7 replicas")) {
+			if tt.usages != nil && !strings.Contains(q.Measured, "web-cpu-stress: CPU 300m → 900m over the 3 pods read before and during") || (tt.usages != nil && !strings.Contains(q.Measured, "HPA 5 → 7 replicas")) {
 				t.Errorf("R34 measured %q lacks the CPU stress figures", q.Measured)
 			}
 			checkRenders(t, run)

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/jewelry-shop/lab/chaosmesh"
+	"github.com/jewelry-shop/lab/charts"
+	"github.com/jewelry-shop/lab/lab/judge"
 )
 
 // Selectors of the jewelry-shop chart's workloads, as the catalogue targets
@@ -21,6 +23,69 @@ func chartTargets(namespace, release string) chaosmesh.Targets {
 		},
 		Postgres: map[string]string{"application": "spilo", "cluster-name": "jewelry-shop-db"},
 	}
+}
+
+// stackSettings renders the jewelry-shop chart as lab up installs it (the
+// configuration's stack profile) and reads the settings the experiments
+// depend on from the rendered objects.
+func (l *Lab) stackSettings(ctx context.Context) (charts.ShopSettings, error) {
+	rel, err := charts.JewelryShop(l.cfg.Stack.Profile, "")
+	if err != nil {
+		return charts.ShopSettings{}, err
+	}
+	s, err := charts.JewelrySettings(ctx, rel)
+	if err != nil {
+		return charts.ShopSettings{}, fmt.Errorf("read the settings of the stack (profile %s): %w", l.cfg.Stack.Profile, err)
+	}
+	return s, nil
+}
+
+// failoverMargin is how much longer than the failover's timers a leader is
+// held down: the takeover and the promotion take a few seconds more.
+const failoverMargin = 10 * time.Second
+
+// catalogue is the experiment catalogue for targets on the stack with
+// settings s: the stresses sized from the web container's limits, the
+// leaders held down for longer than the timers of their failover.
+func catalogue(targets chaosmesh.Targets, s charts.ShopSettings) []chaosmesh.Experiment {
+	targets.WebLimits = chaosmesh.Load{CPUMilli: s.Web.CPULimitMilli, MemoryBytes: s.Web.MemoryLimitBytes}
+	tm := chaosmesh.DefaultTiming()
+	tm.PrimaryDown = max(tm.PrimaryDown, s.Patroni.TTL+s.Patroni.LoopWait+failoverMargin)
+	tm.MasterDown = max(tm.MasterDown, s.Sentinel.DownAfter+failoverMargin)
+	return chaosmesh.Catalogue(targets, tm)
+}
+
+// validationSettings are the settings a validation's experiments are sized
+// by, and the report's "depends on" rows: those of the jewelry-shop release
+// deployed on the target. When they cannot be read the experiments are
+// sized by the chart as lab up would install it, and the report states no
+// settings, saying why.
+func (l *Lab) validationSettings(ctx context.Context, target validationTarget) (charts.ShopSettings, *judge.Settings, string) {
+	in, err := charts.NewInstaller(target.kubeconfig, charts.Options{Logger: l.log})
+	var s charts.ShopSettings
+	if err == nil {
+		s, err = in.DeployedSettings(ctx, StackRelease, StackNamespace)
+	}
+	if err != nil {
+		rendered, rerr := l.stackSettings(ctx)
+		if rerr != nil {
+			l.log.Warn("the stresses are sized without the web limits", "error", rerr)
+		}
+		return rendered, nil, "the settings of the jewelry-shop release could not be read from the cluster: " + err.Error()
+	}
+	js := &judge.Settings{
+		Source:     "those of the release " + StackRelease + " deployed in namespace " + StackNamespace,
+		PatroniTTL: s.Patroni.TTL, PatroniLoopWait: s.Patroni.LoopWait, PatroniRetryTimeout: s.Patroni.RetryTimeout, PatroniSynchronousMode: s.Patroni.SynchronousMode,
+		SentinelDownAfter: s.Sentinel.DownAfter, SentinelFailoverTimeout: s.Sentinel.FailoverTimeout,
+		NodeFailureToleration: s.NodeFailureToleration,
+		WebCPULimitMilli:      s.Web.CPULimitMilli, WebMemoryLimitBytes: s.Web.MemoryLimitBytes,
+	}
+	if target.lab != nil {
+		// Set on the k3s server by lab up; lab knows it only for its own cluster.
+		js.NodeMonitorGracePeriod = l.cfg.Cluster.nodeMonitorGracePeriod()
+		js.Source += " and the k3s arguments of lab's configuration"
+	}
+	return s, js, ""
 }
 
 // Lab namespace and release of the stack.
@@ -71,8 +136,11 @@ func (l *Lab) ValidateDryRun(ctx context.Context, opts ValidateOptions) (*DryRun
 		now = time.Now
 	}
 	runID := now().UTC().Format("20060102-150405")
-	cat := chaosmesh.Catalogue(chartTargets(StackNamespace, StackRelease), chaosmesh.DefaultTiming())
-	pl, err := NewPlan(p, cat)
+	settings, err := l.stackSettings(ctx)
+	if err != nil {
+		return nil, err
+	}
+	pl, err := NewPlan(p, catalogue(chartTargets(StackNamespace, StackRelease), settings))
 	if err != nil {
 		return nil, err
 	}

@@ -170,7 +170,7 @@ func TestNotStartedWithoutAPlan(t *testing.T) {
 	p.Name, p.Load, p.Spacing = "short", 2*time.Minute, time.Minute
 	l := newTestLab(cfg, &fakeClusters{}, &fakeNodes{}, &recorder{})
 	why := errors.New("profile short: the experiments and their recovery need the load until 4m0s after its start")
-	rc, pl := l.notStarted(validationRun{profile: p, runID: "x", now: time.Now}, why, true)
+	rc, pl := l.notStarted(t.Context(), validationRun{profile: p, runID: "x", now: time.Now}, why, true)
 	run, err := NewRunner(rc).Run(t.Context(), pl)
 	if !errors.Is(err, why) {
 		t.Errorf("Run error = %v, want %v", err, why)
@@ -180,5 +180,43 @@ func TestNotStartedWithoutAPlan(t *testing.T) {
 	}
 	if _, ok := run.Environment["k3s image"]; ok {
 		t.Errorf("the environment of a foreign cluster's run names lab's k3s image: %v", run.Environment)
+	}
+}
+
+// TestWriteReports writes the Markdown, JSON and JUnit reports and, beside
+// them, an SVG of every chart the Markdown links to.
+func TestWriteReports(t *testing.T) {
+	t.Parallel()
+	t0 := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
+	run := &reports.Run{Title: "t", Profile: "quick", Started: t0, Finished: t0.Add(time.Minute), Progress: reports.Progress{Completed: true}}
+	for _, id := range []string{"rps", "p95", "failures"} {
+		c := reports.Chart{ID: id, Title: id, Unit: "x", Aggregate: "mean"}
+		for s := 0; s < 60; s++ {
+			c.Points = append(c.Points, reports.Point{At: t0.Add(time.Duration(s) * time.Second), Value: float64(s)})
+		}
+		run.Charts = append(run.Charts, c)
+	}
+	dir := t.TempDir()
+	files, err := writeReports(t.Context(), dir, run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	md, err := os.ReadFile(filepath.Join(dir, "report.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var svgs int
+	for _, f := range files {
+		if filepath.Ext(f) != ".svg" {
+			continue
+		}
+		svgs++
+		rel, _ := filepath.Rel(dir, f)
+		if !strings.Contains(string(md), "("+filepath.ToSlash(rel)+")") {
+			t.Errorf("report.md does not link to %s", rel)
+		}
+	}
+	if svgs == 0 {
+		t.Errorf("no chart SVG among %v", files)
 	}
 }

@@ -14,7 +14,6 @@ import (
 
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/jewelry-shop/lab/chaosmesh"
 	"github.com/jewelry-shop/lab/charts"
 	"github.com/jewelry-shop/lab/cluster"
 	"github.com/jewelry-shop/lab/lab/internal/kube"
@@ -71,7 +70,7 @@ func (l *Lab) Validate(ctx context.Context, opts ValidateOptions) (*ValidateResu
 	v := validationRun{profile: p, runID: runID, seed: opts.Seed, now: now}
 	cfg, pl, err := l.validation(ctx, opts, v)
 	if err != nil {
-		cfg, pl = l.notStarted(v, err, opts.Kubeconfig != "")
+		cfg, pl = l.notStarted(ctx, v, err, opts.Kubeconfig != "")
 	}
 	run, runErr := NewRunner(cfg).Run(ctx, pl)
 	run.Previous = previous
@@ -109,8 +108,9 @@ func (l *Lab) validation(ctx context.Context, opts ValidateOptions, v validation
 
 // notStarted is the configuration of a run that cannot start: its preflight
 // fails with why, so that the report says so and marks every step not run.
-func (l *Lab) notStarted(v validationRun, why error, foreign bool) (RunnerConfig, *Plan) {
-	pl, err := NewPlan(v.profile, chaosmesh.Catalogue(chartTargets(StackNamespace, StackRelease), chaosmesh.DefaultTiming()))
+func (l *Lab) notStarted(ctx context.Context, v validationRun, why error, foreign bool) (RunnerConfig, *Plan) {
+	settings, _ := l.stackSettings(ctx) // a plan of names and offsets: zero limits do
+	pl, err := NewPlan(v.profile, catalogue(chartTargets(StackNamespace, StackRelease), settings))
 	if err != nil {
 		// A profile whose plan does not fit (its experiments outlast its
 		// load, say): the run is only its preflight, which fails with why,
@@ -125,6 +125,7 @@ func (l *Lab) notStarted(v validationRun, why error, foreign bool) (RunnerConfig
 	return RunnerConfig{
 		Preflight:   func(context.Context) error { return why },
 		Unavailable: unavailable,
+		SettingsWhy: "the run did not start",
 		RunID:       v.runID,
 		Seed:        int64(v.seed),
 		Environment: l.environment(v.profile.Name, "", foreign),

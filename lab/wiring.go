@@ -88,7 +88,7 @@ func (l *Lab) runnerConfig(ctx context.Context, target validationTarget, v valid
 		}
 		if slices.Contains(p.Experiments, chaosmesh.NodeFailure) && stopper != nil {
 			var err error
-			if targets.Node, err = kube.BusiestAgent(ctx, cs, StackNamespace); err != nil {
+			if targets.Node, err = kube.BusiestAgent(ctx, cs, StackNamespace, proberLabels()); err != nil {
 				return err
 			}
 			found = append(found, "node to stop "+targets.Node)
@@ -101,7 +101,8 @@ func (l *Lab) runnerConfig(ctx context.Context, target validationTarget, v valid
 	if stopper != nil {
 		nodes = kube.NodeFailer{Stopper: stopper, Kube: cs, Cluster: target.name, Namespace: StackNamespace, Now: v.now, Log: l.log}
 	}
-	pl, err := NewPlan(p, chaosmesh.Catalogue(targets, chaosmesh.DefaultTiming()))
+	settings, reported, settingsWhy := l.validationSettings(ctx, target)
+	pl, err := NewPlan(p, catalogue(targets, settings))
 	if err != nil {
 		return RunnerConfig{}, nil, err
 	}
@@ -134,7 +135,7 @@ func (l *Lab) runnerConfig(ctx context.Context, target validationTarget, v valid
 	}
 	healthURL := target.healthURL
 	if healthURL == "" {
-		healthURL = strings.TrimSuffix(target.shopURL, "/") + "/healthz"
+		healthURL = strings.TrimSuffix(target.shopURL, "/") + shopHealthPath
 	}
 	return RunnerConfig{
 		Load:        loadRunner,
@@ -174,6 +175,8 @@ func (l *Lab) runnerConfig(ctx context.Context, target validationTarget, v valid
 			return err
 		},
 		Sweep:       func(ctx context.Context) ([]string, error) { return engine.Sweep(ctx, StackNamespace) },
+		Settings:    reported,
+		SettingsWhy: settingsWhy,
 		RunID:       v.runID,
 		Seed:        int64(v.seed),
 		Environment: environment,
@@ -182,6 +185,19 @@ func (l *Lab) runnerConfig(ctx context.Context, target validationTarget, v valid
 		Progress:    l.progress,
 	}, pl, nil
 }
+
+// proberLabels select the prober's pod, which node failure spares: its
+// record of the run must survive the experiment (the runner also reads it
+// as the run goes).
+func proberLabels() map[string]string {
+	return map[string]string{"app.kubernetes.io/instance": StackRelease, "app.kubernetes.io/component": "probe"}
+}
+
+// shopHealthPath is the health endpoint the run polls through the shop's
+// URL: whether a web pod reaches PostgreSQL and Redis. The web pods'
+// readiness (/readyz) does not ask the stores, so that a store fault does
+// not empty the Service; this is where the stores' health is seen, all run.
+const shopHealthPath = "/healthz/stores"
 
 // validationTarget is the cluster a validation runs against.
 type validationTarget struct {
@@ -196,7 +212,7 @@ type validationTarget struct {
 	// The boundaries that the validation reaches outside the Kubernetes
 	// API; empty means the real ones: the load generator against shopURL,
 	// the prober through the API server's service proxy, shopURL's
-	// /healthz, and the lab's node stopper on a lab cluster (none
+	// shopHealthPath, and the lab's node stopper on a lab cluster (none
 	// elsewhere). Tests on a simulated cluster set stand-ins.
 	load      LoadRunner
 	prober    ProberReader

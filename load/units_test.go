@@ -411,7 +411,7 @@ behaviours:
 // not measured rather than passed on the refusals' latency.
 func TestWriteSummaryTargetDown(t *testing.T) {
 	t.Parallel()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	l, err := (&net.ListenConfig{}).Listen(t.Context(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}

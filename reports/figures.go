@@ -247,8 +247,10 @@ func (r *Run) figures() []figure {
 		if title == "" {
 			title = c.ID
 		}
-		add(figure{id: id, title: title, unit: c.Unit, origin: start, since: "start",
-			series: []series{{name: cmp.Or(c.Unit, c.ID), color: colorMain, pts: sorted(c.Points), agg: aggregate(c.Aggregate)}}})
+		add(figure{
+			id: id, title: title, unit: c.Unit, origin: start, since: "start",
+			series: []series{{name: cmp.Or(c.Unit, c.ID), color: colorMain, pts: sorted(c.Points), agg: aggregate(c.Aggregate)}},
+		})
 	}
 	for i := range figs {
 		for j := range figs[i].series {

@@ -203,7 +203,7 @@ func svgPlot(f figure, a axis) (*plot.Plot, []string, error) {
 		if len(s.pts) == 0 {
 			continue
 		}
-		for _, seg := range svgSegments(f, s, a, fa) {
+		for _, seg := range svgSegments(s, a, fa) {
 			l, err := plotter.NewLine(seg)
 			if err != nil {
 				return nil, nil, fmt.Errorf("series %s: %w", s.name, err)
@@ -237,7 +237,7 @@ func svgPlot(f figure, a axis) (*plot.Plot, []string, error) {
 // svgSegments are the series' points to draw: the samples themselves, or
 // merged on the fine axis when there are more than MaxSVGPoints; split
 // where samples are missing, so that a gap is not drawn as a line.
-func svgSegments(f figure, s series, a, fa axis) []plotter.XYs {
+func svgSegments(s series, a, fa axis) []plotter.XYs {
 	x := func(t time.Time) float64 { return a.x(t.Sub(a.origin)) }
 	var segs []plotter.XYs
 	var cur plotter.XYs

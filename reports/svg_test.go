@@ -40,7 +40,7 @@ func TestChartSVG(t *testing.T) {
 				}
 				dec := xml.NewDecoder(bytes.NewReader(first.Bytes()))
 				for {
-					if _, err := dec.Token(); err == io.EOF {
+					if _, err := dec.Token(); errors.Is(err, io.EOF) {
 						break
 					} else if err != nil {
 						t.Fatalf("the SVG is not well-formed XML: %v", err)

@@ -27,7 +27,8 @@
 //	GET  /api/account                    Account with order_count; 401 if not logged in
 //	GET  /api/orders                     {"orders": [Order...]}, newest first, at most 50; 401 if not logged in
 //	GET  /healthz                        200 while the process runs (liveness)
-//	GET  /readyz                         200 if PostgreSQL and Redis answer, else 503 (readiness)
+//	GET  /readyz                         200 while the pod can serve, 503 while it shuts down (readiness; the stores are not asked)
+//	GET  /healthz/stores                 200 if PostgreSQL and Redis answer, else 503, with the state of each
 //	GET  /metrics                        Prometheus metrics
 //
 // Checkout is one PostgreSQL transaction that decrements stock (never

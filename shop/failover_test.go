@@ -188,7 +188,7 @@ func checkAllFulfilled(t *testing.T, e *env) {
 func checkRecovered(t *testing.T, e *env) {
 	t.Helper()
 	c := e.client(t)
-	waitFor(t, "web /readyz", func() bool { return c.do("GET", "/readyz", nil, nil) == http.StatusOK })
+	waitFor(t, "web /healthz/stores", func() bool { return c.do("GET", "/healthz/stores", nil, nil) == http.StatusOK })
 	waitFor(t, "a checkout", func() bool {
 		if c.do("POST", "/api/cart/items", shop.CartItemRequest{ProductID: 9, Quantity: 1}, nil) != http.StatusCreated {
 			return false
@@ -298,15 +298,28 @@ func failoverPostgres(t *testing.T, pg *services.Postgres, rs *services.Redis, s
 	waitFor(t, "20 acknowledged writes", func() bool { return p.Timeline(false).Stores[probeapi.StorePostgres].Acked >= 20 })
 	down := time.Now()
 	stop(pg, t)
-	// While PostgreSQL is down the web API answers, with 503.
+	// While PostgreSQL is down the web API answers, with 503 where it
+	// needs PostgreSQL; the pod stays ready, so that the Service keeps it
+	// and requests that need no PostgreSQL are served; /healthz/stores
+	// says which store is down.
 	c := e.client(t)
-	for _, path := range []string{"/readyz", "/api/products", "/api/products/1"} {
+	for _, path := range []string{"/healthz/stores", "/api/products", "/api/products/1"} {
 		if code := c.do("GET", path, nil, nil); code != http.StatusServiceUnavailable {
 			t.Errorf("GET %s with PostgreSQL down: code %d, want 503", path, code)
 		}
 	}
-	if code := c.do("GET", "/healthz", nil, nil); code != http.StatusOK {
-		t.Errorf("GET /healthz with PostgreSQL down: code %d, want 200 (the process is alive)", code)
+	for path, why := range map[string]string{
+		"/healthz":        "the process is alive",
+		"/readyz":         "the pod can serve: a store fault must not empty the Service",
+		"/api/categories": "it needs no store",
+	} {
+		if code := c.do("GET", path, nil, nil); code != http.StatusOK {
+			t.Errorf("GET %s with PostgreSQL down: code %d, want 200 (%s)", path, code, why)
+		}
+	}
+	var stores map[string]string
+	if code := c.do("GET", "/healthz/stores", nil, &stores); code != http.StatusServiceUnavailable || stores["redis"] != "ok" || stores["postgres"] == "ok" || stores["postgres"] == "" {
+		t.Errorf("GET /healthz/stores with PostgreSQL down = %d %v, want 503 naming postgres down and redis ok", code, stores)
 	}
 	time.Sleep(time.Until(down.Add(time.Second)))
 	up := time.Now()

@@ -82,6 +82,7 @@ func NewWeb(cfg WebConfig, pg *pgxpool.Pool, rdb redis.UniversalClient, log *slo
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", w.healthz)
 	mux.HandleFunc("GET /readyz", w.readyz)
+	mux.HandleFunc("GET /healthz/stores", w.storesHealth)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /api/categories", w.categories)
 	mux.HandleFunc("GET /api/products", w.listProducts)
@@ -247,12 +248,23 @@ func (w *Web) healthz(rw http.ResponseWriter, _ *http.Request) {
 	writeJSON(rw, http.StatusOK, map[string]string{"status": "ok"})
 }
 
-// readyz checks both stores; it turns unready while draining.
-func (w *Web) readyz(rw http.ResponseWriter, r *http.Request) {
+// readyz says whether this pod can serve: it is up (the schema is
+// migrated before it listens) and not shutting down. It does not ask the
+// stores: readiness gates the pod's traffic, and a store fault would take
+// every web pod out of the Service at once, so that nginx answered 502
+// even for requests that need no store, and recovery waited for the
+// readiness probes. /healthz/stores reports the stores.
+func (w *Web) readyz(rw http.ResponseWriter, _ *http.Request) {
 	if w.draining.Load() {
 		writeJSON(rw, http.StatusServiceUnavailable, map[string]string{"status": "shutting down"})
 		return
 	}
+	writeJSON(rw, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// storesHealth pings both stores: 200 when both answer, else 503, with
+// "ok" or the error per store.
+func (w *Web) storesHealth(rw http.ResponseWriter, r *http.Request) {
 	status := readiness(r.Context(), w.cfg.RequestTimeout, w.pg, w.rdb)
 	code := http.StatusOK
 	for _, v := range status {

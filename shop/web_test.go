@@ -208,7 +208,7 @@ func TestJourneys(t *testing.T) {
 	t.Run("probes and metrics", func(t *testing.T) {
 		t.Parallel()
 		c := e.client(t)
-		for path, want := range map[string]int{"/healthz": 200, "/readyz": 200, "/metrics": 200} {
+		for path, want := range map[string]int{"/healthz": 200, "/readyz": 200, "/healthz/stores": 200, "/metrics": 200} {
 			if code := c.do("GET", path, nil, nil); code != want {
 				t.Errorf("GET %s: code %d, want %d", path, code, want)
 			}

@@ -218,6 +218,7 @@ func (c *config) register(f *envFlags, mode string) {
 		f.duration(&c.probe.WriteTimeout, "probe-write-timeout", "SHOP_PROBE_WRITE_TIMEOUT", "timeout of one probe write")
 		f.duration(&c.probe.ReadTimeout, "probe-read-timeout", "SHOP_PROBE_READ_TIMEOUT", "timeout of reading one store back in /verify")
 		f.string(&c.probe.Run, "probe-run", "SHOP_PROBE_RUN", "name of this run (default: random)")
+		f.duration(&c.probe.Retain, "probe-retain", "SHOP_PROBE_RETAIN", "how long the writes are kept for /timeline and /verify (0 keeps all)")
 	}
 }
 

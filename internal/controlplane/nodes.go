@@ -308,3 +308,18 @@ func (e *Env) StartNode(ctx context.Context, name string) error {
 func (e *Env) WaitNodeReady(ctx context.Context, name string, ready bool, timeout time.Duration) error {
 	return e.waitNode(ctx, name, timeout, ready)
 }
+
+// ClusterNodes stops and starts the simulated nodes as *cluster.Manager
+// stops and starts k3d node containers (what node failure needs); the
+// cluster name is not used.
+type ClusterNodes struct{ Env *Env }
+
+// StopNode stops the simulated node.
+func (c ClusterNodes) StopNode(ctx context.Context, _, node string) error {
+	return c.Env.StopNode(ctx, node)
+}
+
+// StartNode starts the simulated node again.
+func (c ClusterNodes) StartNode(ctx context.Context, _, node string) error {
+	return c.Env.StartNode(ctx, node)
+}

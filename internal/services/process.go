@@ -42,6 +42,9 @@ type process struct {
 	args    []string
 	logPath string
 	cred    *syscall.Credential
+	// env, when set, is the whole environment of the process; nil
+	// inherits the test binary's.
+	env []string
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -64,6 +67,7 @@ func (p *process) start() error {
 	cmd := exec.CommandContext(context.Background(), p.path, p.args...)
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
+	cmd.Env = p.env
 	// A process group of its own: a Ctrl-C in the terminal reaches the test
 	// binary, which stops its services in t.Cleanup, not the services first.
 	// Pdeathsig: a test binary that dies (a test timeout) takes its

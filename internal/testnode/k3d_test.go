@@ -130,7 +130,7 @@ func TestK3dClusterWithStandinImages(t *testing.T) {
 	}
 
 	// An agent fails: its Node must go NotReady within lab's grace period
-	// (node-monitor-grace-period=20s) plus the monitor period and slack.
+	// (node-monitor-grace-period, 40s) plus the monitor period and slack.
 	agent := "k3d-" + name + "-agent-1"
 	stopped := time.Now()
 	if err := m.StopNode(ctx, name, agent); err != nil {
@@ -259,7 +259,7 @@ func waitSchedulable(ctx context.Context, cs kubernetes.Interface, node string, 
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("node %s still cordoned %v after the restart (k3d's entrypoint uncordons it): %v", node, timeout, err)
+			return fmt.Errorf("node %s still cordoned %v after the restart (k3d's entrypoint uncordons it): %w", node, timeout, err)
 		case <-time.After(time.Second):
 		}
 	}
@@ -358,7 +358,7 @@ func dumpLogs(t *testing.T, c *client.Client, name string) {
 // freePort returns a TCP port on 127.0.0.1 that nothing listens on now.
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	l, err := (&net.ListenConfig{}).Listen(t.Context(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("find a free port: %v", err)
 	}

@@ -130,19 +130,17 @@ func experimentReport(o *Observation, d runData, f *figures) reports.Experiment 
 			e.Notes = append(e.Notes, "the web replicas were never seen below their wanted count: a dip shorter than the observer's poll interval cannot be seen")
 		}
 	}
+	var path Path
 	if store != "" {
+		path, e.Leader = pathOf(x)
 		switch {
-		case x.LeaderBefore != "" && x.LeaderAfter != "":
-			path := "failover to another pod"
-			if x.LeaderBefore == x.LeaderAfter {
-				path = "restart in place: the old leader came back, no failover"
-			}
-			e.Leader = &reports.Leader{Old: x.LeaderBefore, New: x.LeaderAfter, Path: path}
+		case e.Leader != nil:
 		case x.LeaderWhy != "":
 			e.NotMeasured["leader"] = x.LeaderWhy
 		default:
 			e.NotMeasured["leader"] = "the run ended before the leader was asked again"
 		}
+		e.Notes = append(e.Notes, o.ProberNotes...)
 		switch {
 		case o.Verify == nil:
 			e.NotMeasured["lost_writes"] = o.VerifyWhy
@@ -170,6 +168,7 @@ func experimentReport(o *Observation, d runData, f *figures) reports.Experiment 
 			e.LostWrites, e.Duplicates = &lost, &dups
 		}
 	}
+	settingsReport(o, f, path, &e)
 	if len(e.NotMeasured) == 0 {
 		e.NotMeasured = nil
 	}

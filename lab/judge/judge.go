@@ -109,16 +109,7 @@ func newData(o *Observation) runData {
 	}
 	if o.Timeline != nil {
 		for store, st := range o.Timeline.Stores {
-			var ss []measure.Sample
-			for _, s := range st.Samples {
-				switch {
-				case !s.Acked.IsZero():
-					ss = append(ss, measure.Sample{At: s.Acked, OK: true})
-				case s.Error != "":
-					ss = append(ss, measure.Sample{At: s.Sent, OK: false})
-				}
-			}
-			d.stores[store] = ss
+			d.stores[store] = ProberSamples(st)
 		}
 	}
 	return d

@@ -104,11 +104,12 @@ func observation() *Observation {
 		return f
 	}
 	pg := fault("pg-failure", RolePostgresPrimary, 120, 180, time.Minute)
-	pg.LeaderBefore, pg.LeaderAfter = "db-0", "db-1"
+	pg.LeaderBefore, pg.LeaderAfter, pg.Takedown = "db-0", "db-1", TakedownStop
 	redis := fault("redis-kill", RoleRedisMaster, 200, 200.1, 0)
-	redis.LeaderBefore, redis.LeaderAfter = "redis-0", "redis-2"
+	redis.LeaderBefore, redis.LeaderAfter, redis.Takedown = "redis-0", "redis-2", TakedownStop
 	stress := fault("cpu-stress", RoleCPUStress, 330, 390, time.Minute)
-	stress.UsageBefore, stress.UsageDuring = &Usage{CPUMilli: 300, Pods: 3}, &Usage{CPUMilli: 1500, Pods: 3}
+	stress.UsageBefore, stress.UsageDuring = pods(500, 100, 100, 100), pods(500, 500, 480, 520)
+	stress.StressCPUMilli = 250
 	node := fault("node-failure", RoleNodeFailure, 400, 460, time.Minute)
 	node.Node = &NodeFailure{Node: "agent-1", StoppedAt: at(400), StartedAt: at(460), Pods: []PodMove{
 		{Pod: "web-1", Owner: "ReplicaSet/web", Replacement: "web-9", ReplacementNode: "agent-0", ReadyAt: at(430)},
@@ -118,7 +119,20 @@ func observation() *Observation {
 		fault("web-pod-kill", RoleWebPod, 60, 60.1, 0), pg, redis,
 		fault("partition", RolePartition, 260, 290, 30*time.Second), stress, node,
 	}
+	o.Settings = testSettings()
 	return o
+}
+
+// testSettings are the chart's and the cluster's settings of the synthetic
+// runs.
+func testSettings() *Settings {
+	return &Settings{
+		Source:     "those of the test",
+		PatroniTTL: 22 * time.Second, PatroniLoopWait: 2 * time.Second, PatroniRetryTimeout: 10 * time.Second, PatroniSynchronousMode: true,
+		SentinelDownAfter: 5 * time.Second, SentinelFailoverTimeout: 30 * time.Second,
+		NodeMonitorGracePeriod: 40 * time.Second, NodeFailureToleration: 20 * time.Second,
+		WebCPULimitMilli: 500, WebMemoryLimitBytes: 256 << 20,
+	}
 }
 
 // TestJudgeGolden judges synthetic runs, complete and interrupted, and
@@ -193,6 +207,11 @@ func TestRequirements(t *testing.T) {
 		{"R28", "not in the profile", func(o *Observation) { o.Faults = o.Faults[:5] }, nil, reports.NotInProfile, "not in the profile"},
 		{"R29", "primary back", nil, nil, reports.Pass, "RTO 12.005s < 30s"},
 		{"R29", "slow failover", nil, func(c *Criteria) { c.Thresholds.Failover = 10 * time.Second }, reports.Fail, "pg-failure: RTO 12.005s, not < 10s"},
+		{"R29", "every PostgreSQL fault judged", func(o *Observation) {
+			iso := *o.Faults[1]
+			iso.Name, iso.InjectedAt, iso.AppliedAt, iso.RemovedAt, iso.Takedown = "pg-isolation", at(150), at(149.5), at(190), TakedownIsolation
+			o.Faults = append(o.Faults[:2], append([]*Fault{&iso}, o.Faults[2:]...)...)
+		}, func(c *Criteria) { c.Thresholds.Failover = 10 * time.Second }, reports.Fail, "pg-failure: RTO 12.005s; pg-isolation: RTO"},
 		{"R29", "no timeline", func(o *Observation) { o.Timeline, o.TimelineErr = nil, errors.New("prober gone") }, nil, reports.NotMeasured, "no prober timeline: prober gone"},
 		{"R30", "master back", nil, nil, reports.Pass, "RTO 6.005s < 30s"},
 		{"R31", "available", nil, nil, reports.Pass, "availability 99.59 %"},
@@ -201,7 +220,11 @@ func TestRequirements(t *testing.T) {
 		{"R33", "probed and polled", nil, nil, reports.Pass, "health endpoint polled 590 times"},
 		{"R33", "not polled", func(o *Observation) { o.HealthPolled, o.HealthWhy = false, "no health endpoint poll in this test" }, nil, reports.NotMeasured, "no health endpoint poll in this test"},
 		{"R34", "stress rose, HPA reacted", nil, nil, reports.Pass, "the HPA went from 5 to 7 replicas"},
-		{"R34", "stress did not show", func(o *Observation) { o.Faults[4].UsageDuring = &Usage{CPUMilli: 320} }, nil, reports.NotMeasured, "did not show in the pods' usage"},
+		{"R34", "stress did not show", func(o *Observation) { o.Faults[4].UsageDuring = pods(500, 110, 100, 110) }, nil, reports.NotMeasured, "the stress did not show in the usage of web-1, web-2, web-3"},
+		{"R34", "HPA scale-out between the reads", func(o *Observation) { o.Faults[4].UsageDuring = pods(500, 110, 100, 110, 300, 300, 300) }, nil, reports.NotMeasured, "the stress did not show in the usage of web-1, web-2, web-3"},
+		{"R34", "pods at their CPU limit", func(o *Observation) {
+			o.Faults[4].UsageBefore, o.Faults[4].UsageDuring = pods(500, 490, 500, 495), pods(500, 500, 500, 500)
+		}, nil, reports.NotMeasured, "every stressed pod was at its CPU limit before the stress"},
 		{"R35", "back to min", nil, nil, reports.Pass, "back to 3 after 1m20s <= 3m0s"},
 		{"R35", "must reach max", nil, func(c *Criteria) { c.RequireHPAMax = true }, reports.Fail, "peak 7 replicas, not >= 10"},
 		{"R35", "not watched", func(o *Observation) { o.ScaleDownWatched = false }, nil, reports.NotRun, "the scale-down watch did not run"},

@@ -49,6 +49,9 @@ type Observation struct {
 	TimelineErr error
 	Verify      *probeapi.Verification
 	VerifyWhy   string
+	// ProberNotes say what the reader of the figures should know about the
+	// prober's record (it restarted, a read failed).
+	ProberNotes []string
 
 	// Probes are the live workloads' probes; ProbesWhy says why they were
 	// not read.
@@ -71,7 +74,50 @@ type Observation struct {
 	// Faults are the plan's experiments, in plan order, with what happened
 	// to each.
 	Faults []*Fault
+
+	// Settings are the configuration values the faults' figures depend
+	// on, as installed; nil when not known, SettingsWhy says why.
+	Settings    *Settings
+	SettingsWhy string
 }
+
+// Settings are the configuration values that the experiments' figures
+// depend on: the chart's rendered values and the cluster's arguments, with
+// the names to change them by. A zero value is not known and not stated.
+type Settings struct {
+	// Source says where the values come from.
+	Source string
+	// Patroni's timing (postgresql.patroni.*).
+	PatroniTTL, PatroniLoopWait, PatroniRetryTimeout time.Duration
+	PatroniSynchronousMode                           bool
+	// Sentinel's timing (redis.sentinel.*).
+	SentinelDownAfter, SentinelFailoverTimeout time.Duration
+	// NodeMonitorGracePeriod is the controller manager's
+	// node-monitor-grace-period (cluster.serverArgs).
+	NodeMonitorGracePeriod time.Duration
+	// NodeFailureToleration is how long the web pods stay bound to a
+	// NotReady or unreachable node (nodeFailureTolerationSeconds).
+	NodeFailureToleration time.Duration
+	// The web container's limits (web.resources.limits).
+	WebCPULimitMilli, WebMemoryLimitBytes int64
+}
+
+// Takedown is how a store fault takes its leader down, which decides the
+// paths a failover can take.
+type Takedown string
+
+// The takedowns of the catalogue's store faults.
+const (
+	// TakedownStop stops the leader gracefully (SIGTERM, then the grace
+	// period): Patroni releases the leader key on the way down, so a
+	// replica takes over at once (a switchover, ttl not exercised); Redis
+	// hands nothing over, Sentinel waits for down-after-milliseconds.
+	TakedownStop Takedown = "stop"
+	// TakedownIsolation cuts the leader off the network while it runs:
+	// nothing is released, Patroni's leader key must expire (ttl) before a
+	// replica can take over.
+	TakedownIsolation Takedown = "isolation"
+)
 
 // Role is what a fault tests, which decides how it is judged.
 type Role string
@@ -118,11 +164,16 @@ type Fault struct {
 	Events                           []reports.Event
 	// LeaderBefore and LeaderAfter are the primary or master before the
 	// fault and once it settled; LeaderWhy says why one is missing.
+	// Takedown is how a store fault takes the leader down.
 	LeaderBefore, LeaderAfter, LeaderWhy string
+	Takedown                             Takedown
 	// UsageBefore and UsageDuring are the stressed pods' usage; UsageWhy
 	// says why one is missing.
 	UsageBefore, UsageDuring *Usage
 	UsageWhy                 string
+	// StressCPUMilli and StressMemoryBytes are what a stress adds to each
+	// stressed container; zero when not known or not a stress.
+	StressCPUMilli, StressMemoryBytes int64
 }
 
 // Event adds an event to the fault's timeline.
@@ -191,21 +242,92 @@ type PodSeen struct {
 	Created, ReadyAt time.Time
 }
 
-// Usage is the summed resource usage of some pods, from the metrics API.
+// Usage is the resource usage of some pods, from the metrics API: summed,
+// and per pod with the pod's limits.
 type Usage struct {
 	CPUMilli    int64
 	MemoryBytes int64
 	Pods        int
+	PerPod      []PodUsage
 }
 
-// StressRose reports whether a stress shows in the usage: for CPU at least
-// 100m more and half as much again, for memory at least 128 MiB more.
-func StressRose(cpu bool, before, during Usage) bool {
-	if cpu {
-		return during.CPUMilli-before.CPUMilli >= 100 && during.CPUMilli*2 >= before.CPUMilli*3
-	}
-	return during.MemoryBytes-before.MemoryBytes >= 128<<20
+// PodUsage is one pod's usage, summed over its containers, and its limits
+// (the sum of its containers' limits; zero when a container has none).
+type PodUsage struct {
+	Pod                             string
+	CPUMilli, MemoryBytes           int64
+	CPULimitMilli, MemoryLimitBytes int64
 }
+
+// Least rises a stress must show per pod when its size is not known.
+const (
+	leastCPURiseMilli   = 50
+	leastMemoryRiseByte = 32 << 20
+)
+
+// StressCheck is what the usage of the same pods before and during a stress
+// says about it. Pods that appeared between the reads (an HPA scale-out)
+// or went away are left out: new pods are not stressed, and their usage in
+// a sum would pass for a stress.
+type StressCheck struct {
+	// Common are the pods read before and during; Before and During their
+	// summed usage (CPU in milli, memory in bytes).
+	Common         []string
+	Before, During int64
+	// Rose are the common pods whose usage rose by at least Need; AtLimit
+	// those that were too close to their limit before for that rise to
+	// show; Flat the rest.
+	Rose, AtLimit, Flat []string
+	Need                int64
+}
+
+// CheckStress compares each pod's usage before and during a stress that
+// adds perPod (CPU milli or memory bytes; zero when not known) to each: a
+// pod shows it when its usage rose by half of perPod, unless its limit left
+// less room than that.
+func CheckStress(cpu bool, before, during Usage, perPod int64) StressCheck {
+	c := StressCheck{Need: perPod / 2}
+	if perPod <= 0 {
+		c.Need = leastMemoryRiseByte
+		if cpu {
+			c.Need = leastCPURiseMilli
+		}
+	}
+	pick := func(u PodUsage) (use, limit int64) {
+		if cpu {
+			return u.CPUMilli, u.CPULimitMilli
+		}
+		return u.MemoryBytes, u.MemoryLimitBytes
+	}
+	now := map[string]PodUsage{}
+	for _, u := range during.PerPod {
+		now[u.Pod] = u
+	}
+	for _, b := range before.PerPod {
+		d, ok := now[b.Pod]
+		if !ok {
+			continue
+		}
+		use, limit := pick(b)
+		after, _ := pick(d)
+		c.Common = append(c.Common, b.Pod)
+		c.Before += use
+		c.During += after
+		switch {
+		case after-use >= c.Need:
+			c.Rose = append(c.Rose, b.Pod)
+		case limit > 0 && limit-use < c.Need:
+			c.AtLimit = append(c.AtLimit, b.Pod)
+		default:
+			c.Flat = append(c.Flat, b.Pod)
+		}
+	}
+	return c
+}
+
+// Shown reports whether the stress showed: in every common pod that had
+// room for it, and in at least one.
+func (c StressCheck) Shown() bool { return len(c.Rose) > 0 && len(c.Flat) == 0 }
 
 // Criteria are what a profile asks of the run.
 type Criteria struct {

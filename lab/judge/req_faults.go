@@ -2,6 +2,7 @@ package judge
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -9,47 +10,91 @@ import (
 	"github.com/jewelry-shop/lab/reports"
 )
 
-// failoverJudged is the judgement of one store failover's RTO.
+// failoverJudged is the judgement of a store's failovers by their RTO: of
+// every fault of the store's role in the plan (the PostgreSQL primary
+// stopped and cut off, say).
 type failoverJudged struct {
-	f        *figures // nil when the profile has no such fault
+	figs     []*figures // none when the profile has no such fault
 	v        measure.Verdict
 	measured string
-	// skipped is NotInProfile or NotRun when the fault was not in the plan
-	// or did not run; empty when it ran.
+	// skipped is NotInProfile or NotRun when no fault of the role was in
+	// the plan or none ran; empty when one ran.
 	skipped reports.Status
-	value   *reports.Value
+	values  []reports.Value
 }
 
 func (j *judgement) failoverThreshold() string {
 	return fmt.Sprintf("RTO < %s", j.crit.Thresholds.Failover)
 }
 
-// failover judges the first fault of a store role by its RTO.
+// anchors are the experiment sections of the judged faults.
+func (fj failoverJudged) anchors() []string {
+	var ev []string
+	for _, f := range fj.figs {
+		ev = append(ev, reports.ExperimentAnchor(f.x.Name))
+	}
+	return ev
+}
+
+// failover judges every fault of a store role by its RTO: each must
+// recover within the limit.
 func (j *judgement) failover(r Role) failoverJudged {
-	f := firstOfRole(j.figs, r)
-	limit := j.crit.Thresholds.Failover
+	figs := ofRole(j.figs, r)
+	fj := failoverJudged{figs: figs}
+	var notRun []string
+	for _, f := range figs {
+		if f.x.NotRun != "" {
+			notRun = append(notRun, f.x.Name+": "+f.x.NotRun)
+		}
+	}
 	switch {
-	case f == nil:
-		return failoverJudged{v: measure.Missing(notInProfile(r)), skipped: reports.NotInProfile}
-	case f.x.NotRun != "":
-		return failoverJudged{f: f, v: measure.Missing(f.x.Name + ": " + f.x.NotRun), skipped: reports.NotRun}
-	case !f.measured:
-		return failoverJudged{f: f, v: measure.Missing(f.x.Name + ": " + f.why)}
+	case len(figs) == 0:
+		fj.v, fj.skipped = measure.Missing(notInProfile(r)), reports.NotInProfile
+		return fj
+	case len(notRun) == len(figs):
+		fj.v, fj.skipped = measure.Missing(strings.Join(notRun, "; ")), reports.NotRun
+		return fj
 	}
-	name := f.x.Name
-	fj := failoverJudged{f: f, v: f.rec.Below(limit)}
-	if f.rec.RTO.Known {
-		fj.v = reword(fj.v, "RTO "+ms(f.rec.RTO.V), "<", limit.String())
-		fj.measured = fmt.Sprintf("%s: RTO %s", name, ms(f.rec.RTO.V))
-		v := reports.Seconds("rto "+name, f.rec.RTO.V)
-		fj.value = &v
-	} else if f.rec.AtLeast > 0 {
-		fj.measured = fmt.Sprintf("%s: RTO at least %s", name, ms(f.rec.AtLeast))
+	var vs []measure.Verdict
+	var measured []string
+	for _, f := range figs {
+		v, m, val := j.oneFailover(f)
+		vs = append(vs, v)
+		if m != "" {
+			measured = append(measured, m)
+		}
+		if val != nil {
+			fj.values = append(fj.values, *val)
+		}
 	}
-	if fj.v.Status != measure.Pass {
-		fj.v.Reason = name + ": " + fj.v.Reason
-	}
+	fj.v, fj.measured = measure.All(vs...), strings.Join(measured, "; ")
 	return fj
+}
+
+// oneFailover judges one store fault by its RTO.
+func (j *judgement) oneFailover(f *figures) (measure.Verdict, string, *reports.Value) {
+	name, limit := f.x.Name, j.crit.Thresholds.Failover
+	switch {
+	case f.x.NotRun != "":
+		return measure.Missing(name + ": " + f.x.NotRun), "", nil
+	case !f.measured:
+		return measure.Missing(name + ": " + f.why), "", nil
+	}
+	v := f.rec.Below(limit)
+	var measured string
+	var val *reports.Value
+	if f.rec.RTO.Known {
+		v = reword(v, "RTO "+ms(f.rec.RTO.V), "<", limit.String())
+		measured = fmt.Sprintf("%s: RTO %s", name, ms(f.rec.RTO.V))
+		x := reports.Seconds("rto "+name, f.rec.RTO.V)
+		val = &x
+	} else if f.rec.AtLeast > 0 {
+		measured = fmt.Sprintf("%s: RTO at least %s", name, ms(f.rec.AtLeast))
+	}
+	if v.Status != measure.Pass {
+		v.Reason = name + ": " + v.Reason
+	}
+	return v, measured, val
 }
 
 // row is the failover's own requirement (R29, R30).
@@ -58,29 +103,17 @@ func (fj failoverJudged) row(id, title, thr string) reports.Requirement {
 	case reports.NotInProfile:
 		return notInProfileRow(id, title, thr, fj.v.Reason)
 	case reports.NotRun:
-		return notRunRow(id, title, thr, fj.v.Reason, reports.ExperimentAnchor(fj.f.x.Name))
+		return notRunRow(id, title, thr, fj.v.Reason, fj.anchors()...)
 	}
-	q := requirementRow(id, title, thr, fj.measured, fj.v, reports.ExperimentAnchor(fj.f.x.Name))
-	if fj.value != nil {
-		q.Values = []reports.Value{*fj.value}
-	}
-	return q
+	return withValues(requirementRow(id, title, thr, fj.measured, fj.v, fj.anchors()...), fj.values...)
 }
 
 // masters judges R26: the PostgreSQL primary and the Redis master recover.
 func (j *judgement) masters(pg, redis failoverJudged) reports.Requirement {
 	const id, title = "R26", "Kill master nodes"
 	thr := "the PostgreSQL primary and the Redis master recover: " + j.failoverThreshold()
-	var ev []string
-	var vals []reports.Value
-	for _, fj := range []failoverJudged{pg, redis} {
-		if fj.f != nil {
-			ev = append(ev, reports.ExperimentAnchor(fj.f.x.Name))
-		}
-		if fj.value != nil {
-			vals = append(vals, *fj.value)
-		}
-	}
+	ev := append(pg.anchors(), redis.anchors()...)
+	vals := append(slices.Clone(pg.values), redis.values...)
 	switch {
 	case pg.skipped == reports.NotInProfile && redis.skipped == reports.NotInProfile:
 		return notInProfileRow(id, title, thr, "no PostgreSQL primary or Redis master failure is in the profile")

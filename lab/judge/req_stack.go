@@ -131,13 +131,34 @@ func (j *judgement) stressVerdict(f *figures) (measure.Verdict, string, *reports
 	case x.UsageBefore == nil || x.UsageDuring == nil:
 		return measure.Missing(name + ": " + firstReason(x.UsageWhy, "the pods' usage was not read during the stress")), "", nil
 	}
-	b, du := *x.UsageBefore, *x.UsageDuring
-	usage := fmt.Sprintf("CPU %dm → %dm", b.CPUMilli, du.CPUMilli)
-	if !cpu {
-		usage = fmt.Sprintf("memory %d MiB → %d MiB", b.MemoryBytes>>20, du.MemoryBytes>>20)
+	perPod := x.StressMemoryBytes
+	if cpu {
+		perPod = x.StressCPUMilli
 	}
-	if !StressRose(cpu, b, du) {
-		return measure.Missing(fmt.Sprintf("%s: the stress did not show in the pods' usage (%s); StressChaos on containerd cgroups can silently do nothing, so it is not reported on", name, usage)), "", nil
+	sc := CheckStress(cpu, *x.UsageBefore, *x.UsageDuring, perPod)
+	what, unit := "memory", func(v int64) string { return fmt.Sprintf("%d MiB", v>>20) }
+	if cpu {
+		what, unit = "CPU", func(v int64) string { return fmt.Sprintf("%dm", v) }
+	}
+	usage := fmt.Sprintf("%s %s → %s over the %d pods read before and during", what, unit(sc.Before), unit(sc.During), len(sc.Common))
+	atLimit := ""
+	if len(sc.AtLimit) > 0 {
+		atLimit = fmt.Sprintf("at their %s limit before the stress, where it cannot show: %s", what, strings.Join(sc.AtLimit, ", "))
+	}
+	switch {
+	case len(sc.Common) == 0:
+		return measure.Missing(fmt.Sprintf("%s: no pod was read both before and during the stress (%d before, %d during): the usage of other pods says nothing about it, so it is not reported on", name, len(x.UsageBefore.PerPod), len(x.UsageDuring.PerPod))), "", nil
+	case len(sc.Rose) == 0 && len(sc.Flat) == 0:
+		return measure.Missing(fmt.Sprintf("%s: every stressed pod was at its %s limit before the stress (%s): the stress cannot show in their usage, so it is not reported on", name, what, strings.Join(sc.AtLimit, ", "))), "", nil
+	case !sc.Shown():
+		reason := fmt.Sprintf("%s: the stress did not show in the usage of %s (%s; each needed %s more); StressChaos on containerd cgroups can silently do nothing, so it is not reported on", name, strings.Join(sc.Flat, ", "), usage, unit(sc.Need))
+		if atLimit != "" {
+			reason += "; " + atLimit
+		}
+		return measure.Missing(reason), "", nil
+	}
+	if atLimit != "" {
+		usage += "; " + atLimit
 	}
 	measured := name + ": " + usage
 	var vs []measure.Verdict

@@ -8,14 +8,24 @@ import (
 
 // Handler serves the prober's HTTP API:
 //
-//	GET /timeline[?samples=true]  probeapi.Timeline
+//	GET /timeline[?samples=true[&since=N]]  probeapi.Timeline (with since, the writes after N)
 //	GET /verify                   probeapi.Verification (503 if a store could not be read)
 //	GET /healthz                  200 while the process runs
 func (p *Prober) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /timeline", func(w http.ResponseWriter, r *http.Request) {
-		withSamples, _ := strconv.ParseBool(r.URL.Query().Get("samples"))
-		writeJSON(w, http.StatusOK, p.Timeline(withSamples))
+		q := r.URL.Query()
+		withSamples, _ := strconv.ParseBool(q.Get("samples"))
+		var since int64
+		if v := q.Get("since"); v != "" {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || n < 0 {
+				writeJSON(w, http.StatusBadRequest, map[string]string{"error": "since must be a sequence number, got " + strconv.Quote(v)})
+				return
+			}
+			since = n
+		}
+		writeJSON(w, http.StatusOK, p.TimelineSince(withSamples, since))
 	})
 	mux.HandleFunc("GET /verify", func(w http.ResponseWriter, r *http.Request) {
 		v := p.Verify(r.Context())

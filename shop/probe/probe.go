@@ -6,9 +6,12 @@
 // (through Sentinel), each with its own timeout and without retries, and
 // records the send time and the acknowledgement time or the error. Over
 // HTTP it serves the timeline (GET /timeline: counts and outage windows per
-// store, with ?samples=true every write) and a verification
+// store, with ?samples=true every write, with &since=<seq> only those after
+// seq, so that a reader can read it piece by piece) and a verification
 // (GET /verify: every acknowledged sequence number read back, reporting the
-// missing and the duplicated). The wire types are in package probeapi.
+// missing and the duplicated). It keeps the writes of the last Retain only,
+// so that a prober running for days stays within its memory. The wire types
+// are in package probeapi.
 package probe
 
 import (
@@ -18,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strconv"
 	"sync"
@@ -41,11 +45,18 @@ type Config struct {
 	// Run names this run; sequence numbers restart at 1 in every run.
 	// Empty means a random name.
 	Run string
+	// Retain is how long the writes are kept: older ones are forgotten,
+	// left out of the timeline and of the verification. Zero keeps
+	// everything.
+	Retain time.Duration
 }
 
-// DefaultConfig returns a 100 ms interval with a 1 s write timeout.
+// DefaultConfig returns a 100 ms interval with a 1 s write timeout, and
+// keeps the writes of the last three hours (about 15 MiB at 100 ms): more
+// than a validation run, so that a reader that reads the timeline as the
+// run goes misses nothing.
 func DefaultConfig() Config {
-	return Config{Interval: 100 * time.Millisecond, WriteTimeout: time.Second, ReadTimeout: 30 * time.Second}
+	return Config{Interval: 100 * time.Millisecond, WriteTimeout: time.Second, ReadTimeout: 30 * time.Second, Retain: 3 * time.Hour}
 }
 
 // table is the PostgreSQL table of the probe writes. It has no unique
@@ -77,8 +88,59 @@ type Prober struct {
 
 	mu      sync.Mutex
 	started time.Time
-	// samples[store][seq-1] is the write of seq to store.
-	samples map[string][]sample
+	rec     record
+}
+
+// record holds the writes of every store: rec.samples[store][seq-first] is
+// the write of seq to store. Every store gets every sequence number.
+type record struct {
+	// first is the sequence number of the oldest write held; next the one
+	// of the next write.
+	first, next int64
+	samples     map[string][]sample
+}
+
+// add records a write sent now to every store and returns its number.
+func (r *record) add(sent time.Time) int64 {
+	if r.next == 0 {
+		r.first, r.next = 1, 1
+	}
+	seq := r.next
+	r.next++
+	for store := range r.samples {
+		r.samples[store] = append(r.samples[store], sample{sent: sent})
+	}
+	return seq
+}
+
+// at returns the write of seq to store; nil when it is not held.
+func (r *record) at(store string, seq int64) *sample {
+	i := seq - r.first
+	if ss := r.samples[store]; i >= 0 && i < int64(len(ss)) {
+		return &ss[i]
+	}
+	return nil
+}
+
+// forget drops the writes sent before cutoff, in one copy once they are a
+// minute's worth or more, so that trimming costs little per write.
+func (r *record) forget(cutoff time.Time, interval time.Duration) {
+	var ss []sample
+	for _, v := range r.samples {
+		ss = v
+		break
+	}
+	n := 0
+	for n < len(ss) && ss[n].sent.Before(cutoff) && ss[n].done {
+		n++
+	}
+	if n == 0 || (interval > 0 && time.Duration(n)*interval < time.Minute && n < len(ss)) {
+		return
+	}
+	for store, v := range r.samples {
+		r.samples[store] = slices.Clone(v[n:])
+	}
+	r.first += int64(n)
 }
 
 // New returns a prober over a PostgreSQL pool and a Redis client (which
@@ -95,7 +157,7 @@ func New(cfg Config, pg *pgxpool.Pool, rdb redis.UniversalClient, log *slog.Logg
 	}
 	return &Prober{
 		cfg: cfg, pg: pg, rdb: rdb, log: log.With("run", cfg.Run), now: time.Now,
-		samples: map[string][]sample{probeapi.StorePostgres: nil, probeapi.StoreRedis: nil},
+		rec: record{samples: map[string][]sample{probeapi.StorePostgres: nil, probeapi.StoreRedis: nil}},
 	}
 }
 
@@ -150,9 +212,9 @@ func (p *Prober) tick(ctx context.Context, wg *sync.WaitGroup) {
 	if p.started.IsZero() {
 		p.started = sent
 	}
-	seq := int64(len(p.samples[probeapi.StorePostgres]) + 1)
-	for store := range p.samples {
-		p.samples[store] = append(p.samples[store], sample{sent: sent})
+	seq := p.rec.add(sent)
+	if p.cfg.Retain > 0 {
+		p.rec.forget(sent.Add(-p.cfg.Retain), p.cfg.Interval)
 	}
 	p.mu.Unlock()
 	// A write already sent is not abandoned when the prober stops: it
@@ -184,7 +246,10 @@ func (p *Prober) record(store string, seq int64, err error) {
 	now := p.now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	s := &p.samples[store][seq-1]
+	s := p.rec.at(store, seq)
+	if s == nil {
+		return // forgotten while in flight: older than Retain
+	}
 	s.done = true
 	if err != nil {
 		s.err = err.Error()
@@ -193,9 +258,15 @@ func (p *Prober) record(store string, seq int64, err error) {
 	s.acked = now
 }
 
-// Timeline summarises the writes so far; with samples it includes every
+// Timeline summarises the writes held; with samples it includes every
 // write.
 func (p *Prober) Timeline(withSamples bool) probeapi.Timeline {
+	return p.TimelineSince(withSamples, 0)
+}
+
+// TimelineSince summarises the writes held; with samples it includes the
+// writes after sequence number since.
+func (p *Prober) TimelineSince(withSamples bool, since int64) probeapi.Timeline {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	tl := probeapi.Timeline{
@@ -205,23 +276,27 @@ func (p *Prober) Timeline(withSamples bool) probeapi.Timeline {
 		Now:        p.now().UTC(),
 		Stores:     map[string]probeapi.StoreTimeline{},
 	}
-	for store, samples := range p.samples {
-		tl.Stores[store] = summarise(samples, withSamples)
+	for store, samples := range p.rec.samples {
+		tl.Stores[store] = summarise(samples, p.rec.first, withSamples, since)
 	}
 	return tl
 }
 
-// summarise counts the writes and finds the outage windows: runs of
-// consecutive failed writes, in sequence order. Writes in flight neither
-// open nor close a window.
-func summarise(samples []sample, withSamples bool) probeapi.StoreTimeline {
+// summarise counts the writes held, the first of which is number first,
+// and finds the outage windows: runs of consecutive failed writes, in
+// sequence order. Writes in flight neither open nor close a window. With
+// samples it lists the writes after since.
+func summarise(samples []sample, first int64, withSamples bool, since int64) probeapi.StoreTimeline {
 	st := probeapi.StoreTimeline{Outages: []probeapi.Window{}}
+	if len(samples) > 0 {
+		st.FirstSeq, st.LastSeq = first, first+int64(len(samples))-1
+	}
 	var open *probeapi.Window
 	var lastAck time.Time
 	for i, s := range samples {
 		st.Attempted++
-		seq := int64(i + 1)
-		if withSamples {
+		seq := first + int64(i)
+		if withSamples && seq > since {
 			st.Samples = append(st.Samples, probeapi.Sample{Seq: seq, Sent: s.sent.UTC(), Acked: s.acked.UTC(), Error: s.err})
 		}
 		switch {
@@ -267,9 +342,10 @@ func (p *Prober) Verify(ctx context.Context) probeapi.Verification {
 	// checked; one acknowledged before it must be found by the read.
 	p.mu.Lock()
 	snapshot := map[string][]sample{}
-	for store, s := range p.samples {
+	for store, s := range p.rec.samples {
 		snapshot[store] = slices.Clone(s)
 	}
+	first := p.rec.first
 	p.mu.Unlock()
 	reads := map[string]func(context.Context) (map[int64]int, error){
 		probeapi.StorePostgres: p.readPostgres,
@@ -283,7 +359,7 @@ func (p *Prober) Verify(ctx context.Context) probeapi.Verification {
 			rctx, cancel := context.WithTimeout(ctx, p.cfg.ReadTimeout)
 			defer cancel()
 			found, err := read(rctx)
-			sv := compare(snapshot[store], found, err)
+			sv := compare(snapshot[store], first, found, err)
 			mu.Lock()
 			v.Stores[store] = sv
 			mu.Unlock()
@@ -294,17 +370,19 @@ func (p *Prober) Verify(ctx context.Context) probeapi.Verification {
 	return v
 }
 
-// compare checks the writes against the sequence numbers found (seq →
-// number of copies).
-func compare(samples []sample, found map[int64]int, err error) probeapi.StoreVerification {
+// compare checks the writes held, the first of which is number first,
+// against the sequence numbers found (seq → number of copies); those found
+// below first were forgotten and are not checked.
+func compare(samples []sample, first int64, found map[int64]int, err error) probeapi.StoreVerification {
 	sv := probeapi.StoreVerification{Missing: []int64{}, Duplicates: []int64{}, UnackedPresent: []int64{}}
 	if err != nil {
 		sv.Error = err.Error()
 		return sv
 	}
+	maps.DeleteFunc(found, func(seq int64, _ int) bool { return seq < first })
 	sv.Found = int64(len(found))
 	for i, s := range samples {
-		seq := int64(i + 1)
+		seq := first + int64(i)
 		n := found[seq]
 		switch {
 		case s.done && s.err == "":

@@ -33,8 +33,14 @@ type Timeline struct {
 	Stores map[string]StoreTimeline `json:"stores"`
 }
 
-// StoreTimeline summarises the writes to one store.
+// StoreTimeline summarises the writes to one store that the prober still
+// holds: those of its last Retain (see FirstSeq).
 type StoreTimeline struct {
+	// FirstSeq and LastSeq are the sequence numbers of the oldest and the
+	// latest write held; zero before the first write. Earlier writes were
+	// forgotten.
+	FirstSeq int64 `json:"first_seq,omitempty"`
+	LastSeq  int64 `json:"last_seq,omitempty"`
 	// Attempted counts the writes sent.
 	Attempted int64 `json:"attempted"`
 	// Acked counts the writes the store acknowledged.
@@ -49,7 +55,8 @@ type StoreTimeline struct {
 	// Outages are the windows in which writes failed, oldest first.
 	Outages []Window `json:"outages"`
 	// Samples are the individual writes, in sequence order; only present
-	// when asked for with GET /timeline?samples=true.
+	// when asked for with GET /timeline?samples=true, and with &since=N
+	// only those after N.
 	Samples []Sample `json:"samples,omitempty"`
 }
 

@@ -34,7 +34,7 @@ func TestWireFormat(t *testing.T) {
 			value: &probeapi.Timeline{
 				Run: "a1b2c3", IntervalMS: 100, Started: at(0), Now: at(900),
 				Stores: map[string]probeapi.StoreTimeline{
-					probeapi.StorePostgres: {Attempted: 10, Acked: 10, LastAck: at(902), Outages: []probeapi.Window{}},
+					probeapi.StorePostgres: {FirstSeq: 1, LastSeq: 10, Attempted: 10, Acked: 10, LastAck: at(902), Outages: []probeapi.Window{}},
 					probeapi.StoreRedis: {
 						Attempted: 10, Acked: 7, Failed: 2, InFlight: 1, LastAck: at(801),
 						Outages: []probeapi.Window{{

@@ -1,6 +1,8 @@
 {{/*
-nginx's server block: proxy to the web Service, retry a failed request once on
-another pod, and answer its own health check.
+nginx's server block: proxy to the web Service and answer its own health check.
+The upstream is the Service's one address (kube-proxy spreads connections over
+the web pods), so nginx has one peer and could not retry a failed request on
+another pod: proxy_next_upstream is off rather than a retry that never happens.
 */}}
 {{- define "jewelry-shop.nginx.conf" -}}
 upstream web {
@@ -28,8 +30,7 @@ server {
         proxy_set_header X-Forwarded-Proto $scheme;
         proxy_connect_timeout {{ .Values.nginx.proxyConnectTimeout }};
         proxy_read_timeout {{ .Values.nginx.proxyReadTimeout }};
-        proxy_next_upstream error timeout http_502 http_503;
-        proxy_next_upstream_tries 2;
+        proxy_next_upstream off;
     }
 }
 {{- end }}

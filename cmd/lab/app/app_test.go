@@ -164,19 +164,43 @@ func TestConfigReportsEveryProblem(t *testing.T) {
 		env   map[string]string
 		want  []string
 	}{
-		{"YAML syntax error and unknown variable", []string{"--config", filepath.Join("testdata", "config", "invalid-yaml.yaml")}, "",
+		{
+			"YAML syntax error and unknown variable",
+			[]string{"--config", filepath.Join("testdata", "config", "invalid-yaml.yaml")},
+			"",
 			map[string]string{"LAB_CLUSTER_NAEM": "typo"},
-			[]string{"invalid-yaml.yaml: not valid YAML: line 3: mapping values are not allowed in this context", "LAB_CLUSTER_NAEM: environment variable names no configuration key"}},
-		{"missing file and invalid variable", []string{"--config", "/does/not/exist.yaml"}, "",
+			[]string{"invalid-yaml.yaml: not valid YAML: line 3: mapping values are not allowed in this context", "LAB_CLUSTER_NAEM: environment variable names no configuration key"},
+		},
+		{
+			"missing file and invalid variable",
+			[]string{"--config", "/does/not/exist.yaml"},
+			"",
 			map[string]string{"LAB_CLUSTER_AGENTS": "99"},
-			[]string{"--config /does/not/exist.yaml: no such file or directory", "cluster.agents: must be between 0 and 9, got 99"}},
-		{"standard input not YAML and unknown variable", []string{"--config", "-"}, "cluster: [\n", map[string]string{"LAB_NOPE": "1"},
-			[]string{"standard input: not valid YAML:", "LAB_NOPE: environment variable names no configuration key"}},
-		{"unknown key beside invalid values", []string{"--config", filepath.Join("testdata", "config", "invalid-profiles.yaml")}, "", nil,
-			[]string{"profiles.quick.thresholds.failovr: unknown key", "profiles.quick: users must be between 1 and 1000, got 5000",
-				`profiles.quick: unknown experiment "meteor-strike"`, "profiles.quick: thresholds.availability must be a fraction between 0 and 1, got 99"}},
-		{"wrong type beside an unknown variable", []string{"--config", "-"}, "cluster:\n  agents: [1, 2]\n", map[string]string{"LAB_CLUSTER_AGNETS": "3"},
-			[]string{"cluster.agents: must be a number, got a list", "LAB_CLUSTER_AGNETS: environment variable names no configuration key"}},
+			[]string{"--config /does/not/exist.yaml: no such file or directory", "cluster.agents: must be between 0 and 9, got 99"},
+		},
+		{
+			"standard input not YAML and unknown variable",
+			[]string{"--config", "-"},
+			"cluster: [\n",
+			map[string]string{"LAB_NOPE": "1"},
+			[]string{"standard input: not valid YAML:", "LAB_NOPE: environment variable names no configuration key"},
+		},
+		{
+			"unknown key beside invalid values",
+			[]string{"--config", filepath.Join("testdata", "config", "invalid-profiles.yaml")},
+			"", nil,
+			[]string{
+				"profiles.quick.thresholds.failovr: unknown key", "profiles.quick: users must be between 1 and 1000, got 5000",
+				`profiles.quick: unknown experiment "meteor-strike"`, "profiles.quick: thresholds.availability must be a fraction between 0 and 1, got 99",
+			},
+		},
+		{
+			"wrong type beside an unknown variable",
+			[]string{"--config", "-"},
+			"cluster:\n  agents: [1, 2]\n",
+			map[string]string{"LAB_CLUSTER_AGNETS": "3"},
+			[]string{"cluster.agents: must be a number, got a list", "LAB_CLUSTER_AGNETS: environment variable names no configuration key"},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -384,8 +408,12 @@ func TestProfileVariables(t *testing.T) {
 		{"key the file sets", []string{"-c", file}, map[string]string{"LAB_PROFILES_SOAK_USERS": "7"}, exitOK, []string{"  soak:\n", "    users: 7\n"}},
 		{"key the file leaves out", []string{"-c", file}, map[string]string{"LAB_PROFILES_SOAK_BASELINE": "2m"}, exitOK, []string{"    baseline: 2m0s\n"}},
 		{"threshold the file leaves out", []string{"-c", file}, map[string]string{"LAB_PROFILES_SOAK_THRESHOLDS_P95": "750ms"}, exitOK, []string{"      p95: 750ms\n"}},
-		{"profile the file does not define", nil, map[string]string{"LAB_PROFILES_SOAK_USERS": "7"}, exitUsage,
-			[]string{"LAB_PROFILES_SOAK_USERS: environment variable of a profile soak that the configuration file does not define: add profiles.soak to lab.yaml"}},
+		{
+			"profile the file does not define", nil,
+			map[string]string{"LAB_PROFILES_SOAK_USERS": "7"},
+			exitUsage,
+			[]string{"LAB_PROFILES_SOAK_USERS: environment variable of a profile soak that the configuration file does not define: add profiles.soak to lab.yaml"},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -451,7 +479,7 @@ profiles:
 	}
 
 	// The shell evaluates the output and shows its environment.
-	cmd := exec.Command(sh, "-c", `eval "$1" && env -0`, "sh", printed)
+	cmd := exec.CommandContext(t.Context(), sh, "-c", `eval "$1" && env -0`, "sh", printed)
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=/nonexistent"}
 	out, err := cmd.Output()
 	if err != nil {

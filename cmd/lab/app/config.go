@@ -195,7 +195,7 @@ func decodeLeaves(err error, leaf func(name string, cause error)) {
 		Name() string
 		Unwrap() error
 	}
-	switch e := err.(type) {
+	switch e := err.(type) { //nolint:errorlint // walks the error tree itself, one level at a time
 	case interface{ Unwrap() []error }:
 		for _, x := range e.Unwrap() {
 			decodeLeaves(x, leaf)
@@ -488,7 +488,8 @@ func printEnv(w io.Writer, cfg lab.Config) {
 // validEnvName reports whether a POSIX shell can assign the variable.
 func validEnvName(name string) bool {
 	for i, r := range name {
-		if !(r == '_' || r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || i > 0 && r >= '0' && r <= '9') {
+		letter := r == '_' || r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z'
+		if !letter && (i == 0 || r < '0' || r > '9') {
 			return false
 		}
 	}

@@ -4,10 +4,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -16,20 +14,11 @@ import (
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/volume"
+
 	"github.com/jewelry-shop/lab/internal/dockertest"
 )
 
 const closedRegistry = dockertest.ClosedRegistry
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := (&net.ListenConfig{}).Listen(t.Context(), "tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
-}
 
 // TestUpWithoutImageLeavesNothing runs `lab up` against the real Docker
 // daemon with a k3s image that cannot be pulled (as on any machine without
@@ -46,7 +35,7 @@ func TestUpWithoutImageLeavesNothing(t *testing.T) {
 	common := []string{"--name", name, "--kubeconfig", kubeconfig}
 
 	start := time.Now()
-	code, stdout, stderr := run(t, "", append([]string{"up", "--stack=false", "--k3s-image", image, "--api-port", freePort(t), "--ingress-port", freePort(t)}, common...)...)
+	code, stdout, stderr := run(t, "", append([]string{"up", "--stack=false", "--k3s-image", image, "--api-port", dockertest.FreePort(t), "--ingress-port", dockertest.FreePort(t)}, common...)...)
 	t.Logf("lab up failed after %s:\n%s", time.Since(start).Round(time.Millisecond), stderr)
 	if code != exitFail {
 		t.Errorf("lab up exit code %d, want %d", code, exitFail)

@@ -64,7 +64,8 @@ func TestLoadUsageErrors(t *testing.T) {
 		{"zero duration", []string{"--duration", "0"}, []string{"--duration 0s: must be positive", "fix: --duration 1m"}},
 		{"negative users", []string{"--users", "-5"}, []string{"--users -5: the closed model needs at least 1 user", "fix: --users 10"}},
 		{"users above the limit", []string{"--users", "99999999999", "--spawn-rate", "0"}, []string{
-			"--users 99999999999 is above the load generator's limit of 10000 users (load.MaxUsers)", "fix: --users 10000 or fewer"}},
+			"--users 99999999999 is above the load generator's limit of 10000 users (load.MaxUsers)", "fix: --users 10000 or fewer",
+		}},
 		{"open model without a rate", []string{"--model", "open", "--rate", "0"}, []string{"the open model needs a rate above 0", "fix: --rate 50"}},
 		{"unknown model", []string{"--model", "poisson"}, []string{`--model "poisson" is not a load model`, "fix: --model closed (virtual users) or --model open (arrival rate)"}},
 		{"negative timeout", []string{"--timeout", "-1s"}, []string{"--timeout -1s: must be positive", "fix: --timeout 10s"}},
@@ -75,7 +76,8 @@ func TestLoadUsageErrors(t *testing.T) {
 		{"in flight above the limit", []string{"--model", "open", "--max-in-flight", "20000"}, []string{"--max-in-flight 20000: must be between 1 and the load generator's limit of 10000 (load.MaxUsers)"}},
 		{"negative connections", []string{"--max-conns", "-1"}, []string{"--max-conns -1 cannot be negative", "fix: --max-conns 0 for no limit"}},
 		{"every problem at once", []string{"--duration", "0", "--users", "-5", "--timeout", "-1s"}, []string{
-			"lab load: 3 problems", "- --users -5", "- --duration 0s", "- --timeout -1s", "fix: --users 10", "fix: --duration 1m", "fix: --timeout 10s"}},
+			"lab load: 3 problems", "- --users -5", "- --duration 0s", "- --timeout -1s", "fix: --users 10", "fix: --duration 1m", "fix: --timeout 10s",
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -103,7 +105,7 @@ func TestLoadUsageErrors(t *testing.T) {
 // target that refuses every connection.
 func closedPort(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	l, err := (&net.ListenConfig{}).Listen(t.Context(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,26 +128,66 @@ func TestLoadTargetAndModelFlags(t *testing.T) {
 		want   []string
 		refuse []string
 	}{
-		{"no scheme", []string{"--target", "127.0.0.1:18099"},
-			[]string{`--target "127.0.0.1:18099" needs a scheme`, "fix: --target http://127.0.0.1:18099"}, []string{"--allow-host"}},
-		{"no scheme, host only", []string{"--target", "localhost"},
-			[]string{`--target "localhost" needs a scheme`, "fix: --target http://localhost"}, []string{"--allow-host"}},
-		{"another scheme", []string{"--target", "ftp://127.0.0.1:21"},
-			[]string{`--target "ftp://127.0.0.1:21" must be an http:// or https:// URL`, "fix: --target http://127.0.0.1:21"}, []string{"--allow-host"}},
-		{"empty target", []string{"--target", ""},
-			[]string{"--target is empty", "fix: leave --target out to send to the lab's ingress (http://127.0.0.1:8080)"}, nil},
-		{"foreign host", []string{"--target", "http://shop.example:8080"},
-			[]string{`--target host "shop.example" is neither loopback nor the lab's ingress`, "fix: --allow-host shop.example, if you mean it"}, nil},
-		{"rate with the closed model", []string{"--target", dead, "--rate", "100"},
-			[]string{"--rate is a flag of the open model, and this run uses the closed model", "fix: --model open, or leave --rate out"}, nil},
-		{"stage with the closed model", []string{"--target", dead, "--model", "closed", "--stage", "10s:50"},
-			[]string{"--stage is a flag of the open model, and this run uses the closed model", "fix: --model open, or leave --stage out"}, nil},
-		{"max in flight with the closed model", []string{"--target", dead, "--max-in-flight", "10"},
-			[]string{"--max-in-flight is a flag of the open model"}, nil},
-		{"users with the open model", []string{"--target", dead, "--model", "open", "--users", "50"},
-			[]string{"--users is a flag of the closed model, and this run uses the open model", "fix: --model closed, or leave --users out"}, nil},
-		{"spawn rate with the open model", []string{"--target", dead, "--model", "open", "--spawn-rate", "5"},
-			[]string{"--spawn-rate is a flag of the closed model"}, nil},
+		{
+			"no scheme",
+			[]string{"--target", "127.0.0.1:18099"},
+			[]string{`--target "127.0.0.1:18099" needs a scheme`, "fix: --target http://127.0.0.1:18099"},
+			[]string{"--allow-host"},
+		},
+		{
+			"no scheme, host only",
+			[]string{"--target", "localhost"},
+			[]string{`--target "localhost" needs a scheme`, "fix: --target http://localhost"},
+			[]string{"--allow-host"},
+		},
+		{
+			"another scheme",
+			[]string{"--target", "ftp://127.0.0.1:21"},
+			[]string{`--target "ftp://127.0.0.1:21" must be an http:// or https:// URL`, "fix: --target http://127.0.0.1:21"},
+			[]string{"--allow-host"},
+		},
+		{
+			"empty target",
+			[]string{"--target", ""},
+			[]string{"--target is empty", "fix: leave --target out to send to the lab's ingress (http://127.0.0.1:8080)"},
+			nil,
+		},
+		{
+			"foreign host",
+			[]string{"--target", "http://shop.example:8080"},
+			[]string{`--target host "shop.example" is neither loopback nor the lab's ingress`, "fix: --allow-host shop.example, if you mean it"},
+			nil,
+		},
+		{
+			"rate with the closed model",
+			[]string{"--target", dead, "--rate", "100"},
+			[]string{"--rate is a flag of the open model, and this run uses the closed model", "fix: --model open, or leave --rate out"},
+			nil,
+		},
+		{
+			"stage with the closed model",
+			[]string{"--target", dead, "--model", "closed", "--stage", "10s:50"},
+			[]string{"--stage is a flag of the open model, and this run uses the closed model", "fix: --model open, or leave --stage out"},
+			nil,
+		},
+		{
+			"max in flight with the closed model",
+			[]string{"--target", dead, "--max-in-flight", "10"},
+			[]string{"--max-in-flight is a flag of the open model"},
+			nil,
+		},
+		{
+			"users with the open model",
+			[]string{"--target", dead, "--model", "open", "--users", "50"},
+			[]string{"--users is a flag of the closed model, and this run uses the open model", "fix: --model closed, or leave --users out"},
+			nil,
+		},
+		{
+			"spawn rate with the open model",
+			[]string{"--target", dead, "--model", "open", "--spawn-rate", "5"},
+			[]string{"--spawn-rate is a flag of the closed model"},
+			nil,
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

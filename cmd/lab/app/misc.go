@@ -34,7 +34,7 @@ eval "$(lab config print --env)" sets them all. A custom profile's variables
 				return err
 			}
 			if env {
-				printEnv(o.streams.Out, o.cfg)
+				printEnv(o.streams.Out, o.cfg.Effective())
 				return nil
 			}
 			if o.src.file != "" {
@@ -42,7 +42,7 @@ eval "$(lab config print --env)" sets them all. A custom profile's variables
 			} else {
 				fmt.Fprintln(o.streams.Out, "# effective configuration; no file read")
 			}
-			return printConfig(o.streams.Out, o.cfg)
+			return printConfig(o.streams.Out, o.cfg.Effective())
 		},
 	}
 	printCmd.Flags().BoolVar(&env, "env", false, "print LAB_* environment variables as shell export lines instead of YAML")

@@ -22,7 +22,7 @@ func TestProgressViewsAreSafe(t *testing.T) {
 		{"terminal", options{isTerminal: true}},
 		{"quiet", options{quiet: true}},
 	} {
-		t.Run(tt.name, func(t *testing.T) {
+		t.Run(tt.name, func(_ *testing.T) {
 			var out bytes.Buffer
 			o := tt.o
 			o.streams = Streams{Err: &out}

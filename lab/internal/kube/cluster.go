@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/kubernetes"
 )
 
@@ -48,8 +49,10 @@ func ChaosMeshReady(ctx context.Context, kube kubernetes.Interface, ns string) e
 }
 
 // BusiestAgent picks the agent node that runs the most pods of the
-// namespace, so that the node-failure experiment moves as much as it can.
-func BusiestAgent(ctx context.Context, kube kubernetes.Interface, namespace string) (string, error) {
+// namespace, so that the node-failure experiment moves as much as it can,
+// among the agents that run no pod spare selects: the prober's, whose
+// record of the run must not be evicted with the node.
+func BusiestAgent(ctx context.Context, kube kubernetes.Interface, namespace string, spare map[string]string) (string, error) {
 	nodes, err := kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return "", fmt.Errorf("list nodes: %w", err)
@@ -67,10 +70,20 @@ func BusiestAgent(ctx context.Context, kube kubernetes.Interface, namespace stri
 	if err != nil {
 		return "", fmt.Errorf("list pods: %w", err)
 	}
+	var spared []string
 	for _, p := range pods.Items {
 		if _, ok := count[p.Spec.NodeName]; ok {
 			count[p.Spec.NodeName]++
 		}
+	}
+	for _, p := range pods.Items {
+		if _, agent := count[p.Spec.NodeName]; agent && len(spare) > 0 && p.DeletionTimestamp == nil && labels.SelectorFromSet(spare).Matches(labels.Set(p.Labels)) {
+			delete(count, p.Spec.NodeName)
+			spared = append(spared, fmt.Sprintf("%s (runs %s)", p.Spec.NodeName, p.Name))
+		}
+	}
+	if len(count) == 0 {
+		return "", fmt.Errorf("no agent node to stop: every agent runs a pod the node failure must spare: %s", strings.Join(spared, ", "))
 	}
 	names := make([]string, 0, len(count))
 	for n := range count {

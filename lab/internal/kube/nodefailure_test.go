@@ -15,18 +15,6 @@ import (
 
 func TestMain(m *testing.M) { controlplane.Main(m) }
 
-// simulatedNodes stops and starts kwok nodes of the test control plane, as
-// *cluster.Manager does with k3d containers.
-type simulatedNodes struct{ env *controlplane.Env }
-
-func (s simulatedNodes) StopNode(ctx context.Context, _, node string) error {
-	return s.env.StopNode(ctx, node)
-}
-
-func (s simulatedNodes) StartNode(ctx context.Context, _, node string) error {
-	return s.env.StartNode(ctx, node)
-}
-
 // TestNodeFailureOnSimulatedNode stops a node that runs web pods, with the
 // real node lifecycle, taint eviction, replicaset controllers and scheduler:
 // the pods are evicted and run Ready on the other nodes; the times are
@@ -89,7 +77,7 @@ func TestNodeFailureOnSimulatedNode(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 
-	res, err := RunNodeFailure(ctx, simulatedNodes{env}, kube, NodeFailureOptions{
+	res, err := RunNodeFailure(ctx, controlplane.ClusterNodes{Env: env}, kube, NodeFailureOptions{
 		Node: victim, Namespace: ns, Down: 12 * time.Second, ReadyTimeout: time.Minute, Poll: 200 * time.Millisecond,
 	})
 	if err != nil {
@@ -121,7 +109,7 @@ func TestNodeFailureStartsNodeWhenCancelled(t *testing.T) {
 	node := env.Nodes()[2]
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
 	defer cancel()
-	_, err := RunNodeFailure(ctx, simulatedNodes{env}, kube, NodeFailureOptions{
+	_, err := RunNodeFailure(ctx, controlplane.ClusterNodes{Env: env}, kube, NodeFailureOptions{
 		Node: node, Namespace: "default", Down: time.Minute, ReadyTimeout: time.Minute, Poll: 200 * time.Millisecond,
 	})
 	if err == nil {

@@ -11,6 +11,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -127,20 +128,39 @@ func TestReplicaObserver(t *testing.T) {
 	}
 }
 
-func TestParsePodMetrics(t *testing.T) {
+func TestPodUsage(t *testing.T) {
 	t.Parallel()
 	raw := []byte(`{"kind":"PodMetricsList","items":[
 		{"metadata":{"name":"web-1"},"containers":[{"name":"web","usage":{"cpu":"250m","memory":"100Mi"}},{"name":"sidecar","usage":{"cpu":"1500000n","memory":"1Mi"}}]},
-		{"metadata":{"name":"web-2"},"containers":[{"name":"web","usage":{"cpu":"1","memory":"128Mi"}}]}]}`)
-	got, err := parsePodMetrics(raw)
+		{"metadata":{"name":"web-2"},"containers":[{"name":"web","usage":{"cpu":"1","memory":"128Mi"}}]},
+		{"metadata":{"name":"web-3"},"containers":[{"name":"web","usage":{"cpu":"10m","memory":"10Mi"}}]}]}`)
+	limited := func(name string, containers ...corev1.ResourceList) corev1.Pod {
+		p := corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name}}
+		for _, l := range containers {
+			p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Resources: corev1.ResourceRequirements{Limits: l}})
+		}
+		return p
+	}
+	pods := []corev1.Pod{
+		limited("web-1", corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("500m"), corev1.ResourceMemory: resource.MustParse("256Mi")},
+			corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m")}),
+		limited("web-2", corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1"), corev1.ResourceMemory: resource.MustParse("256Mi")}),
+	}
+	got, err := podUsage(raw, pods)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := judge.Usage{CPUMilli: 250 + 2 + 1000, MemoryBytes: (100 + 1 + 128) << 20, Pods: 2}
-	if got != want {
-		t.Errorf("parsePodMetrics = %+v, want %+v", got, want)
+	want := judge.Usage{CPUMilli: 250 + 2 + 1000 + 10, MemoryBytes: (100 + 1 + 128 + 10) << 20, Pods: 3, PerPod: []judge.PodUsage{
+		// The sidecar has no memory limit: the pod's is not known.
+		{Pod: "web-1", CPUMilli: 252, MemoryBytes: 101 << 20, CPULimitMilli: 600},
+		{Pod: "web-2", CPUMilli: 1000, MemoryBytes: 128 << 20, CPULimitMilli: 1000, MemoryLimitBytes: 256 << 20},
+		// Not among the pods read: no limits known.
+		{Pod: "web-3", CPUMilli: 10, MemoryBytes: 10 << 20},
+	}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("podUsage (-want +got):\n%s", diff)
 	}
-	if _, err := parsePodMetrics([]byte("not json")); err == nil {
+	if _, err := podUsage([]byte("not json"), nil); err == nil {
 		t.Error("bad JSON accepted")
 	}
 }
@@ -198,5 +218,59 @@ func TestChaosMeshReady(t *testing.T) {
 		if (tt.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tt.want)) {
 			t.Errorf("%s: %v, want %q", tt.name, err, tt.want)
 		}
+	}
+}
+
+// TestBusiestAgentSparesTheProber: node failure stops the agent with the
+// most pods of the namespace, but never the one the prober runs on, whose
+// record of the run would be evicted with it.
+func TestBusiestAgentSparesTheProber(t *testing.T) {
+	t.Parallel()
+	node := func(name string, server bool) *corev1.Node {
+		n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{}}}
+		if server {
+			n.Labels["node-role.kubernetes.io/control-plane"] = "true"
+		}
+		return n
+	}
+	pod := func(name, node, component string) *corev1.Pod {
+		return &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "shop", Labels: map[string]string{"app.kubernetes.io/instance": "shop", "app.kubernetes.io/component": component}},
+			Spec:       corev1.PodSpec{NodeName: node},
+		}
+	}
+	prober := map[string]string{"app.kubernetes.io/instance": "shop", "app.kubernetes.io/component": "probe"}
+	tests := []struct {
+		name string
+		objs []runtime.Object
+		want string
+		err  string
+	}{
+		{"the busiest agent runs the prober", []runtime.Object{
+			node("server-0", true), node("agent-0", false), node("agent-1", false),
+			pod("web-1", "agent-0", "web"), pod("web-2", "agent-0", "web"), pod("probe-1", "agent-0", "probe"), pod("web-3", "agent-1", "web"),
+		}, "agent-1", ""},
+		{"the prober on the server", []runtime.Object{
+			node("server-0", true), node("agent-0", false), node("agent-1", false),
+			pod("web-1", "agent-0", "web"), pod("web-2", "agent-0", "web"), pod("probe-1", "server-0", "probe"), pod("web-3", "agent-1", "web"),
+		}, "agent-0", ""},
+		{"only the prober's agent", []runtime.Object{
+			node("server-0", true), node("agent-0", false), pod("probe-1", "agent-0", "probe"),
+		}, "", "every agent runs a pod the node failure must spare: agent-0 (runs probe-1)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := BusiestAgent(t.Context(), fake.NewClientset(tt.objs...), "shop", prober)
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Errorf("BusiestAgent = %q, %v; want an error saying %q", got, err, tt.err)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Errorf("BusiestAgent = %q, %v; want %q", got, err, tt.want)
+			}
+		})
 	}
 }

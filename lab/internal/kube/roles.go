@@ -142,7 +142,7 @@ type Leaders struct {
 // experiment without one.
 func (s Leaders) Leader(ctx context.Context, experiment string) (string, error) {
 	switch experiment {
-	case chaosmesh.PostgresPrimaryFailure:
+	case chaosmesh.PostgresPrimaryFailure, chaosmesh.PostgresPrimaryIsolation:
 		return PostgresPrimary(ctx, s.Kube, s.Namespace, s.Postgres)
 	case chaosmesh.RedisMasterFailure:
 		pod, _, err := RedisMaster(ctx, s.Exec, s.Kube, s.Namespace, s.Redis, "sentinel", "mymaster")

@@ -102,7 +102,7 @@ func TestWatchForwards(t *testing.T) {
 	defer cancel()
 	// The upstream answers with one line on a free port of 127.0.0.2; the
 	// proxy listens on the same port number on 127.0.0.1.
-	up, err := net.Listen("tcp", "127.0.0.2:0")
+	up, err := (&net.ListenConfig{}).Listen(t.Context(), "tcp", "127.0.0.2:0")
 	if err != nil {
 		t.Fatalf("listen on 127.0.0.2 (Linux routes all of 127/8 to loopback): %v", err)
 	}

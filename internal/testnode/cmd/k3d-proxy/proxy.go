@@ -66,7 +66,7 @@ func (p *proxy) apply(ctx context.Context, routes []route, s lbSettings) error {
 			pt.setUpstreams(r.upstreams)
 			continue
 		}
-		ln, err := net.Listen("tcp", net.JoinHostPort(p.listenHost, strconv.Itoa(r.port)))
+		ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", net.JoinHostPort(p.listenHost, strconv.Itoa(r.port)))
 		if err != nil {
 			return fmt.Errorf("listen on port %d: %w", r.port, err)
 		}

@@ -40,15 +40,24 @@ func TestParseArgsAcceptsK3dAndLab(t *testing.T) {
 		}
 		return out
 	}
+	// What the stand-in must pass on to each component: the values of
+	// lab's own --kube-*-arg flags, whatever lab sets them to.
+	var apiserverArgs, controllerManagerArgs []string
+	for _, a := range labArgs {
+		if v, ok := strings.CutPrefix(a, "--kube-apiserver-arg="); ok {
+			apiserverArgs = append(apiserverArgs, v)
+		}
+		if v, ok := strings.CutPrefix(a, "--kube-controller-manager-arg="); ok {
+			controllerManagerArgs = append(controllerManagerArgs, v)
+		}
+	}
 	want := config{
-		role:             server,
-		token:            "AbCdEfGhIjKlMnOpQrSt",
-		kubeconfigOutput: "/output/kubeconfig.yaml",
-		tlsSANs:          []string{"127.0.0.1", "k3d-jewelry-shop-serverlb"},
-		apiserverArgs:    []string{"default-not-ready-toleration-seconds=30", "default-unreachable-toleration-seconds=30"},
-		controllerManagerArgs: []string{
-			"node-monitor-grace-period=20s",
-		},
+		role:                  server,
+		token:                 "AbCdEfGhIjKlMnOpQrSt",
+		kubeconfigOutput:      "/output/kubeconfig.yaml",
+		tlsSANs:               []string{"127.0.0.1", "k3d-jewelry-shop-serverlb"},
+		apiserverArgs:         apiserverArgs,
+		controllerManagerArgs: controllerManagerArgs,
 	}
 	tests := []struct {
 		name string

@@ -125,7 +125,9 @@ func (g *group) start(name string, args, env []string) error {
 	if err != nil {
 		return fmt.Errorf("start %s: %w", name, err)
 	}
-	cmd := exec.Command(path, args...)
+	// Not CommandContext: the group stops its children itself, in reverse
+	// order and with SIGTERM first, rather than killing them at once.
+	cmd := exec.Command(path, args...) //nolint:noctx // see above
 	cmd.Env = env
 	w := g.out.prefixed(name)
 	cmd.Stdout, cmd.Stderr = w, w
