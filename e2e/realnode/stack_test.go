@@ -156,9 +156,12 @@ func chaosMeshStandIn(t *testing.T, env *controlplane.Env, c *realnode.Cluster, 
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		controlplane.RunChaosStandIn(sctx, env.Client, stackNS, func(k controlplane.Kill) {
-			t.Logf("chaos stand-in: %s deleted pod %s at %s", k.Chaos, k.Pod, k.At.Format(time.TimeOnly))
-		})
+		// With the pause image a pod-failure really stops the pod's
+		// containers, as Chaos Mesh's does; without it, it would only get
+		// its status, and the Redis master would never go down.
+		controlplane.RunChaosStandInWith(sctx, env.Client, stackNS, controlplane.StandIn{PauseImage: c.Images.Pause.Ref, OnKill: func(k controlplane.Kill) {
+			t.Logf("chaos stand-in: %s: %s pod %s at %s", k.Chaos, k.Action, k.Pod, k.At.Format(time.TimeOnly))
+		}})
 	}()
 	t.Cleanup(func() { stop(); <-done })
 }
