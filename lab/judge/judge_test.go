@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -214,6 +215,23 @@ func TestRequirements(t *testing.T) {
 		}, func(c *Criteria) { c.Thresholds.Failover = 10 * time.Second }, reports.Fail, "pg-failure: RTO 12.005s; pg-isolation: RTO"},
 		{"R29", "no timeline", func(o *Observation) { o.Timeline, o.TimelineErr = nil, errors.New("prober gone") }, nil, reports.NotMeasured, "no prober timeline: prober gone"},
 		{"R30", "master back", nil, nil, reports.Pass, "RTO 6.005s < 30s"},
+		{"R30", "the fault had no effect", func(o *Observation) {
+			o.Faults[2].LeaderAfter = "redis-0"
+			st := o.Timeline.Stores[probeapi.StoreRedis]
+			st.Samples = slices.Clone(st.Samples)
+			for i := range st.Samples {
+				st.Samples[i].Error, st.Samples[i].Acked = "", st.Samples[i].Sent.Add(5*time.Millisecond)
+			}
+			o.Timeline.Stores[probeapi.StoreRedis] = st
+		}, nil, reports.NotMeasured, "redis-kill: the fault had no effect that was seen: every prober redis sample after the injection succeeded and redis-0 stayed the leader"},
+		{"R30", "no outage seen, but a new master", func(o *Observation) {
+			st := o.Timeline.Stores[probeapi.StoreRedis]
+			st.Samples = slices.Clone(st.Samples)
+			for i := range st.Samples {
+				st.Samples[i].Error, st.Samples[i].Acked = "", st.Samples[i].Sent.Add(5*time.Millisecond)
+			}
+			o.Timeline.Stores[probeapi.StoreRedis] = st
+		}, nil, reports.Pass, "RTO 0s < 30s"},
 		{"R31", "available", nil, nil, reports.Pass, "availability 99.59 %"},
 		{"R31", "unavailable", nil, func(c *Criteria) { c.Thresholds.Availability = 0.999 }, reports.Fail, "not >= 99.90 %"},
 		{"R32", "healed", nil, nil, reports.Pass, "recovered"},

@@ -79,6 +79,9 @@ func (j *judgement) oneFailover(f *figures) (measure.Verdict, string, *reports.V
 		return measure.Missing(name + ": " + f.x.NotRun), "", nil
 	case !f.measured:
 		return measure.Missing(name + ": " + f.why), "", nil
+	case noEffect(f):
+		return measure.Missing(fmt.Sprintf("%s: the fault had no effect that was seen: every %s sample after the injection succeeded and %s stayed the leader, so no failover or restart was timed (was the pod really taken down?)",
+			name, f.source, f.x.LeaderBefore)), "", nil
 	}
 	v := f.rec.Below(limit)
 	var measured string
@@ -95,6 +98,14 @@ func (j *judgement) oneFailover(f *figures) (measure.Verdict, string, *reports.V
 		v.Reason = name + ": " + v.Reason
 	}
 	return v, measured, val
+}
+
+// noEffect reports whether a store fault left no trace: no sample failed
+// after the injection and the same pod led before and after. A master that
+// was really down for longer than the sampling interval shows one or the
+// other, so the RTO of 0 such a fault gives is not a recovery time.
+func noEffect(f *figures) bool {
+	return f.rec.RTO.Known && f.rec.NoOutage && f.x.LeaderBefore != "" && f.x.LeaderBefore == f.x.LeaderAfter
 }
 
 // row is the failover's own requirement (R29, R30).
