@@ -15,6 +15,7 @@ import (
 	"github.com/jewelry-shop/lab/charts"
 	"github.com/jewelry-shop/lab/cluster"
 	"github.com/jewelry-shop/lab/lab/internal/kube"
+	"github.com/jewelry-shop/lab/lab/judge"
 	"github.com/jewelry-shop/lab/load"
 )
 
@@ -74,8 +75,8 @@ func (l *Lab) runnerConfig(ctx context.Context, target validationTarget, v valid
 			}
 			if why != "" {
 				environment["postgresql"] = why
-				for _, e := range []string{chaosmesh.PostgresPrimaryFailure, chaosmesh.WebPostgresPartition} {
-					if slices.Contains(p.Experiments, e) {
+				for _, e := range p.Experiments {
+					if r := faultRole(e); r == judge.RolePostgresPrimary || r == judge.RolePartition {
 						notRun[e] = "no PostgreSQL pod to target: " + why
 					}
 				}
