@@ -22,7 +22,7 @@ func TestJewelrySettings(t *testing.T) {
 		want    ShopSettings
 	}{
 		{"quick", "quick", nil, ShopSettings{
-			Web:     Resources{CPURequestMilli: 100, CPULimitMilli: 500, MemoryRequestBytes: 128 * mi, MemoryLimitBytes: 256 * mi},
+			Web:     Resources{CPURequestMilli: 15, CPULimitMilli: 500, MemoryRequestBytes: 128 * mi, MemoryLimitBytes: 256 * mi},
 			Patroni: patroni, Sentinel: sentinel, NodeFailureToleration: 20 * time.Second,
 		}},
 		{"full", "full", nil, ShopSettings{
@@ -34,7 +34,7 @@ func TestJewelrySettings(t *testing.T) {
 			"redis":                        map[string]any{"sentinel": map[string]any{"downAfterMilliseconds": 3000}},
 			"nodeFailureTolerationSeconds": 45,
 		}, ShopSettings{
-			Web:     Resources{CPURequestMilli: 100, CPULimitMilli: 2000, MemoryRequestBytes: 128 * mi, MemoryLimitBytes: 1024 * mi},
+			Web:     Resources{CPURequestMilli: 15, CPULimitMilli: 2000, MemoryRequestBytes: 128 * mi, MemoryLimitBytes: 1024 * mi},
 			Patroni: patroni, Sentinel: Sentinel{DownAfter: 3 * time.Second, FailoverTimeout: 30 * time.Second, Quorum: 2}, NodeFailureToleration: 45 * time.Second,
 		}},
 	}
