@@ -100,6 +100,11 @@ func (s *standInShop) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.orders++
 		n := s.orders
 		s.mu.Unlock()
+		if n%2 == 0 { // as the real shop does when a cart outran the restock
+			w.WriteHeader(http.StatusConflict)
+			fmt.Fprintf(w, `{"error": "product %d is out of stock", "product_id": %d}`, n, n)
+			return
+		}
 		w.WriteHeader(http.StatusCreated)
 		fmt.Fprintf(w, `{"order_id": %d}`, n)
 	case r.Method == http.MethodGet && (r.URL.Path == "/api/account" || r.URL.Path == "/api/orders"):
