@@ -152,7 +152,14 @@ func measureAll(o *Observation, d runData) []*figures {
 			f.why = "no load results"
 		}
 		if f.why == "" {
-			f.rec = measure.Recover(measure.Between(samples, f.horizon), x.InjectedAt, sustain)
+			hz := f.horizon
+			if f.source == "load" {
+				// A load bucket is this fault's only if it ends before the
+				// next fault's injection: the one that straddles it holds
+				// the next fault's first failures.
+				hz.End = hz.End.Add(-d.interval)
+			}
+			f.rec = measure.Recover(measure.Between(samples, hz), x.InjectedAt, sustain)
 			f.measured = true
 		}
 		wEnd := x.RemovedAt

@@ -282,3 +282,23 @@ func TestRequirements(t *testing.T) {
 		})
 	}
 }
+
+// TestLoadBucketAtTheNextInjection: the load bucket that straddles the next
+// fault's injection holds that fault's failures, not the previous one's: a
+// web pod kill that no request noticed has an RTO of 0, not "still failing"
+// (seen on real nodes, with the Redis master failed inside the bucket).
+func TestLoadBucketAtTheNextInjection(t *testing.T) {
+	t.Parallel()
+	o := observation()
+	o.Faults[1].InjectedAt, o.Faults[1].AppliedAt = at(119.5), at(119)
+	for i := range o.Load.Series.Points {
+		if p := &o.Load.Series.Points[i]; p.Time.Equal(at(119)) {
+			p.Failures = 5
+		}
+	}
+	run := Judge(o, criteria())
+	e := run.Experiments[0]
+	if e.Name != "web-pod-kill" || e.RTO == nil || *e.RTO != 0 {
+		t.Fatalf("%s: RTO %v, not measured %v; want 0: the failing bucket is the next fault's", e.Name, e.RTO, e.NotMeasured)
+	}
+}
