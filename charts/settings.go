@@ -139,7 +139,7 @@ func (s *ShopSettings) readWeb(obj *unstructured.Unstructured) error {
 	}
 	spec := d.Spec.Template.Spec
 	if len(spec.Containers) == 0 {
-		return fmt.Errorf("Deployment %s has no container", d.Name)
+		return fmt.Errorf("the Deployment %s has no container", d.Name)
 	}
 	c := spec.Containers[0]
 	for _, x := range spec.Containers {

@@ -121,15 +121,30 @@ func TestRunnerRecordsLeaders(t *testing.T) {
 		want reports.Leader
 		rows []string
 	}{
-		{chaosmesh.PostgresPrimaryFailure, reports.Leader{Old: "jewelry-shop-db-0", New: "jewelry-shop-db-1",
-			Path: "switchover: the stopped primary released the leader key on SIGTERM and a replica took over; Patroni's ttl was not exercised"},
-			[]string{"postgresql.patroni.loop_wait=2s", "postgresql.patroni.synchronous_mode=true"}},
-		{chaosmesh.PostgresPrimaryIsolation, reports.Leader{Old: "jewelry-shop-db-0", New: "jewelry-shop-db-1",
-			Path: "failover: the cut-off primary's leader key expired after Patroni's ttl and a replica took over"},
-			[]string{"postgresql.patroni.ttl=22s", "postgresql.patroni.loop_wait=2s", "postgresql.patroni.retry_timeout=10s", "postgresql.patroni.synchronous_mode=true", "fault held=1s"}},
-		{chaosmesh.RedisMasterFailure, reports.Leader{Old: "jewelry-shop-redis-2", New: "jewelry-shop-redis-2",
-			Path: "restart in place: the old master answered again before Sentinel failed over, no failover; the RTO is a restart time"},
-			[]string{"redis.sentinel.downAfterMilliseconds=5000 (5s)", "fault held=1.5s"}},
+		{
+			chaosmesh.PostgresPrimaryFailure,
+			reports.Leader{
+				Old: "jewelry-shop-db-0", New: "jewelry-shop-db-1",
+				Path: "switchover: the stopped primary released the leader key on SIGTERM and a replica took over; Patroni's ttl was not exercised",
+			},
+			[]string{"postgresql.patroni.loop_wait=2s", "postgresql.patroni.synchronous_mode=true"},
+		},
+		{
+			chaosmesh.PostgresPrimaryIsolation,
+			reports.Leader{
+				Old: "jewelry-shop-db-0", New: "jewelry-shop-db-1",
+				Path: "failover: the cut-off primary's leader key expired after Patroni's ttl and a replica took over",
+			},
+			[]string{"postgresql.patroni.ttl=22s", "postgresql.patroni.loop_wait=2s", "postgresql.patroni.retry_timeout=10s", "postgresql.patroni.synchronous_mode=true", "fault held=1s"},
+		},
+		{
+			chaosmesh.RedisMasterFailure,
+			reports.Leader{
+				Old: "jewelry-shop-redis-2", New: "jewelry-shop-redis-2",
+				Path: "restart in place: the old master answered again before Sentinel failed over, no failover; the RTO is a restart time",
+			},
+			[]string{"redis.sentinel.downAfterMilliseconds=5000 (5s)", "fault held=1.5s"},
+		},
 	}
 	for _, tt := range tests {
 		e := experimentNamed(run, tt.exp)

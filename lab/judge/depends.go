@@ -70,8 +70,10 @@ func dependsOn(s *Settings, x *Fault, path Path) []reports.Setting {
 			out = append(out, reports.Setting{Name: "fault held", Value: secs(x.Held), Why: fmt.Sprintf("the leader stays down for this long; a failover needs more than %s (%s)", least, what)})
 		}
 	}
-	sync := reports.Setting{Name: "postgresql.patroni.synchronous_mode", Value: fmt.Sprint(s.PatroniSynchronousMode),
-		Why: "with it the primary acknowledges a commit only once a synchronous replica has it, so a failover to that replica loses no acknowledged write"}
+	sync := reports.Setting{
+		Name: "postgresql.patroni.synchronous_mode", Value: fmt.Sprint(s.PatroniSynchronousMode),
+		Why: "with it the primary acknowledges a commit only once a synchronous replica has it, so a failover to that replica loses no acknowledged write",
+	}
 	switch x.Role {
 	case RolePostgresPrimary:
 		switch path {
@@ -108,13 +110,17 @@ func dependsOn(s *Settings, x *Fault, path Path) []reports.Setting {
 		add("nodeFailureTolerationSeconds", s.NodeFailureToleration, "the web pods stay bound to a NotReady or unreachable node this long before they are evicted and rescheduled (Kubernetes' default is 300 s)")
 	case RoleCPUStress:
 		if s.WebCPULimitMilli > 0 {
-			out = append(out, reports.Setting{Name: "web.resources.limits.cpu", Value: fmt.Sprintf("%dm", s.WebCPULimitMilli),
-				Why: fmt.Sprintf("the stress adds %dm to each web container, well below its limit: at the limit it would only throttle the container and hide in its usage", x.StressCPUMilli)})
+			out = append(out, reports.Setting{
+				Name: "web.resources.limits.cpu", Value: fmt.Sprintf("%dm", s.WebCPULimitMilli),
+				Why: fmt.Sprintf("the stress adds %dm to each web container, well below its limit: at the limit it would only throttle the container and hide in its usage", x.StressCPUMilli),
+			})
 		}
 	case RoleMemoryStress:
 		if s.WebMemoryLimitBytes > 0 {
-			out = append(out, reports.Setting{Name: "web.resources.limits.memory", Value: fmt.Sprintf("%dMi", s.WebMemoryLimitBytes>>20),
-				Why: fmt.Sprintf("the stress adds %d MiB to each web container's cgroup, well below its limit: usage at the limit gets the container OOM-killed", x.StressMemoryBytes>>20)})
+			out = append(out, reports.Setting{
+				Name: "web.resources.limits.memory", Value: fmt.Sprintf("%dMi", s.WebMemoryLimitBytes>>20),
+				Why: fmt.Sprintf("the stress adds %d MiB to each web container's cgroup, well below its limit: usage at the limit gets the container OOM-killed", x.StressMemoryBytes>>20),
+			})
 		}
 	}
 	return out

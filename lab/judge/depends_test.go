@@ -31,8 +31,11 @@ func TestDependsOnPath(t *testing.T) {
 		notMeasured, noteLike string
 	}{
 		{"primary stopped, switchover", 1, "db-0", "db-1", TakedownStop, nil, "switchover", []string{loopWait, sync}, "", ""},
-		{"primary cut off, ttl failover", 1, "db-0", "db-1", TakedownIsolation, nil, "failover: the cut-off primary's leader key expired", []string{ttl, loopWait, retry, sync, held},
-			"", "the RTO 12.005s is shorter than the leader key can take to expire (ttl - loop_wait = 20s)"},
+		{
+			"primary cut off, ttl failover", 1, "db-0", "db-1", TakedownIsolation, nil, "failover: the cut-off primary's leader key expired",
+			[]string{ttl, loopWait, retry, sync, held},
+			"", "the RTO 12.005s is shorter than the leader key can take to expire (ttl - loop_wait = 20s)",
+		},
 		{"primary came back", 1, "db-0", "db-0", TakedownIsolation, nil, "restart in place", []string{ttl, loopWait, held}, "", ""},
 		{"Redis master failed over", 2, "redis-0", "redis-2", TakedownStop, nil, "failover: Sentinel", []string{downAfter, foTimeout}, "", ""},
 		{"Redis master came back", 2, "redis-0", "redis-0", TakedownStop, nil, "restart in place: the old master answered again", []string{downAfter, held}, "", ""},

@@ -73,8 +73,10 @@ func TestStressVerdict(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			x := &Fault{Name: "web-cpu-stress", Role: RoleCPUStress, InjectedAt: time.Unix(100, 0), StressCPUMilli: 250, UsageBefore: tt.before, UsageDuring: tt.during}
-			j := &judgement{o: &Observation{Replicas: &Replicas{HPA: "ns/web", Min: 3, Max: 10,
-				HPAReplicas: []measure.ReplicaPoint{{At: time.Unix(0, 0), Replicas: 3}, {At: time.Unix(110, 0), Replicas: 5}}}}, crit: Criteria{Thresholds: Thresholds{ErrorRateInside: 0.25}}}
+			j := &judgement{o: &Observation{Replicas: &Replicas{
+				HPA: "ns/web", Min: 3, Max: 10,
+				HPAReplicas: []measure.ReplicaPoint{{At: time.Unix(0, 0), Replicas: 3}, {At: time.Unix(110, 0), Replicas: 5}},
+			}}, crit: Criteria{Thresholds: Thresholds{ErrorRateInside: 0.25}}}
 			f := &figures{x: x, window: measure.Window{Start: time.Unix(100, 0), End: time.Unix(160, 0)}}
 			v, measured, _ := j.stressVerdict(f)
 			if tt.status == measure.Pass {

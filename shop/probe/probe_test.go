@@ -120,7 +120,7 @@ func TestRecordForgets(t *testing.T) {
 		r.forget(sent.Add(-retain), interval)
 	}
 	held := len(r.samples[probeapi.StorePostgres])
-	if max := int((retain + time.Minute) / interval); held > max || held < int(retain/interval) {
+	if most := int((retain + time.Minute) / interval); held > most || held < int(retain/interval) {
 		t.Fatalf("%d writes held after five hours, want about an hour's (%d)", held, int(retain/interval))
 	}
 	if r.first != writes-int64(held)+1 || r.next != writes+1 {
@@ -151,7 +151,11 @@ func TestTimelineSince(t *testing.T) {
 	t.Cleanup(srv.Close)
 	get := func(query string) (int, probeapi.Timeline) {
 		t.Helper()
-		resp, err := srv.Client().Get(srv.URL + "/timeline?" + query)
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, srv.URL+"/timeline?"+query, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := srv.Client().Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
