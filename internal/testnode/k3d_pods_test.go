@@ -18,6 +18,7 @@ import (
 	k3d "github.com/k3d-io/k3d/v5/pkg/types"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/jewelry-shop/lab/cluster"
@@ -30,10 +31,11 @@ import (
 // `lab up` does), imports a workload image from the local Docker into the
 // nodes as `lab up` imports the shop's (k3d's image import: `ctr image
 // import` in each node), and runs a pod on each node. Each must really run:
-// a container ID from containerd, an exec readiness probe passed, its output
-// read through the API (`kubectl logs`: API server → kubelet over TLS), its
-// IP from the node's pod range. The nodes report a containerd runtime and a
-// kubelet. After the deletion Docker holds nothing of the cluster, the nodes'
+// a container ID from containerd, an httpGet readiness probe passed (and an
+// exec liveness probe), its output read through the API (`kubectl logs`: API
+// server → kubelet over TLS), its IP from the node's pod range. A pod on the
+// server then fetches the agent's pod by its IP and through a Service. The
+// nodes report a containerd runtime and a kubelet. After the deletion Docker holds nothing of the cluster, the nodes'
 // anonymous volumes (containerd's images, the kubelet's pods) included.
 func TestK3dPodsRunInRealContainers(t *testing.T) {
 	imgs := dockertest.NodeImages(t)
@@ -121,6 +123,7 @@ func TestK3dPodsRunInRealContainers(t *testing.T) {
 			t.Fatalf("create pod %s: %v", tt.pod, err)
 		}
 	}
+	podIPs := map[string]string{}
 	for _, tt := range tests {
 		t.Run(tt.node, func(t *testing.T) {
 			started := time.Now()
@@ -142,14 +145,48 @@ func TestK3dPodsRunInRealContainers(t *testing.T) {
 			if _, cidr, err := net.ParseCIDR(tt.podCIDR); err != nil || !cidr.Contains(net.ParseIP(p.Status.PodIP)) {
 				t.Errorf("pod %s has IP %q, want one of its node's pod range %q (%v)", tt.pod, p.Status.PodIP, tt.podCIDR, err)
 			}
-			logs, err := cs.CoreV1().Pods("default").GetLogs(tt.pod, &corev1.PodLogOptions{}).DoRaw(ctx)
-			if err != nil {
-				t.Fatalf("logs of %s through the API: %v", tt.pod, err)
-			}
-			if want := "hello from " + tt.pod + " on " + tt.node; !strings.Contains(string(logs), want) {
+			if logs, want := podLogs(ctx, t, cs, "default", tt.pod), "hello from "+tt.pod+" on "+tt.node; !strings.Contains(logs, want) {
 				t.Errorf("logs of %s = %q, want %q", tt.pod, logs, want)
 			}
+			podIPs[tt.node] = p.Status.PodIP
 		})
+	}
+
+	// Across the nodes: a pod on the server fetches the agent's pod by its
+	// IP (the route between the nodes' pod ranges) and through a Service
+	// (kube-proxy's rules on the server node).
+	var srv, agt, agtPod string
+	for _, tt := range tests {
+		if strings.Contains(tt.node, "-server-") {
+			srv = tt.node
+		} else {
+			agt, agtPod = tt.node, tt.pod
+		}
+	}
+	svc, err := cs.CoreV1().Services("default").Create(ctx, &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "hello"},
+		Spec: corev1.ServiceSpec{
+			Selector: map[string]string{"pod": agtPod},
+			Ports:    []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromString("http")}},
+		},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("create service: %v", err)
+	}
+	if podIPs[agt] == "" || srv == "" {
+		t.Fatalf("no pod IP on the agent (%v) or no server node", podIPs)
+	}
+	client := clientPod("client", srv, workload, "http://"+podIPs[agt]+":8080/index.html", "http://"+svc.Spec.ClusterIP+"/index.html")
+	if _, err := cs.CoreV1().Pods("default").Create(ctx, client, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create pod client: %v", err)
+	}
+	phase, err := waitPodDone(ctx, cs, "default", "client", 2*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := podLogs(ctx, t, cs, "default", "client")
+	if want := "hello from " + agtPod + " on " + agt; phase != corev1.PodSucceeded || strings.Count(logs, want) != 2 {
+		t.Errorf("the pod on %s fetching %s's pod by IP and by Service %s: phase %s, output %q; want it to succeed with %q twice", srv, agt, svc.Spec.ClusterIP, phase, logs, want)
 	}
 
 	existed, err := m.Delete(ctx, name, false)
@@ -169,12 +206,13 @@ func TestK3dPodsRunInRealContainers(t *testing.T) {
 }
 
 // helloPod is a pod on node that prints a line (the pod's and node's names,
-// which only the container's environment knows) and becomes ready once it
-// wrote its readiness file, checked by an exec probe.
+// which only the container's environment knows) and serves it over HTTP on
+// port 8080 (busybox httpd), ready when the kubelet gets it over the pod
+// network (an httpGet probe), alive while an exec probe reads it.
 func helloPod(name, node, image string) *corev1.Pod {
 	grace := int64(1)
 	return &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"app.kubernetes.io/managed-by": "lab-test"}},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"app.kubernetes.io/managed-by": "lab-test", "pod": name}},
 		Spec: corev1.PodSpec{
 			NodeSelector:                  map[string]string{"kubernetes.io/hostname": node},
 			TerminationGracePeriodSeconds: &grace,
@@ -182,18 +220,72 @@ func helloPod(name, node, image string) *corev1.Pod {
 				Name:            "hello",
 				Image:           image,
 				ImagePullPolicy: corev1.PullNever,
-				Command:         []string{"sh", "-c", `echo "hello from $POD on $NODE"; echo ok >/tmp/ready; exec sleep 3600`},
+				Command: []string{"sh", "-c", `msg="hello from $POD on $NODE"; echo "$msg"; busybox mkdir -p /tmp/www; ` +
+					`echo "$msg" >/tmp/www/index.html; exec busybox httpd -f -p 8080 -h /tmp/www`},
 				Env: []corev1.EnvVar{
 					{Name: "POD", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}},
 					{Name: "NODE", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "spec.nodeName"}}},
 				},
+				Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}},
 				ReadinessProbe: &corev1.Probe{
-					ProbeHandler:  corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"cat", "/tmp/ready"}}},
+					ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/index.html", Port: intstr.FromString("http")}},
 					PeriodSeconds: 1,
+				},
+				LivenessProbe: &corev1.Probe{
+					ProbeHandler:  corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"cat", "/tmp/www/index.html"}}},
+					PeriodSeconds: 2,
 				},
 			}},
 		},
 	}
+}
+
+// clientPod is a pod on node that fetches each URL (busybox wget, up to 10
+// tries a second apart: kube-proxy may not have the Service's rules yet),
+// printing what it got, and succeeds when every fetch did.
+func clientPod(name, node, image string, urls ...string) *corev1.Pod {
+	script := "for u in " + strings.Join(urls, " ") + `; do n=0; until busybox wget -q -T 3 -O- "$u"; do ` +
+		`n=$((n+1)); [ "$n" -lt 10 ] || exit 1; echo "retrying $u" >&2; sleep 1; done; done`
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"app.kubernetes.io/managed-by": "lab-test"}},
+		Spec: corev1.PodSpec{
+			NodeSelector:  map[string]string{"kubernetes.io/hostname": node},
+			RestartPolicy: corev1.RestartPolicyNever,
+			Containers: []corev1.Container{{
+				Name: "client", Image: image, ImagePullPolicy: corev1.PullNever,
+				Command: []string{"sh", "-c", script},
+			}},
+		},
+	}
+}
+
+// waitPodDone waits until the pod has succeeded or failed and returns its
+// phase.
+func waitPodDone(ctx context.Context, cs kubernetes.Interface, ns, name string, timeout time.Duration) (corev1.PodPhase, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	for {
+		p, err := cs.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+		if err == nil && (p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed) {
+			return p.Status.Phase, nil
+		}
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("pod %s not done within %v: %w", name, timeout, ctx.Err())
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// podLogs returns the pod's log through the API (the API server gets it
+// from the kubelet, over TLS both ways).
+func podLogs(ctx context.Context, t *testing.T, cs kubernetes.Interface, ns, name string) string {
+	t.Helper()
+	b, err := cs.CoreV1().Pods(ns).GetLogs(name, &corev1.PodLogOptions{}).DoRaw(ctx)
+	if err != nil {
+		t.Fatalf("logs of %s through the API: %v", name, err)
+	}
+	return string(b)
 }
 
 // waitPodReady waits until the pod is Running and Ready.

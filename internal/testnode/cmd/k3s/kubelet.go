@@ -456,3 +456,48 @@ func waitClusterCA(ctx context.Context, g *group, cs kubernetes.Interface, path 
 	}
 	return nil
 }
+
+// routeInterval is how often a node looks for new nodes to route to.
+const routeInterval = 3 * time.Second
+
+// syncRoutes keeps, until ctx ends, a route to every other node's pod range
+// through that node's InternalIP: the nodes share one Docker network, so
+// plain routes connect their pod bridges (what flannel's host-gw backend
+// does). Pods' traffic that leaves the node is masqueraded by the CNI
+// bridge, so a pod sees another node's pod by that node's address.
+func syncRoutes(ctx context.Context, log *slog.Logger, cs kubernetes.Interface, self string) {
+	set := map[string]string{} // pod range -> via
+	for {
+		nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+		if err == nil {
+			for _, n := range nodes.Items {
+				via := internalIP(&n)
+				if n.Name == self || n.Spec.PodCIDR == "" || via == "" || set[n.Spec.PodCIDR] == via {
+					continue
+				}
+				out, err := exec.CommandContext(ctx, "ip", "route", "replace", n.Spec.PodCIDR, "via", via).CombinedOutput()
+				if err != nil {
+					log.Warn("could not route to the pods of a node", "node", n.Name, "podCIDR", n.Spec.PodCIDR, "via", via, "err", err, "output", strings.TrimSpace(string(out)))
+					continue
+				}
+				set[n.Spec.PodCIDR] = via
+				log.Info("routed to the pods of a node", "node", n.Name, "podCIDR", n.Spec.PodCIDR, "via", via)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(routeInterval):
+		}
+	}
+}
+
+// internalIP returns the node's InternalIP address, or "".
+func internalIP(n *corev1.Node) string {
+	for _, a := range n.Status.Addresses {
+		if a.Type == corev1.NodeInternalIP {
+			return a.Address
+		}
+	}
+	return ""
+}

@@ -11,17 +11,19 @@
 //     /run/k3s/containerd/containerd.sock, where k3d's image import finds
 //     it), a real kubelet and kube-proxy. Pods run in containers (runc,
 //     Debian's CNI bridge on the node's pod range), with real probes, logs
-//     and exec through the API.
+//     and exec through the API, Services through kube-proxy, and plain
+//     routes between the nodes' pod ranges on their Docker network.
 //
 // The node joins with the cluster token as the stand-in's agents always
 // have (see runAgent); its kubelet's serving certificate is signed by the
 // cluster CA through a CertificateSigningRequest, and the kubelet accepts
 // the API server by its client certificate.
 //
-// Not there (yet): pod routes between nodes (a pod reaches another node's
-// pods only through Services whose endpoints are masqueraded), CoreDNS,
-// metrics-server, local-path, servicelb, traefik; the bundled manifests are
-// written (k3d edits coredns.yaml) but not deployed.
+// Not there (yet): CoreDNS (pods get 10.43.0.10 as their name server and
+// nothing answers there), metrics-server, local-path, servicelb, traefik,
+// network policies; the bundled manifests are written (k3d edits
+// coredns.yaml) but not deployed. Pod traffic that leaves its node is
+// masqueraded to the node's address.
 //
 // Every component's output goes to the container's log prefixed with its
 // name; the stand-in itself logs like k3s (level=info msg=…), including the

@@ -108,13 +108,18 @@ func runKubelet(ctx context.Context, log *slog.Logger, g *group, cs kubernetes.I
 	if err != nil {
 		return err
 	}
-	return startNodeComponents(ctx, log, g, nodeSetup{
+	err = startNodeComponents(ctx, log, g, nodeSetup{
 		name: name, ip: ips[0].String(), podCIDR: cidr,
 		kubeconfig: kubeconfigFile, clientCA: clientCA,
 		servingCert: crt, servingKey: key,
 		pauseImage:  c.pauseImage,
 		kubeletArgs: c.kubeletArgs, kubeProxyArgs: c.kubeProxyArgs,
 	})
+	if err != nil {
+		return err
+	}
+	go syncRoutes(ctx, log, cs, name)
+	return nil
 }
 
 // parseTaint reads a taint as --node-taint takes it: key=value:Effect or
