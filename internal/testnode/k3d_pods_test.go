@@ -292,8 +292,8 @@ func podLogs(ctx context.Context, t *testing.T, cs kubernetes.Interface, ns, nam
 func waitPodReady(ctx context.Context, cs kubernetes.Interface, ns, name string, timeout time.Duration) (*corev1.Pod, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	last := "not seen"
 	for {
+		var last string
 		p, err := cs.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
 		if err == nil {
 			ready := false
