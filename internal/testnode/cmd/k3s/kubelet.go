@@ -104,6 +104,9 @@ func startNodeComponents(ctx context.Context, log *slog.Logger, g *group, s node
 			return fmt.Errorf("make %s: %w", d, err)
 		}
 	}
+	if err := removeStaleNetns(log); err != nil {
+		return err
+	}
 	if err := g.start("containerd", []string{"--config", agentEtcDir + "/containerd/config.toml"}, os.Environ()); err != nil {
 		return err
 	}
@@ -321,6 +324,36 @@ func prepareKernel(log *slog.Logger) error {
 			}
 			return fmt.Errorf("set %s: %w", path, err)
 		}
+	}
+	return nil
+}
+
+// netnsDir is where containerd's CRI plugin pins the pods' network
+// namespaces.
+const netnsDir = "/run/netns"
+
+// removeStaleNetns removes the pins of the pods' network namespaces that a
+// stopped container left: a new start of the container is a new network
+// namespace, its pods' are gone, and the CNI plugins would not tear down a
+// pod whose pin exists but is no network namespace (they do when it is
+// missing), so the old pods' addresses would stay reserved.
+func removeStaleNetns(log *slog.Logger) error {
+	entries, err := os.ReadDir(netnsDir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("list %s: %w", netnsDir, err)
+	}
+	for _, e := range entries {
+		path := filepath.Join(netnsDir, e.Name())
+		_ = syscall.Unmount(path, syscall.MNT_DETACH) // none is mounted in a new container
+		if err := os.Remove(path); err != nil {
+			return fmt.Errorf("remove the stale network namespace pin %s: %w", e.Name(), err)
+		}
+	}
+	if len(entries) > 0 {
+		log.Info("removed the network namespace pins of the pods before this start", "count", len(entries))
 	}
 	return nil
 }
