@@ -31,9 +31,10 @@ const (
 
 // runServer runs a k3s server's control plane: etcd, kube-apiserver,
 // kube-controller-manager and kube-scheduler, the real binaries, and the
-// server's node: containerd, the kubelet and kube-proxy. It logs k3d's ready messages only once they
-// are true: "k3s is up and running" when the API is ready and the server's
-// own Node is Ready, "Cluster dns configmap" when that ConfigMap exists.
+// server's node: containerd, the kubelet and kube-proxy. It logs k3d's ready
+// messages only once they are true: "k3s is up and running" when the API is
+// ready and the server's own Node is Ready, "Cluster dns configmap" when
+// that ConfigMap exists.
 func runServer(ctx context.Context, log *slog.Logger, out *lineWriter, c config) error {
 	host, err := os.Hostname()
 	if err != nil {
