@@ -176,7 +176,7 @@ func TestK3dPodsRunInRealContainers(t *testing.T) {
 	if podIPs[agt] == "" || srv == "" {
 		t.Fatalf("no pod IP on the agent (%v) or no server node", podIPs)
 	}
-	client := clientPod("client", srv, workload, "http://"+podIPs[agt]+":8080/index.html", "http://"+svc.Spec.ClusterIP+"/index.html")
+	client := clientPod("client", srv, workload, podIPs[agt]+":8080", svc.Spec.ClusterIP+":80")
 	if _, err := cs.CoreV1().Pods("default").Create(ctx, client, metav1.CreateOptions{}); err != nil {
 		t.Fatalf("create pod client: %v", err)
 	}
@@ -240,12 +240,16 @@ func helloPod(name, node, image string) *corev1.Pod {
 	}
 }
 
-// clientPod is a pod on node that fetches each URL (busybox wget, up to 10
-// tries a second apart: kube-proxy may not have the Service's rules yet),
-// printing what it got, and succeeds when every fetch did.
-func clientPod(name, node, image string, urls ...string) *corev1.Pod {
-	script := "for u in " + strings.Join(urls, " ") + `; do n=0; until busybox wget -q -T 3 -O- "$u"; do ` +
-		`n=$((n+1)); [ "$n" -lt 10 ] || exit 1; echo "retrying $u" >&2; sleep 1; done; done`
+// clientPod is a pod on node that gets /index.html from each address
+// (host:port) over HTTP, up to 10 tries a second apart (kube-proxy may not
+// have the Service's rules yet), printing what it got, and succeeds when
+// every fetch did. It speaks HTTP through busybox nc: Debian's static busybox
+// wget crashes (SIGSEGV) before it connects.
+func clientPod(name, node, image string, addrs ...string) *corev1.Pod {
+	script := "for a in " + strings.Join(addrs, " ") + `; do n=0; ` +
+		`until printf 'GET /index.html HTTP/1.0\r\n\r\n' | busybox nc -w 3 "${a%:*}" "${a##*:}" | busybox grep -q hello; do ` +
+		`n=$((n+1)); [ "$n" -lt 10 ] || exit 1; echo "retrying $a" >&2; sleep 1; done; ` +
+		`printf 'GET /index.html HTTP/1.0\r\n\r\n' | busybox nc -w 3 "${a%:*}" "${a##*:}"; done`
 	return &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"app.kubernetes.io/managed-by": "lab-test"}},
 		Spec: corev1.PodSpec{
