@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/docker/client"
+	"github.com/google/go-cmp/cmp"
 	k3d "github.com/k3d-io/k3d/v5/pkg/types"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -76,6 +78,7 @@ func TestK3dPodsRunInRealContainers(t *testing.T) {
 		}
 	})
 
+	kernelBefore := hostKernelSettings(t)
 	begin := time.Now()
 	if err := m.Create(ctx, spec, cluster.CreateOptions{Timeout: 5 * time.Minute}); err != nil {
 		t.Fatalf("create cluster: %v", err)
@@ -187,6 +190,26 @@ func TestK3dPodsRunInRealContainers(t *testing.T) {
 	logs := podLogs(ctx, t, cs, "default", "client")
 	if want := "hello from " + agtPod + " on " + agt; phase != corev1.PodSucceeded || strings.Count(logs, want) != 2 {
 		t.Errorf("the pod on %s fetching %s's pod by IP and by Service %s: phase %s, output %q; want it to succeed with %q twice", srv, agt, svc.Spec.ClusterIP, phase, logs, want)
+	}
+
+	// Every component logs into the node container's log under its name,
+	// and the server said k3d's ready line.
+	for _, node := range []string{srv, agt} {
+		nodeLog := containerLog(ctx, t, docker, node)
+		for _, want := range []string{"[containerd] ", "[kubelet] ", "[kube-proxy] "} {
+			if !strings.Contains(nodeLog, want) {
+				t.Errorf("the log of %s has no line of %s", node, want)
+			}
+		}
+		if node == srv && !strings.Contains(nodeLog, "k3s is up and running") {
+			t.Errorf("the server's log lacks k3d's ready line")
+		}
+	}
+	// The kubelets ran in privileged containers: the kernel settings they
+	// set when they differ from theirs are the host's, and must be as they
+	// were.
+	if diff := cmp.Diff(kernelBefore, hostKernelSettings(t)); diff != "" {
+		t.Errorf("the host's kernel settings changed (-before +after):\n%s", diff)
 	}
 
 	existed, err := m.Delete(ctx, name, false)
@@ -319,6 +342,21 @@ func waitPodReady(ctx context.Context, cs kubernetes.Interface, ns, name string,
 		case <-time.After(time.Second):
 		}
 	}
+}
+
+// hostKernelSettings reads the kernel settings that a kubelet sets when
+// they differ from its own values.
+func hostKernelSettings(t *testing.T) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, k := range []string{"vm/overcommit_memory", "vm/panic_on_oom", "kernel/panic", "kernel/panic_on_oops", "kernel/keys/root_maxkeys", "kernel/keys/root_maxbytes"} {
+		b, err := os.ReadFile("/proc/sys/" + k)
+		if err != nil {
+			t.Fatalf("read the host's kernel setting %s: %v", k, err)
+		}
+		out[k] = strings.TrimSpace(string(b))
+	}
+	return out
 }
 
 // anonymousVolumes lists the volumes mounted into the cluster's containers
