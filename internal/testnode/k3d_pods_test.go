@@ -192,6 +192,32 @@ func TestK3dPodsRunInRealContainers(t *testing.T) {
 		t.Errorf("the pod on %s fetching %s's pod by IP and by Service %s: phase %s, output %q; want it to succeed with %q twice", srv, agt, svc.Spec.ClusterIP, phase, logs, want)
 	}
 
+	// The agent's container stops and starts again (node failure and
+	// recovery): its kubelet runs the pod again in a new container, on the
+	// containerd state the stopped container left.
+	before, err := cs.CoreV1().Pods("default").Get(ctx, agtPod, metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("get pod %s: %v", agtPod, err)
+	}
+	restarted := time.Now()
+	if err := m.StopNode(ctx, name, agt); err != nil {
+		t.Fatalf("stop %s: %v", agt, err)
+	}
+	if err := m.StartNode(ctx, name, agt); err != nil {
+		t.Fatalf("start %s: %v", agt, err)
+	}
+	after, err := waitPodRestarted(ctx, cs, "default", agtPod, before.Status.ContainerStatuses[0].ContainerID, 2*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("pod %s Ready again in a new container %v after %s was stopped", agtPod, time.Since(restarted).Round(time.Millisecond), agt)
+	if logs, want := podLogs(ctx, t, cs, "default", agtPod), "hello from "+agtPod+" on "+agt; !strings.Contains(logs, want) {
+		t.Errorf("logs of %s after the restart = %q, want %q", agtPod, logs, want)
+	}
+	if _, cidr, err := net.ParseCIDR(before.Status.PodIP + "/24"); err != nil || !cidr.Contains(net.ParseIP(after.Status.PodIP)) {
+		t.Errorf("pod %s has IP %q after the restart, want one of its node's range (it had %s)", agtPod, after.Status.PodIP, before.Status.PodIP)
+	}
+
 	// Every component logs into the node container's log under its name,
 	// and the server said k3d's ready line.
 	for _, node := range []string{srv, agt} {
@@ -339,6 +365,31 @@ func waitPodReady(ctx context.Context, cs kubernetes.Interface, ns, name string,
 		select {
 		case <-ctx.Done():
 			return nil, fmt.Errorf("pod %s not Running and Ready within %v; last seen: %s", name, timeout, last)
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// waitPodRestarted waits until the pod is Ready in a container other than
+// oldID.
+func waitPodRestarted(ctx context.Context, cs kubernetes.Interface, ns, name, oldID string, timeout time.Duration) (*corev1.Pod, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	for {
+		var last string
+		p, err := cs.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+		if err == nil && len(p.Status.ContainerStatuses) == 1 {
+			st := p.Status.ContainerStatuses[0]
+			if st.Ready && st.State.Running != nil && st.ContainerID != oldID {
+				return p, nil
+			}
+			last = fmt.Sprintf("%+v", st)
+		} else if err != nil {
+			last = err.Error()
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("pod %s not Ready in a new container within %v; last seen: %s", name, timeout, last)
 		case <-time.After(time.Second):
 		}
 	}
