@@ -36,8 +36,11 @@ import (
 // a container ID from containerd, an httpGet readiness probe passed (and an
 // exec liveness probe), its output read through the API (`kubectl logs`: API
 // server → kubelet over TLS), its IP from the node's pod range. A pod on the
-// server then fetches the agent's pod by its IP and through a Service. The
-// nodes report a containerd runtime and a kubelet. After the deletion Docker holds nothing of the cluster, the nodes'
+// server then fetches the agent's pod by its IP and through a Service; the
+// agent's container is stopped and started, and its pod runs again in a new
+// container. The nodes report a containerd runtime and a kubelet, every
+// component logs under its name, and the host's kernel settings that a
+// kubelet would change stay as they were. After the deletion Docker holds nothing of the cluster, the nodes'
 // anonymous volumes (containerd's images, the kubelet's pods) included.
 func TestK3dPodsRunInRealContainers(t *testing.T) {
 	imgs := dockertest.NodeImages(t)
