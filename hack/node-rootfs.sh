@@ -4,10 +4,10 @@
 # two package sets.
 #
 #   node       what a k3s node needs around its own binary, for the k3d node
-#              image. Today the k3s stand-in uses only /bin/sh, coreutils,
-#              iptables (k3d's DNS fix) and mount (k3d's mounts fix);
-#              containerd, runc and the CNI plugins are there for a real
-#              kubelet (DESIGN.md, tier 3b).
+#              image: containerd, runc and the CNI plugins for its kubelet,
+#              iptables (kube-proxy, the CNI bridge, k3d's DNS fix), iproute2
+#              (routes between the nodes' pod ranges), /bin/sh, coreutils and
+#              mount (k3d's entrypoint and its mounts fix).
 #   workloads  Redis, Sentinel and nginx from Debian's packages, the base of
 #              the images that stand in for the official redis and nginx
 #              images on the real nodes of internal/realnode.

@@ -4,11 +4,11 @@
 // stand-ins for k3d's load balancer and tools images.
 //
 // The node image is a Debian bookworm minbase (hack/node-rootfs.sh; with
-// containerd, runc and the CNI plugins for the real kubelet that will later
-// replace kwok), the static control plane binaries of hack/test-assets.sh
-// (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok,
-// kubectl) and /bin/k3s, the stand-in in cmd/k3s. Its Kubernetes API is
-// real; its nodes' kubelets are kwok (see cmd/k3s for what that means).
+// containerd, runc and the CNI plugins), the static Kubernetes binaries of
+// hack/test-assets.sh (etcd, kube-apiserver, kube-controller-manager,
+// kube-scheduler, kubelet, kube-proxy, kubectl), the pause image's archive
+// and /bin/k3s, the stand-in in cmd/k3s. Its Kubernetes API is real and so
+// are its nodes: pods run in containers (see cmd/k3s for what is not k3s).
 //
 // Every image is tagged with a content hash of what went into it
 // (lab-test.invalid/k3s-standin:<key>), so a changed input gives a new tag,
@@ -120,7 +120,7 @@ type Options struct {
 
 // assetBinaries are the test assets the node image carries.
 func assetBinaries() []string {
-	return []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "kubectl"}
+	return []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy", "kubectl"}
 }
 
 // Build returns the stand-in images, building those that are not in the
@@ -159,7 +159,7 @@ func Build(ctx context.Context, opts Options) (Images, error) {
 	}
 	defer func() { _ = os.RemoveAll(tmp) }()
 	start := time.Now()
-	bins, err := buildStandins(ctx, moduleDir, tmp, "k3s", "k3d-proxy", "k3d-tools")
+	bins, err := buildStandins(ctx, moduleDir, tmp, "k3s", "k3d-proxy", "k3d-tools", "pause")
 	if err != nil {
 		return Images{}, err
 	}
@@ -174,6 +174,12 @@ func Build(ctx context.Context, opts Options) (Images, error) {
 		return Images{}, fmt.Errorf("make the image cache: %w", err)
 	}
 
+	// The pods' sandbox image, which every node imports into its
+	// containerd at start (from k3s's air-gap images directory).
+	pause, err := pauseSpec(bins["pause"]).ensure(ctx, dir, runtime.GOARCH, log)
+	if err != nil {
+		return Images{}, err
+	}
 	var assetFiles []file
 	for _, b := range assetBinaries() {
 		assetFiles = append(assetFiles, file{name: "usr/local/bin/" + b, mode: 0o755, path: filepath.Join(assets, b)})
@@ -193,7 +199,8 @@ func Build(ctx context.Context, opts Options) (Images, error) {
 				// One machine ID for every node of the image; a real node
 				// image would make one per container at its first start.
 				{name: "etc/machine-id", mode: 0o444, body: []byte(key([]string{"machine-id", rootfsSum}) + "\n")},
-			}, createdBy: "internal/testnode/cmd/k3s as /bin/k3s"},
+				{name: "var/lib/rancher/k3s/agent/images/pause.tar", mode: 0o644, path: pause.Archive},
+			}, createdBy: "internal/testnode/cmd/k3s as /bin/k3s, the pause image"},
 		},
 		entrypoint: []string{"/bin/k3s"},
 		cmd:        []string{"agent"},
@@ -202,8 +209,17 @@ func Build(ctx context.Context, opts Options) (Images, error) {
 			// k3s's kubectl defaults to this file; k3d's entrypoint runs
 			// kubectl uncordon/drain on servers.
 			"KUBECONFIG=/etc/rancher/k3s/k3s.yaml",
+			// k3s's ctr talks to its containerd in the namespace of the
+			// pods' images; k3d's image import runs `ctr image import`.
+			"CONTAINERD_ADDRESS=/run/k3s/containerd/containerd.sock",
+			"CONTAINERD_NAMESPACE=k8s.io",
+			"LAB_K3S_PAUSE_IMAGE=" + pause.Ref,
 		},
-		description: "lab's test-only stand-in for rancher/k3s: real control plane, kwok as the kubelet",
+		// As rancher/k3s declares them: containerd's overlayfs snapshotter
+		// cannot mount on the container's overlay root, and can on a
+		// volume; k3d removes them with the container.
+		volumes:     []string{"/var/lib/rancher/k3s", "/var/lib/kubelet", "/var/lib/cni", "/var/log"},
+		description: "lab's test-only stand-in for rancher/k3s: Kubernetes v1.37 control plane, containerd, kubelet and kube-proxy",
 	}
 	helper := func(kind, repo, bin, workdir string, dirs []string, description string) spec {
 		entry := workdir + "/" + bin
@@ -335,6 +351,9 @@ type spec struct {
 	// out of the key, so that the images without them keep their tags).
 	user       string
 	stopSignal string
+	// volumes are the image's VOLUME paths; empty leaves them out of the
+	// key, too.
+	volumes []string
 }
 
 // layerSource is a layer: an existing tarball (path, with its SHA-256 in
@@ -370,6 +389,9 @@ func (s spec) key(ctx context.Context, arch string) (string, error) {
 	}
 	if s.user != "" || s.stopSignal != "" {
 		in = append(in, "user "+s.user, "stop signal "+s.stopSignal)
+	}
+	if len(s.volumes) > 0 {
+		in = append(in, "volumes "+strings.Join(s.volumes, " "))
 	}
 	for _, l := range s.layers {
 		in = append(in, "layer "+l.createdBy)
@@ -460,6 +482,12 @@ func (s spec) image(ctx context.Context, ref, arch string) (v1.Image, error) {
 	cf.Config.WorkingDir = s.workdir
 	cf.Config.User = s.user
 	cf.Config.StopSignal = s.stopSignal
+	if len(s.volumes) > 0 {
+		cf.Config.Volumes = map[string]struct{}{}
+		for _, v := range s.volumes {
+			cf.Config.Volumes[v] = struct{}{}
+		}
+	}
 	cf.Config.Labels = map[string]string{
 		ImageLabel:                             s.kind,
 		"org.opencontainers.image.description": s.description,

@@ -94,12 +94,7 @@ func BuildWorkloadImages(ctx context.Context, opts Options) (WorkloadImages, err
 		spec spec
 		dst  *Image
 	}{
-		{spec{
-			kind: "pause", repo: PauseRepository,
-			layers:      []layerSource{{files: []file{{name: "pause", mode: 0o755, path: bins["pause"]}}, createdBy: "internal/testnode/cmd/pause"}},
-			entrypoint:  []string{"/pause"},
-			description: "lab's test-only pause image: the sandbox of every pod on a real test node",
-		}, nil},
+		{pauseSpec(bins["pause"]), nil},
 		{spec{
 			kind: "redis", repo: RedisRepository,
 			layers: []layerSource{base, {files: []file{
@@ -138,6 +133,18 @@ func BuildWorkloadImages(ctx context.Context, opts Options) (WorkloadImages, err
 	pruneArchives(dir, []string{PauseRepository, RedisRepository, NginxRepository}, imgs.All(), log)
 	log.Info("workload images ready", "elapsed", time.Since(start).Round(time.Millisecond))
 	return imgs, nil
+}
+
+// pauseSpec is the pause image: cmd/pause (built at bin), the sandbox of
+// every pod on the real nodes of internal/realnode and of the k3d node
+// image.
+func pauseSpec(bin string) spec {
+	return spec{
+		kind: "pause", repo: PauseRepository,
+		layers:      []layerSource{{files: []file{{name: "pause", mode: 0o755, path: bin}}, createdBy: "internal/testnode/cmd/pause"}},
+		entrypoint:  []string{"/pause"},
+		description: "lab's test-only pause image: the sandbox of every pod on a real test node",
+	}
 }
 
 // nginxConf is the official nginx image's main configuration, with

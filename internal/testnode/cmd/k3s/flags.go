@@ -18,6 +18,12 @@ type config struct {
 	nodeTaints []string // --node-taint key=value:Effect
 	token      string   // --token, K3S_TOKEN
 	serverURL  string   // agent: --server, K3S_URL
+	// extra arguments of the node's own components, key=value
+	kubeletArgs   []string // --kubelet-arg
+	kubeProxyArgs []string // --kube-proxy-arg
+	// pauseImage is the pods' sandbox image, imported from the node image
+	// at every start: LAB_K3S_PAUSE_IMAGE, which the image sets.
+	pauseImage string
 
 	// server only
 	tlsSANs          []string // --tls-san
@@ -89,6 +95,8 @@ func flagSpecs() []flagSpec {
 		}},
 		{names: []string{"token", "t"}, roles: both, set: func(c *config, v string) error { c.token = v; return nil }},
 		{names: []string{"server", "s"}, roles: []string{agent}, set: func(c *config, v string) error { c.serverURL = v; return nil }},
+		{names: []string{"kubelet-arg"}, roles: both, set: componentArg(func(c *config) *[]string { return &c.kubeletArgs })},
+		{names: []string{"kube-proxy-arg"}, roles: both, set: componentArg(func(c *config) *[]string { return &c.kubeProxyArgs })},
 		{names: []string{"tls-san"}, roles: srv, set: appendTo(func(c *config) *[]string { return &c.tlsSANs })},
 		{names: []string{"write-kubeconfig", "o"}, roles: srv, set: func(c *config, v string) error { c.kubeconfigOutput = v; return nil }},
 		{names: []string{"write-kubeconfig-mode"}, roles: srv, set: func(c *config, v string) error { c.kubeconfigMode = v; return nil }},
@@ -108,8 +116,6 @@ func flagSpecs() []flagSpec {
 		// Known to k3s, but the stand-in cannot do what they ask: refused
 		// rather than ignored.
 		{names: []string{"cluster-init"}, roles: srv, refused: "the stand-in runs exactly one server with its own etcd; create the cluster with 1 server"},
-		{names: []string{"kubelet-arg"}, roles: both, refused: "the stand-in has no kubelet (kwok simulates it)"},
-		{names: []string{"kube-proxy-arg"}, roles: both, refused: "the stand-in has no kube-proxy"},
 	}
 }
 
@@ -126,6 +132,7 @@ func parseArgs(args []string, getenv func(string) string) (config, error) {
 		nodeName:         getenv("K3S_NODE_NAME"),
 		token:            getenv("K3S_TOKEN"),
 		kubeconfigOutput: getenv("K3S_KUBECONFIG_OUTPUT"),
+		pauseImage:       getenv("LAB_K3S_PAUSE_IMAGE"),
 	}
 	if c.role == agent {
 		c.serverURL = getenv("K3S_URL")

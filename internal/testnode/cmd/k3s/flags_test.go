@@ -93,6 +93,15 @@ func TestParseArgsAcceptsK3dAndLab(t *testing.T) {
 			},
 		},
 		{
+			name: "the node's own components' arguments",
+			args: []string{"agent", "--kubelet-arg=max-pods=50", "--kube-proxy-arg", "v=2"},
+			env:  k3dEnv(agent),
+			want: config{
+				role: agent, token: "AbCdEfGhIjKlMnOpQrSt", kubeconfigOutput: "/output/kubeconfig.yaml", serverURL: "https://k3d-jewelry-shop-server-0:6443",
+				kubeletArgs: []string{"max-pods=50"}, kubeProxyArgs: []string{"v=2"},
+			},
+		},
+		{
 			name: "other component arguments and disabled components",
 			args: []string{"server", "--kube-scheduler-arg", "v=2", "--etcd-arg=quota-backend-bytes=1073741824", "--disable=traefik,servicelb", "--disable", "metrics-server", "--write-kubeconfig-mode", "0644", "--write-kubeconfig=/tmp/k.yaml"},
 			env:  k3dEnv(server),
@@ -133,8 +142,7 @@ func TestParseArgsRefuses(t *testing.T) {
 		{"agent-only flag on a server", []string{"server", "--server", "https://x:6443"}, k3dEnv(server), []string{`unknown flag "--server"`}},
 		{"embedded etcd cluster", []string{"server", "--cluster-init"}, k3dEnv(server), []string{"--cluster-init is not supported", "exactly one server"}},
 		{"a server joining another", []string{"server"}, map[string]string{"K3S_TOKEN": "t", "K3S_URL": "https://k3d-x-server-0:6443"}, []string{"K3S_URL", "exactly one server"}},
-		{"kubelet arguments", []string{"agent", "--kubelet-arg=max-pods=50"}, k3dEnv(agent), []string{"--kubelet-arg is not supported", "no kubelet"}},
-		{"kube-proxy arguments", []string{"server", "--kube-proxy-arg", "v=2"}, k3dEnv(server), []string{"--kube-proxy-arg is not supported"}},
+		{"kubelet argument with dashes", []string{"agent", "--kubelet-arg=--max-pods=50"}, k3dEnv(agent), []string{"--kubelet-arg", "without leading dashes"}},
 		{"missing value", []string{"server", "--tls-san"}, k3dEnv(server), []string{"--tls-san needs a value"}},
 		{"component argument with dashes", []string{"server", "--kube-apiserver-arg=--v=2"}, k3dEnv(server), []string{"without leading dashes"}},
 		{"label without value", []string{"agent", "--node-label", "tier"}, k3dEnv(agent), []string{"want key=value"}},

@@ -2,19 +2,34 @@
 // image (/bin/k3s in lab-test.invalid/k3s-standin, built by
 // internal/testnode). k3d runs it exactly as it runs rancher/k3s: `k3s
 // server` or `k3s agent` with k3d's and lab's flags and K3S_* variables,
-// behind k3d's entrypoint script. It gives a real Kubernetes API: the server
-// runs etcd, kube-apiserver, kube-controller-manager and kube-scheduler (the
-// real binaries, in the image), and every node runs kwok in place of a
-// kubelet, so nodes register, become Ready, go NotReady when their container
-// stops and Ready again when it starts; pods become Running without
-// containers.
+// behind k3d's entrypoint script. It is not k3s; it runs the upstream parts
+// k3s bundles, the real binaries in the image:
 //
-// It is built so that a real kubelet (with containerd, runc and the CNI
-// plugins already in the image) can later replace kwok on the same node.
+//   - the server: etcd, kube-apiserver, kube-controller-manager and
+//     kube-scheduler;
+//   - every node, the server included: containerd (Debian's 1.6, socket at
+//     /run/k3s/containerd/containerd.sock, where k3d's image import finds
+//     it), a real kubelet and kube-proxy. Pods run in containers (runc,
+//     Debian's CNI bridge on the node's pod range), with real probes, logs
+//     and exec through the API, Services through kube-proxy, and plain
+//     routes between the nodes' pod ranges on their Docker network.
+//
+// The node joins with the cluster token as the stand-in's agents always
+// have (see runAgent); its kubelet's serving certificate is signed by the
+// cluster CA through a CertificateSigningRequest, and the kubelet accepts
+// the API server by its client certificate.
+//
+// Not there (yet): CoreDNS (pods get 10.43.0.10 as their name server and
+// nothing answers there), metrics-server, local-path, servicelb, traefik,
+// network policies; the bundled manifests are written (k3d edits
+// coredns.yaml) but not deployed. Pod traffic that leaves its node is
+// masqueraded to the node's address.
 //
 // Every component's output goes to the container's log prefixed with its
 // name; the stand-in itself logs like k3s (level=info msg=…), including the
-// lines k3d waits for, printed only once they are true.
+// lines k3d waits for, printed only once they are true. On SIGTERM it stops
+// the components in reverse order (kube-proxy, the kubelet and containerd
+// first, etcd last); the pods' processes end with the container.
 package main
 
 import (

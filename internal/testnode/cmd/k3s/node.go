@@ -22,17 +22,13 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"k8s.io/client-go/util/retry"
-
-	"github.com/jewelry-shop/lab/internal/kwokstages"
 )
 
-// Where the stand-in keeps its state, as k3s does. It lives in the
-// container's file system, so it survives `docker stop` and `docker start`.
+// Where the stand-in keeps its state, as k3s does. It lives in a volume of
+// the container, so it survives `docker stop` and `docker start`.
 const (
 	dataDir        = "/var/lib/rancher/k3s"
 	kubeconfigPath = "/etc/rancher/k3s/k3s.yaml"
-	// kwokWorkDir holds kwok's configuration (the stages).
-	kwokWorkDir = dataDir + "/agent/kwok"
 )
 
 // The cluster's address ranges: k3s's defaults.
@@ -82,24 +78,12 @@ func clientFor(cfg *clientcmdapi.Config) (kubernetes.Interface, error) {
 	return cs, nil
 }
 
-// writeKwokConfig writes kwok's stages and returns the file's path.
-func writeKwokConfig() (string, error) {
-	if err := os.MkdirAll(kwokWorkDir, 0o755); err != nil {
-		return "", fmt.Errorf("write the kwok configuration: %w", err)
-	}
-	path := kwokWorkDir + "/stages.yaml"
-	if err := os.WriteFile(path, kwokstages.YAML(), 0o644); err != nil {
-		return "", fmt.Errorf("write the kwok configuration: %w", err)
-	}
-	return path, nil
-}
-
-// runKubelet does what a node's kubelet does at start: it registers the
-// Node (or updates a registered one), and runs what keeps it alive and runs
-// its pods. That is kwok today: it renews the Lease and makes pods Running
-// by the stages. It is the one place to change when a real kubelet (with
-// containerd, runc and the CNI plugins already in the image) takes over.
-func runKubelet(ctx context.Context, log *slog.Logger, g *group, cs kubernetes.Interface, c config, name, ip, kubeconfigFile, stages string) error {
+// runKubelet registers the node (or updates a registered one) and starts
+// what runs its pods: containerd, the kubelet (a real one: pods run in
+// containers) and kube-proxy. The kubelet authenticates with kubeconfigFile
+// and accepts the API server by its client certificate, signed by the CA
+// in clientCA; its serving certificate comes from the cluster CA.
+func runKubelet(ctx context.Context, log *slog.Logger, g *group, cs kubernetes.Interface, c config, name string, ips []net.IP, kubeconfigFile, clientCA string) error {
 	n, err := newNode(c, name)
 	if err != nil {
 		return err
@@ -112,29 +96,30 @@ func runKubelet(ctx context.Context, log *slog.Logger, g *group, cs kubernetes.I
 	if err != nil {
 		return err
 	}
-	if err := takeOverLease(ctx, cs, name); err != nil {
+	host, err := os.Hostname()
+	if err != nil {
+		return fmt.Errorf("read the host name: %w", err)
+	}
+	dnsNames := []string{name}
+	if host != name {
+		dnsNames = append(dnsNames, host)
+	}
+	crt, key, err := kubeletServingCert(ctx, cs, name, dnsNames, ips)
+	if err != nil {
 		return err
 	}
-	return g.start("kwok", kwokArgs(kubeconfigFile, stages, name, ip, cidr), append(os.Environ(), "KWOK_WORKDIR="+kwokWorkDir))
-}
-
-// kwokArgs runs kwok as this node's kubelet: it manages exactly this node,
-// keeps its Lease renewed (the node's heartbeat: when the container stops,
-// kube-controller-manager marks the node NotReady after its grace period)
-// and runs the node's pods by the stages.
-func kwokArgs(kubeconfigFile, stages, node, nodeIP, podCIDR string) []string {
-	return []string{
-		"--kubeconfig=" + kubeconfigFile,
-		"--config=" + stages,
-		"--manage-all-nodes=false",
-		"--manage-single-node=" + node,
-		"--node-name=" + node,
-		"--node-ip=" + nodeIP,
-		"--cidr=" + podCIDR,
-		// The kubelet's default lease; renewed every quarter of it.
-		"--node-lease-duration-seconds=40",
-		"--node-port=0",
+	err = startNodeComponents(ctx, log, g, nodeSetup{
+		name: name, ip: ips[0].String(), podCIDR: cidr,
+		kubeconfig: kubeconfigFile, clientCA: clientCA,
+		servingCert: crt, servingKey: key,
+		pauseImage:  c.pauseImage,
+		kubeletArgs: c.kubeletArgs, kubeProxyArgs: c.kubeProxyArgs,
+	})
+	if err != nil {
+		return err
 	}
+	go syncRoutes(ctx, log, cs, name)
+	return nil
 }
 
 // parseTaint reads a taint as --node-taint takes it: key=value:Effect or
@@ -233,19 +218,6 @@ func register(ctx context.Context, cs kubernetes.Interface, n *corev1.Node) erro
 	return nil
 }
 
-// takeOverLease deletes the node's Lease, so that the kwok about to start
-// holds it at once. A kubelet renews its node's Lease as soon as it starts
-// again (its holder identity is the node name); kwok's is new with every
-// process, and it would wait for the old Lease, held by the kwok that died
-// with the container, to expire (40 s) before the node is Ready again.
-func takeOverLease(ctx context.Context, cs kubernetes.Interface, name string) error {
-	err := cs.CoordinationV1().Leases(corev1.NamespaceNodeLease).Delete(ctx, name, metav1.DeleteOptions{})
-	if err != nil && !apierrors.IsNotFound(err) {
-		return fmt.Errorf("take over the lease of node %s: %w", name, err)
-	}
-	return nil
-}
-
 // poll calls cond every interval until it returns true, ctx ends or a
 // component of g exits.
 func poll(ctx context.Context, g *group, interval time.Duration, cond func(context.Context) bool) error {
@@ -258,7 +230,7 @@ func poll(ctx context.Context, g *group, interval time.Duration, cond func(conte
 }
 
 // waitPodCIDR waits until kube-controller-manager gave the node its pod
-// range, from which kwok hands out the pod IPs of this node.
+// range, from which the node's CNI bridge hands out its pods' IPs.
 func waitPodCIDR(ctx context.Context, g *group, cs kubernetes.Interface, name string) (string, error) {
 	var cidr string
 	err := poll(ctx, g, 500*time.Millisecond, func(ctx context.Context) bool {
@@ -274,8 +246,11 @@ func waitPodCIDR(ctx context.Context, g *group, cs kubernetes.Interface, name st
 	return cidr, nil
 }
 
-// waitNodeReady waits until the node's Ready condition is True.
-func waitNodeReady(ctx context.Context, g *group, cs kubernetes.Interface, name string) error {
+// waitNodeReady waits until the node's Ready condition is True, as posted
+// after since (by the kubelet started then, not a stale one from before a
+// restart of the container).
+func waitNodeReady(ctx context.Context, g *group, cs kubernetes.Interface, name string, since time.Time) error {
+	since = since.Truncate(time.Second) // the API keeps whole seconds
 	err := poll(ctx, g, 500*time.Millisecond, func(ctx context.Context) bool {
 		n, err := cs.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
@@ -283,7 +258,7 @@ func waitNodeReady(ctx context.Context, g *group, cs kubernetes.Interface, name 
 		}
 		for _, c := range n.Status.Conditions {
 			if c.Type == corev1.NodeReady {
-				return c.Status == corev1.ConditionTrue
+				return c.Status == corev1.ConditionTrue && !c.LastHeartbeatTime.Time.Before(since)
 			}
 		}
 		return false

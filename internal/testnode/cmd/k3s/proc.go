@@ -96,7 +96,8 @@ const stopGrace = 3 * time.Second
 
 // group runs the components of a node as child processes. When one of them
 // exits, or ctx ends (SIGTERM, SIGINT), the others are stopped in reverse
-// start order (kwok and the controllers before kube-apiserver, etcd last):
+// start order (the node's components and the controllers before
+// kube-apiserver, etcd last):
 // SIGTERM, then SIGKILL after stopGrace.
 type group struct {
 	log      *slog.Logger

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -29,10 +30,11 @@ const (
 )
 
 // runServer runs a k3s server's control plane: etcd, kube-apiserver,
-// kube-controller-manager and kube-scheduler, the real binaries, and kwok in
-// place of the server's kubelet. It logs k3d's ready messages only once they
-// are true: "k3s is up and running" when the API is ready and the server's
-// own Node is Ready, "Cluster dns configmap" when that ConfigMap exists.
+// kube-controller-manager and kube-scheduler, the real binaries, and the
+// server's node: containerd, the kubelet and kube-proxy. It logs k3d's ready
+// messages only once they are true: "k3s is up and running" when the API is
+// ready and the server's own Node is Ready, "Cluster dns configmap" when
+// that ConfigMap exists.
 func runServer(ctx context.Context, log *slog.Logger, out *lineWriter, c config) error {
 	host, err := os.Hostname()
 	if err != nil {
@@ -130,14 +132,19 @@ func runServer(ctx context.Context, log *slog.Logger, out *lineWriter, c config)
 	if err != nil {
 		return err
 	}
-	stages, err := writeKwokConfig()
+	// The API server's credential towards the kubelets (logs, exec, port
+	// forwarding); the kubelets accept it by the cluster CA.
+	kubeletClient, kubeletClientKey, err := p.issue(leaf{name: "client-kube-apiserver", commonName: "system:kube-apiserver-kubelet-client", organization: []string{"system:masters"}})
 	if err != nil {
 		return err
 	}
 
 	g := newGroup(log, out)
-	tls := tlsFiles{serving: serving, servingKey: servingKey, requestHeaderCA: rh.caPath, proxyClient: proxyClient, proxyClientKey: proxyClientKey, token: tokenFile}
-	if err := bringUp(ctx, log, g, cs, c, name, ips[0], tls, stages, deployCoreDNS); err != nil {
+	tls := tlsFiles{
+		serving: serving, servingKey: servingKey, requestHeaderCA: rh.caPath, proxyClient: proxyClient, proxyClientKey: proxyClientKey, token: tokenFile,
+		kubeletClient: kubeletClient, kubeletClientKey: kubeletClientKey,
+	}
+	if err := bringUp(ctx, log, g, cs, c, name, ips, tls, deployCoreDNS); err != nil {
 		g.stop()
 		return err
 	}
@@ -150,6 +157,8 @@ type tlsFiles struct {
 	requestHeaderCA             string
 	proxyClient, proxyClientKey string
 	token                       string
+	kubeletClient               string
+	kubeletClientKey            string
 }
 
 // controlPlane returns the command lines of etcd, kube-apiserver,
@@ -192,6 +201,10 @@ func controlPlane(c config, ip net.IP, f tlsFiles) (etcd, apiserver, controllerM
 		"requestheader-username-headers=X-Remote-User",
 		"proxy-client-cert-file=" + f.proxyClient,
 		"proxy-client-key-file=" + f.proxyClientKey,
+		"kubelet-client-certificate=" + f.kubeletClient,
+		"kubelet-client-key=" + f.kubeletClientKey,
+		"kubelet-certificate-authority=" + tlsDir + "/ca.crt",
+		"kubelet-preferred-address-types=InternalIP,Hostname",
 		"profiling=false",
 	}, c.apiserverArgs)
 	controllerManager = componentArgs([]string{
@@ -226,10 +239,10 @@ func controlPlane(c config, ip net.IP, f tlsFiles) (etcd, apiserver, controllerM
 
 // bringUp starts etcd and kube-apiserver, then, once the API is ready (its
 // RBAC roles bootstrapped), the controllers and the scheduler; it registers
-// the server's Node, starts its kwok and logs k3d's ready messages once they
-// are true.
-func bringUp(ctx context.Context, log *slog.Logger, g *group, cs kubernetes.Interface, c config, name string, ip net.IP, tls tlsFiles, stages string, deployCoreDNS bool) error {
-	etcd, apiserver, controllerManager, scheduler := controlPlane(c, ip, tls)
+// the server's Node, starts its containerd, kubelet and kube-proxy, and logs
+// k3d's ready messages once they are true.
+func bringUp(ctx context.Context, log *slog.Logger, g *group, cs kubernetes.Interface, c config, name string, ips []net.IP, tls tlsFiles, deployCoreDNS bool) error {
+	etcd, apiserver, controllerManager, scheduler := controlPlane(c, ips[0], tls)
 	if err := g.start("etcd", etcd, os.Environ()); err != nil {
 		return err
 	}
@@ -252,10 +265,11 @@ func bringUp(ctx context.Context, log *slog.Logger, g *group, cs kubernetes.Inte
 			return err
 		}
 	}
-	if err := runKubelet(ctx, log, g, cs, c, name, ip.String(), credDir+"/admin.kubeconfig", stages); err != nil {
+	started := time.Now()
+	if err := runKubelet(ctx, log, g, cs, c, name, ips, credDir+"/admin.kubeconfig", tlsDir+"/ca.crt"); err != nil {
 		return err
 	}
-	if err := waitNodeReady(ctx, g, cs, name); err != nil {
+	if err := waitNodeReady(ctx, g, cs, name, started); err != nil {
 		return err
 	}
 	log.Info("k3s is up and running")

@@ -1,0 +1,119 @@
+package main
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"sigs.k8s.io/yaml"
+)
+
+// TestNodeComponentArgs checks that --kubelet-arg and --kube-proxy-arg
+// replace the stand-in's own values of the same key and add new ones, as
+// k3s does.
+func TestNodeComponentArgs(t *testing.T) {
+	t.Parallel()
+	base := nodeSetup{name: "k3d-lab-agent-0", ip: "172.18.0.3", kubeconfig: "/k.yaml"}
+	tests := []struct {
+		name      string
+		kubelet   []string
+		kubeProxy []string
+		want      []string
+		wantProxy []string
+	}{
+		{
+			name: "defaults",
+			want: []string{
+				"--config=" + agentEtcDir + "/kubelet.yaml", "--kubeconfig=/k.yaml",
+				"--hostname-override=k3d-lab-agent-0", "--node-ip=172.18.0.3",
+			},
+			wantProxy: []string{"--config=" + agentEtcDir + "/kube-proxy.yaml"},
+		},
+		{
+			name:      "overridden and added",
+			kubelet:   []string{"node-ip=10.0.0.9", "v=2"},
+			kubeProxy: []string{"v=3"},
+			want: []string{
+				"--config=" + agentEtcDir + "/kubelet.yaml", "--kubeconfig=/k.yaml",
+				"--hostname-override=k3d-lab-agent-0", "--node-ip=10.0.0.9", "--v=2",
+			},
+			wantProxy: []string{"--config=" + agentEtcDir + "/kube-proxy.yaml", "--v=3"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s := base
+			s.kubeletArgs, s.kubeProxyArgs = tt.kubelet, tt.kubeProxy
+			if diff := cmp.Diff(tt.want, kubeletArgs(s)); diff != "" {
+				t.Errorf("kubelet arguments (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tt.wantProxy, kubeProxyArgs(s)); diff != "" {
+				t.Errorf("kube-proxy arguments (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestNodeConfigs decodes the rendered configurations and checks the
+// settings this machine needs (DESIGN.md, tier 3b) and k3s's paths.
+func TestNodeConfigs(t *testing.T) {
+	t.Parallel()
+	s := nodeSetup{
+		name: "k3d-lab-server-0", ip: "172.18.0.2", podCIDR: "10.42.0.0/24", kubeconfig: "/k.yaml",
+		clientCA: "/ca.crt", servingCert: "/s.crt", servingKey: "/s.key", pauseImage: "lab-test.invalid/pause:abc",
+	}
+	decode := func(t *testing.T, render func(nodeSetup) (string, error), isJSON bool) map[string]any {
+		t.Helper()
+		text, err := render(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m map[string]any
+		if isJSON {
+			err = json.Unmarshal([]byte(text), &m)
+		} else {
+			err = yaml.Unmarshal([]byte(text), &m)
+		}
+		if err != nil {
+			t.Fatalf("decode:\n%s\n%v", text, err)
+		}
+		return m
+	}
+	kubelet := decode(t, kubeletConfig, false)
+	for k, want := range map[string]any{
+		"cgroupDriver": "cgroupfs", "failCgroupV1": false, "failSwapOn": false,
+		"containerRuntimeEndpoint": "unix:///run/k3s/containerd/containerd.sock",
+		"clusterDNS":               []any{"10.43.0.10"},
+		"tlsCertFile":              "/s.crt", "tlsPrivateKeyFile": "/s.key",
+		"authentication": map[string]any{
+			"anonymous": map[string]any{"enabled": false}, "webhook": map[string]any{"enabled": false},
+			"x509": map[string]any{"clientCAFile": "/ca.crt"},
+		},
+	} {
+		if diff := cmp.Diff(want, kubelet[k]); diff != "" {
+			t.Errorf("kubelet %s (-want +got):\n%s", k, diff)
+		}
+	}
+	proxy := decode(t, kubeProxyConfig, false)
+	if proxy["mode"] != "iptables" || proxy["clusterCIDR"] != clusterCIDR || proxy["hostnameOverride"] != s.name {
+		t.Errorf("kube-proxy configuration: %v", proxy)
+	}
+	cni := decode(t, cniConfig, true)
+	if b, _ := json.Marshal(cni); !strings.Contains(string(b), `"subnet":"10.42.0.0/24"`) {
+		t.Errorf("CNI configuration without the node's pod range: %s", b)
+	}
+	ctrd, err := containerdConfig(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		`sandbox_image = "lab-test.invalid/pause:abc"`, `restrict_oom_score_adj = true`,
+		`address = "/run/k3s/containerd/containerd.sock"`, `root = "/var/lib/rancher/k3s/agent/containerd"`,
+	} {
+		if !strings.Contains(ctrd, want) {
+			t.Errorf("containerd configuration lacks %s:\n%s", want, ctrd)
+		}
+	}
+}
