@@ -78,7 +78,10 @@ func TestNodeFailureOnSimulatedNode(t *testing.T) {
 	}
 
 	res, err := RunNodeFailure(ctx, controlplane.ClusterNodes{Env: env}, kube, NodeFailureOptions{
-		Node: victim, Namespace: ns, Down: 12 * time.Second, ReadyTimeout: time.Minute, Poll: 200 * time.Millisecond,
+		// Down long enough for the eviction: not Ready after a few
+		// seconds, the 2 s toleration, then the taint manager, which a
+		// loaded machine slows (12 s was once too short in CI).
+		Node: victim, Namespace: ns, Down: 20 * time.Second, ReadyTimeout: time.Minute, Poll: 200 * time.Millisecond,
 	})
 	if err != nil {
 		t.Fatalf("RunNodeFailure: %v", err)
