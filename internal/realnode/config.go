@@ -2,10 +2,11 @@ package realnode
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"text/template"
+
+	"github.com/jewelry-shop/lab/internal/cni"
 )
 
 // nodeFiles are the paths one node's configuration refers to.
@@ -66,26 +67,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 // the gateway on the node, no masquerading (every address is routed within
 // the tier), and host ports.
 func cniConfig(f nodeFiles) (string, error) {
-	conf := map[string]any{
-		"cniVersion": "1.0.0",
-		"name":       "lab-realnode",
-		"plugins": []any{
-			map[string]any{
-				"type": "bridge", "bridge": "cni0", "isGateway": true, "ipMasq": false, "hairpinMode": true,
-				"ipam": map[string]any{
-					"type":   "host-local",
-					"ranges": []any{[]any{map[string]any{"subnet": f.PodCIDR}}},
-					"routes": []any{map[string]any{"dst": "0.0.0.0/0"}},
-				},
-			},
-			map[string]any{"type": "portmap", "capabilities": map[string]any{"portMappings": true}},
-		},
-	}
-	b, err := json.MarshalIndent(conf, "", "  ")
-	if err != nil {
-		return "", fmt.Errorf("encode the CNI configuration: %w", err)
-	}
-	return string(b) + "\n", nil
+	return cni.Bridge("lab-realnode", f.PodCIDR, false)
 }
 
 // kubeletConfig is the node's KubeletConfiguration: cgroupfs on this

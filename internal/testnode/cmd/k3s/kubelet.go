@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jewelry-shop/lab/internal/cni"
 	certsv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -162,26 +163,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 // cniConfig is the node's pod network: a bridge with the node's pod range
 // (from kube-controller-manager), masquerading what leaves it, host ports.
 func cniConfig(s nodeSetup) (string, error) {
-	conf := map[string]any{
-		"cniVersion": "1.0.0",
-		"name":       "lab-k3s-standin",
-		"plugins": []any{
-			map[string]any{
-				"type": "bridge", "bridge": "cni0", "isGateway": true, "ipMasq": true, "hairpinMode": true,
-				"ipam": map[string]any{
-					"type":   "host-local",
-					"ranges": []any{[]any{map[string]any{"subnet": s.podCIDR}}},
-					"routes": []any{map[string]any{"dst": "0.0.0.0/0"}},
-				},
-			},
-			map[string]any{"type": "portmap", "capabilities": map[string]any{"portMappings": true}},
-		},
-	}
-	b, err := json.MarshalIndent(conf, "", "  ")
-	if err != nil {
-		return "", fmt.Errorf("encode the CNI configuration: %w", err)
-	}
-	return string(b) + "\n", nil
+	return cni.Bridge("lab-k3s-standin", s.podCIDR, true)
 }
 
 // kubeletConfig is the KubeletConfiguration: cgroupfs and failCgroupV1
