@@ -37,6 +37,7 @@ type killedTier struct {
 // binary it kills: it brings a one-node tier up, says so on standard output
 // and waits to be killed.
 func runKilledTierHelper(t *testing.T) {
+	t.Helper()
 	env := controlplane.Start(t, controlplane.Options{RealNodes: true})
 	c := Start(t, env, Options{Nodes: 1})
 	k := killedTier{Cgroup: c.cgroup, Link: c.link, Work: c.work}
