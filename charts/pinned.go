@@ -160,10 +160,34 @@ func JewelryShop(profile, shopImageTag string) (Release, error) {
 
 // Stack is every release of the lab in installation order: the operators
 // first, because the jewelry-shop chart creates a postgresql resource.
-func Stack(profile, shopImageTag string) ([]Release, error) {
+//
+// Offline, the stack is the jewelry-shop chart alone, which is embedded:
+// the postgres-operator and Chaos Mesh come from their repositories on the
+// internet, and PostgreSQL runs without the operator (OfflineValues).
+func Stack(profile, shopImageTag string, offline bool) ([]Release, error) {
 	shop, err := JewelryShop(profile, shopImageTag)
 	if err != nil {
 		return nil, err
 	}
+	if offline {
+		shop = shop.WithValues(OfflineValues())
+		shop.RequiresAPIs = nil
+		return []Release{shop}, nil
+	}
 	return []Release{PostgresOperator(), ChaosMesh(), shop}, nil
+}
+
+// OfflineValues are the jewelry-shop values of a stack without the
+// postgres-operator: one PostgreSQL server (postgresql.mode=single).
+func OfflineValues() map[string]any {
+	return map[string]any{"postgresql": map[string]any{"mode": "single"}}
+}
+
+// NotInstalledOffline are the upstream charts an offline stack leaves out,
+// each with what it would have given.
+func NotInstalledOffline() []string {
+	return []string{
+		PostgresOperatorChart + " (PostgreSQL runs as one server, postgresql.mode=single: no replica, no failover)",
+		ChaosMeshChart + " (lab validate needs Chaos Mesh, or a stand-in acting on its resources)",
+	}
 }

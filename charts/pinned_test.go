@@ -19,7 +19,7 @@ import (
 // that must be passed on every install and upgrade.
 func TestStack(t *testing.T) {
 	t.Parallel()
-	stack, err := Stack("full", "2.0.0")
+	stack, err := Stack("full", "2.0.0", false)
 	if err != nil {
 		t.Fatal(err)
 	}

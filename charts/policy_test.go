@@ -34,14 +34,20 @@ var policies = map[string]policyCheck{
 	"nginx":      checkNginx,
 }
 
-// TestPolicy checks every rule on the chart rendered with its defaults and
-// with every profile.
+// TestPolicy checks every rule on the chart rendered with every profile,
+// and with the offline stack's values.
 func TestPolicy(t *testing.T) {
 	t.Parallel()
+	variants := map[string]map[string]any{}
 	for _, profile := range Profiles() {
-		t.Run(profile, func(t *testing.T) {
+		variants[profile] = nil
+		variants[profile+"-offline"] = OfflineValues()
+	}
+	for name, extra := range variants {
+		profile, _, _ := strings.Cut(name, "-")
+		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			s := decodeStrict(t, renderProfile(t, profile, nil))
+			s := decodeStrict(t, renderProfile(t, profile, extra))
 			for name, check := range policies {
 				for _, err := range check(s) {
 					t.Errorf("%s: %v", name, err)
@@ -159,6 +165,9 @@ func checkWorkloads(s *renderedStack) (errs []error) {
 	}
 	for _, st := range s.statefulSets {
 		replicas[st.Name] = *st.Spec.Replicas
+		if *st.Spec.Replicas == 1 {
+			continue // postgresql.mode=single: one server, nothing to keep apart
+		}
 		aa := st.Spec.Template.Spec.Affinity
 		if aa == nil || aa.PodAntiAffinity == nil || len(aa.PodAntiAffinity.RequiredDuringSchedulingIgnoredDuringExecution) == 0 {
 			errs = append(errs, fmt.Errorf("StatefulSet %s: no required pod anti-affinity, two members could share a node", st.Name))
@@ -379,6 +388,9 @@ func checkSentinel(s *renderedStack) (errs []error) {
 func checkPatroni(s *renderedStack) (errs []error) {
 	pg := s.postgresql
 	if pg == nil {
+		if slices.ContainsFunc(s.statefulSets, func(st *appsv1.StatefulSet) bool { return st.Name == "jewelry-shop-db" }) {
+			return nil // postgresql.mode=single: no Patroni
+		}
 		return append(errs, errors.New("no postgresql resource rendered"))
 	}
 	p := pg.Spec.Patroni
