@@ -101,7 +101,15 @@ type Node struct {
 	Role    string // server, agent or loadbalancer
 	Running bool
 	Status  string // the container state as Docker says it, e.g. "running", "exited"
+	// Image is the container's image reference; TestImage is the value of
+	// its TestImageLabel, empty for every image but lab's test fixtures.
+	Image, TestImage string
 }
+
+// TestImageLabel marks lab's test-only images (internal/testnode's
+// ImageLabel): its value is the image's kind (node, loadbalancer, tools). A
+// container carries the labels of its image.
+const TestImageLabel = "org.jewelry-shop.lab.test-image"
 
 // Info describes an existing cluster as the container runtime sees it.
 type Info struct {
@@ -149,7 +157,7 @@ func (m *Manager) Get(ctx context.Context, name string) (*Info, error) {
 		if info.Network == "" {
 			info.Network = ct.Labels[k3d.LabelNetwork]
 		}
-		n := Node{Name: containerName(ct), Role: role, Running: ct.State == "running", Status: ct.State}
+		n := Node{Name: containerName(ct), Role: role, Running: ct.State == "running", Status: ct.State, Image: ct.Image, TestImage: ct.Labels[TestImageLabel]}
 		info.Nodes = append(info.Nodes, n)
 		if ct.Labels[ManagedByLabel] != ManagedByValue {
 			info.Foreign = append(info.Foreign, n.Name)

@@ -40,6 +40,15 @@ type StackConfig struct {
 	ChartCache string `mapstructure:"chartCache" json:"chartCache"`
 	// ReadyTimeout bounds the wait for the whole stack to be ready.
 	ReadyTimeout time.Duration `mapstructure:"readyTimeout" json:"readyTimeout"`
+	// Offline installs what needs no internet: the jewelry-shop chart
+	// alone, with one PostgreSQL server (postgresql.mode=single) instead
+	// of the postgres-operator's HA cluster. Neither the postgres-operator
+	// nor Chaos Mesh is installed: their charts are on the internet. The
+	// images must be on this machine (`lab up` imports them).
+	Offline bool `mapstructure:"offline" json:"offline"`
+	// Values is a YAML file of jewelry-shop chart values merged over the
+	// profile's (images of a mirror, say); empty adds none.
+	Values string `mapstructure:"values" json:"values"`
 }
 
 // ClusterConfig describes the k3d cluster that `lab up` creates.

@@ -122,7 +122,10 @@ func New(cfg Config, opts ...Option) *Lab {
 		l.stopper = m
 	}
 	if l.probe == nil {
-		l.probe = kube.NewStackProbe(defaultStackTargets(l.upURLs().IngressURL))
+		targets := defaultStackTargets(l.upURLs().IngressURL)
+		// Offline, PostgreSQL is one server without the operator.
+		targets.WithoutOperator = cfg.Stack.Offline
+		l.probe = kube.NewStackProbe(targets)
 	}
 	if l.charts == nil {
 		l.charts = charts.NewSource(charts.Options{Logger: l.log, CacheDir: cfg.chartCache()})

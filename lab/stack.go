@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"sigs.k8s.io/yaml"
+
 	"github.com/jewelry-shop/lab/charts"
 	"github.com/jewelry-shop/lab/cluster"
 )
@@ -84,15 +86,66 @@ func (l *Lab) checkStackInputs(ctx context.Context) (*stackInputs, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w\n  fix: build the shop image first with `make image` (or set stack.shopImageArchive)", err)
 	}
-	releases, err := charts.Stack(l.cfg.Stack.Profile, imageTag(ref))
+	releases, err := l.stackReleases(imageTag(ref))
 	if err != nil {
 		return nil, err
+	}
+	if l.cfg.Stack.Values != "" {
+		if err := checkValues(ctx, releases); err != nil {
+			return nil, err
+		}
 	}
 	if err := l.charts.Fetch(ctx, releases); err != nil {
 		return nil, err
 	}
 	l.progress.Update(fmt.Sprintf("%s; %d charts", ref, len(releases)))
 	return &stackInputs{archive: archive, shopRef: ref, releases: releases}, nil
+}
+
+// stackReleases are the releases of the configured stack: online or
+// offline (charts.Stack), with stack.values merged over the jewelry-shop
+// release's.
+func (l *Lab) stackReleases(shopImageTag string) ([]charts.Release, error) {
+	st := l.cfg.Stack
+	releases, err := charts.Stack(st.Profile, shopImageTag, st.Offline)
+	if err != nil {
+		return nil, err
+	}
+	if st.Values == "" {
+		return releases, nil
+	}
+	b, err := os.ReadFile(st.Values)
+	if err != nil {
+		return nil, fmt.Errorf("stack.values: %w\n  fix: point stack.values (LAB_STACK_VALUES) at a YAML file of jewelry-shop chart values, or leave it empty", err)
+	}
+	vals := map[string]any{}
+	if err := yaml.Unmarshal(b, &vals); err != nil {
+		return nil, fmt.Errorf("stack.values: %s is not a YAML map of chart values: %w\n  fix: write it like `redis: {image: {repository: mirror.example/redis, tag: 7.4.2}}`", st.Values, err)
+	}
+	for i, r := range releases {
+		if r.Chart.Name == charts.JewelryShopChart {
+			releases[i] = r.WithValues(vals)
+		}
+	}
+	return releases, nil
+}
+
+// checkValues renders the jewelry-shop release, so that values of
+// stack.values the chart refuses stop `lab up` before it creates anything.
+func checkValues(ctx context.Context, releases []charts.Release) error {
+	c, err := charts.LoadJewelryShop()
+	if err != nil {
+		return err
+	}
+	for _, r := range releases {
+		if r.Chart.Name != charts.JewelryShopChart {
+			continue
+		}
+		if _, err := charts.Render(ctx, c, r); err != nil {
+			return fmt.Errorf("stack.values: the jewelry-shop chart refuses them: %w\n  fix: correct the file, or leave stack.values empty", err)
+		}
+	}
+	return nil
 }
 
 // installStack loads the images into the cluster, installs the releases in
@@ -152,7 +205,7 @@ func (l *Lab) Images(ctx context.Context) ([]string, error) {
 	if err != nil {
 		ref = "jewelry-shop/shop:<built by make image>"
 	}
-	releases, err := charts.Stack(l.cfg.Stack.Profile, imageTag(ref))
+	releases, err := l.stackReleases(imageTag(ref))
 	if err != nil {
 		return nil, err
 	}

@@ -11,6 +11,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/jewelry-shop/lab/charts"
 	"github.com/jewelry-shop/lab/cluster"
 	"github.com/jewelry-shop/lab/lab/internal/kube"
 )
@@ -37,6 +38,9 @@ type Status struct {
 	Stack Readiness
 	// StackError says why the installed releases could not be read.
 	StackError string
+	// NotInstalled are the upstream charts an offline stack (stack.offline)
+	// leaves out, each with what that means.
+	NotInstalled []string
 	// Problem says why `lab up` would not reuse the cluster as it is, and
 	// Fix how to recover; both empty for a usable cluster.
 	Problem, Fix string
@@ -81,6 +85,9 @@ func (l *Lab) Status(ctx context.Context) (*Status, error) {
 	if err != nil {
 		st.StackError = err.Error()
 		return st, nil
+	}
+	if len(st.Installed) > 0 && l.cfg.Stack.Offline {
+		st.NotInstalled = charts.NotInstalledOffline()
 	}
 	if len(st.Installed) > 0 {
 		if rd, err := l.probe.Check(ctx, kubeconfig); err == nil {

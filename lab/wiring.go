@@ -62,30 +62,37 @@ func (l *Lab) runnerConfig(ctx context.Context, target validationTarget, v valid
 			}
 			found = append(found, "Redis master "+targets.RedisMasterPod)
 		}
-		if target.lab == nil {
-			// A cluster lab did not create may run PostgreSQL without
-			// the postgres-operator: then nothing is a primary pod.
-			dyn, err := dynamic.NewForConfig(rc)
-			if err != nil {
-				return fmt.Errorf("create Kubernetes client: %w", err)
+		// A cluster lab did not create, or an offline lab, may run
+		// PostgreSQL without the postgres-operator: then nothing is a
+		// primary pod.
+		dyn, err := dynamic.NewForConfig(rc)
+		if err != nil {
+			return fmt.Errorf("create Kubernetes client: %w", err)
+		}
+		why, err := kube.PostgresWithoutOperator(ctx, dyn, cs, StackNamespace, defaultStackTargets("").PostgresName)
+		if err != nil {
+			return err
+		}
+		if why != "" {
+			if target.lab != nil && l.cfg.Stack.Offline {
+				why = "one server without the operator (stack.offline: postgresql.mode=single, no replica, no failover); " + why
 			}
-			why, err := kube.PostgresWithoutOperator(ctx, dyn, cs, StackNamespace, defaultStackTargets("").PostgresName)
-			if err != nil {
-				return err
-			}
-			if why != "" {
-				environment["postgresql"] = why
-				for _, e := range p.Experiments {
-					if r := faultRole(e); r == judge.RolePostgresPrimary || r == judge.RolePartition {
-						notRun[e] = "no PostgreSQL pod to target: " + why
-					}
+			environment["postgresql"] = why
+			for _, e := range p.Experiments {
+				if r := faultRole(e); r == judge.RolePostgresPrimary || r == judge.RolePartition {
+					notRun[e] = "no PostgreSQL pod to target: " + why
 				}
 			}
-			facts, err := kube.ClusterFacts(ctx, cs, charts.ChaosMeshNamespace)
-			if err != nil {
-				return err
+		}
+		facts, err := kube.ClusterFacts(ctx, cs, charts.ChaosMeshNamespace, StackNamespace)
+		if err != nil {
+			return err
+		}
+		maps.Copy(environment, facts)
+		if target.lab != nil {
+			if node := testNode(target.lab, facts); node != "" {
+				environment["k3s"] = node
 			}
-			maps.Copy(environment, facts)
 		}
 		if slices.Contains(p.Experiments, chaosmesh.NodeFailure) && stopper != nil {
 			var err error
@@ -219,4 +226,17 @@ type validationTarget struct {
 	prober    ProberReader
 	healthURL string
 	stopper   NodeStopper
+}
+
+// testNode names the k3s of a lab whose nodes run lab's test-only node
+// image (internal/testnode) instead of rancher/k3s: a k3s-compatible node
+// made of upstream Kubernetes parts, whose version is the kubelets'.
+// It is empty for any other image.
+func testNode(info *cluster.Info, facts map[string]string) string {
+	for _, n := range info.Nodes {
+		if n.TestImage == "node" {
+			return fmt.Sprintf("k3s-compatible test node from Kubernetes %s parts (image %s, a test fixture: not k3s)", facts[kube.FactKubelet], n.Image)
+		}
+	}
+	return ""
 }

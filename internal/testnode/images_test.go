@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jewelry-shop/lab/cluster"
 	"github.com/jewelry-shop/lab/internal/dockertest"
 	"github.com/jewelry-shop/lab/internal/testnode"
 )
@@ -40,5 +41,14 @@ func TestImagesAreCached(t *testing.T) {
 	}
 	if len(loaded) != 0 {
 		t.Errorf("a second load loaded %v, want nothing", loaded)
+	}
+}
+
+// TestImageLabelIsLabs: lab tells its test fixtures from real images by the
+// label it reads from a node container (cluster.TestImageLabel), which
+// must be the one the images carry.
+func TestImageLabelIsLabs(t *testing.T) {
+	if testnode.ImageLabel != cluster.TestImageLabel {
+		t.Errorf("testnode.ImageLabel %q, cluster.TestImageLabel %q: want them equal", testnode.ImageLabel, cluster.TestImageLabel)
 	}
 }

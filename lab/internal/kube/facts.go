@@ -3,7 +3,9 @@ package kube
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -74,20 +76,31 @@ func serviceEndpoints(ctx context.Context, kube kubernetes.Interface, namespace,
 	return out, nil
 }
 
-// ClusterFacts reads what the report's environment says about a cluster lab
-// did not create, instead of the versions lab would install: its nodes'
-// kubelet, container runtime and OS, and the image of Chaos Mesh's
-// controller.
-func ClusterFacts(ctx context.Context, kube kubernetes.Interface, chaosNamespace string) (map[string]string, error) {
+// FactKubelet is the fact of ClusterFacts that lists the nodes' kubelet
+// versions.
+const FactKubelet = "kubelet"
+
+// StandInAnnotation, on a Deployment, says what the Deployment stands in
+// for and how: a test's stand-in for an upstream component, which the
+// report's environment names.
+const StandInAnnotation = "lab.jewelry-shop.dev/stand-in"
+
+// ClusterFacts reads what the report's environment says of the cluster as
+// it runs, beside the versions lab installs: its nodes' kubelet, container
+// runtime and OS, the image of Chaos Mesh's controller (and what it stands
+// in for, when it is a stand-in), and the images the stack's pods run.
+func ClusterFacts(ctx context.Context, kube kubernetes.Interface, chaosNamespace, stackNamespace string) (map[string]string, error) {
 	nodes, err := kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("list nodes: %w", err)
 	}
 	kinds := map[string]int{}
+	kubelets := map[string]bool{}
 	ready := 0
 	for _, n := range nodes.Items {
 		i := n.Status.NodeInfo
 		kinds[fmt.Sprintf("kubelet %s, %s, %s", i.KubeletVersion, i.ContainerRuntimeVersion, i.OSImage)]++
+		kubelets[i.KubeletVersion] = true
 		for _, c := range n.Status.Conditions {
 			if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
 				ready++
@@ -99,7 +112,10 @@ func ClusterFacts(ctx context.Context, kube kubernetes.Interface, chaosNamespace
 		parts = append(parts, fmt.Sprintf("%d × %s", n, k))
 	}
 	sort.Strings(parts)
-	facts := map[string]string{"nodes": fmt.Sprintf("%d (%d Ready): %s", len(nodes.Items), ready, strings.Join(parts, "; "))}
+	facts := map[string]string{
+		"nodes":     fmt.Sprintf("%d (%d Ready): %s", len(nodes.Items), ready, strings.Join(parts, "; ")),
+		FactKubelet: strings.Join(slices.Sorted(maps.Keys(kubelets)), ", "),
+	}
 	facts["chaos mesh controller"] = "absent"
 	d, err := kube.AppsV1().Deployments(chaosNamespace).Get(ctx, "chaos-controller-manager", metav1.GetOptions{})
 	switch {
@@ -109,8 +125,24 @@ func ClusterFacts(ctx context.Context, kube kubernetes.Interface, chaosNamespace
 			images = append(images, c.Image)
 		}
 		facts["chaos mesh controller"] = strings.Join(images, ", ")
+		if why := d.Annotations[StandInAnnotation]; why != "" {
+			facts["chaos mesh controller"] += " (stand-in: " + why + ")"
+		}
 	case !apierrors.IsNotFound(err):
 		return nil, fmt.Errorf("read Chaos Mesh's controller: %w", err)
+	}
+	pods, err := kube.CoreV1().Pods(stackNamespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("list the stack's pods: %w", err)
+	}
+	images := map[string]bool{}
+	for _, p := range pods.Items {
+		for _, c := range p.Spec.Containers {
+			images[c.Image] = true
+		}
+	}
+	if len(images) > 0 {
+		facts["stack images"] = strings.Join(slices.Sorted(maps.Keys(images)), ", ")
 	}
 	return facts, nil
 }

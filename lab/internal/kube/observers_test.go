@@ -2,6 +2,7 @@ package kube
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -272,5 +273,69 @@ func TestBusiestAgentSparesTheProber(t *testing.T) {
 				t.Errorf("BusiestAgent = %q, %v; want %q", got, err, tt.want)
 			}
 		})
+	}
+}
+
+// TestClusterFacts: the environment names the nodes' kubelets, Chaos Mesh's
+// controller (a stand-in as one) and the images the stack runs.
+func TestClusterFacts(t *testing.T) {
+	t.Parallel()
+	node := func(name, kubelet string) *corev1.Node {
+		return &corev1.Node{
+			ObjectMeta: metav1.ObjectMeta{Name: name},
+			Status: corev1.NodeStatus{
+				NodeInfo:   corev1.NodeSystemInfo{KubeletVersion: kubelet, ContainerRuntimeVersion: "containerd://1.6.20", OSImage: "Debian GNU/Linux 12 (bookworm)"},
+				Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue}},
+			},
+		}
+	}
+	controller := func(annotations map[string]string) *appsv1.Deployment {
+		return &appsv1.Deployment{
+			ObjectMeta: metav1.ObjectMeta{Name: "chaos-controller-manager", Namespace: "chaos-mesh", Annotations: annotations},
+			Spec: appsv1.DeploymentSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
+				Containers: []corev1.Container{{Name: "c", Image: "127.0.0.1:5999/chaos-mesh:v2.8.3"}},
+			}}},
+		}
+	}
+	pod := func(name string, images ...string) *corev1.Pod {
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "shop"}}
+		for i, img := range images {
+			p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Name: fmt.Sprint("c", i), Image: img})
+		}
+		return p
+	}
+	tests := []struct {
+		name string
+		objs []runtime.Object
+		want map[string]string
+	}{
+		{"no Chaos Mesh, no stack", []runtime.Object{node("a", "v1.37.2")}, map[string]string{
+			"nodes":                 "1 (1 Ready): 1 × kubelet v1.37.2, containerd://1.6.20, Debian GNU/Linux 12 (bookworm)",
+			FactKubelet:             "v1.37.2",
+			"chaos mesh controller": "absent",
+		}},
+		{"upstream Chaos Mesh, a stack", []runtime.Object{
+			node("a", "v1.33.6+k3s1"), node("b", "v1.33.6+k3s1"), controller(nil),
+			pod("web-1", "127.0.0.1:5999/shop:1"), pod("web-2", "127.0.0.1:5999/shop:1"), pod("redis-0", "127.0.0.1:5999/redis:7", "127.0.0.1:5999/redis:7"),
+		}, map[string]string{
+			"nodes":                 "2 (2 Ready): 2 × kubelet v1.33.6+k3s1, containerd://1.6.20, Debian GNU/Linux 12 (bookworm)",
+			FactKubelet:             "v1.33.6+k3s1",
+			"chaos mesh controller": "127.0.0.1:5999/chaos-mesh:v2.8.3",
+			"stack images":          "127.0.0.1:5999/redis:7, 127.0.0.1:5999/shop:1",
+		}},
+		{"a stand-in for Chaos Mesh", []runtime.Object{node("a", "v1.37.2"), controller(map[string]string{StandInAnnotation: "the test's, acting through the API"})}, map[string]string{
+			"nodes":                 "1 (1 Ready): 1 × kubelet v1.37.2, containerd://1.6.20, Debian GNU/Linux 12 (bookworm)",
+			FactKubelet:             "v1.37.2",
+			"chaos mesh controller": "127.0.0.1:5999/chaos-mesh:v2.8.3 (stand-in: the test's, acting through the API)",
+		}},
+	}
+	for _, tt := range tests {
+		got, err := ClusterFacts(t.Context(), fake.NewClientset(tt.objs...), "chaos-mesh", "shop")
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		if diff := cmp.Diff(tt.want, got); diff != "" {
+			t.Errorf("%s: facts (-want +got):\n%s", tt.name, diff)
+		}
 	}
 }
