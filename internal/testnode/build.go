@@ -351,9 +351,10 @@ type spec struct {
 	// out of the key, so that the images without them keep their tags).
 	user       string
 	stopSignal string
-	// volumes are the image's VOLUME paths; empty leaves them out of the
-	// key, too.
+	// volumes are the image's VOLUME paths, ports its EXPOSE ports
+	// ("5432/tcp"); empty leaves them out of the key, too.
 	volumes []string
+	ports   []string
 }
 
 // layerSource is a layer: an existing tarball (path, with its SHA-256 in
@@ -366,7 +367,7 @@ type layerSource struct {
 }
 
 // file is one entry of a generated layer: a directory, a symbolic link,
-// bytes, or a file copied from path.
+// bytes, or a file copied from path, owned by uid:gid (root by default).
 type file struct {
 	name string
 	mode int64
@@ -374,6 +375,8 @@ type file struct {
 	link string
 	body []byte
 	path string
+	uid  int
+	gid  int
 }
 
 // created is the fixed creation time of every image and layer entry, so that
@@ -393,6 +396,9 @@ func (s spec) key(ctx context.Context, arch string) (string, error) {
 	if len(s.volumes) > 0 {
 		in = append(in, "volumes "+strings.Join(s.volumes, " "))
 	}
+	if len(s.ports) > 0 {
+		in = append(in, "ports "+strings.Join(s.ports, " "))
+	}
 	for _, l := range s.layers {
 		in = append(in, "layer "+l.createdBy)
 		if l.path != "" {
@@ -410,7 +416,11 @@ func (s spec) key(ctx context.Context, arch string) (string, error) {
 				h := sha256.Sum256(f.body)
 				sum = hex.EncodeToString(h[:])
 			}
-			in = append(in, fmt.Sprintf("%s %o dir=%t link=%s %s", f.name, f.mode, f.dir, f.link, sum))
+			entry := fmt.Sprintf("%s %o dir=%t link=%s %s", f.name, f.mode, f.dir, f.link, sum)
+			if f.uid != 0 || f.gid != 0 { // root's entries keep their keys
+				entry += fmt.Sprintf(" owner=%d:%d", f.uid, f.gid)
+			}
+			in = append(in, entry)
 		}
 	}
 	return key(in), nil
@@ -488,6 +498,12 @@ func (s spec) image(ctx context.Context, ref, arch string) (v1.Image, error) {
 			cf.Config.Volumes[v] = struct{}{}
 		}
 	}
+	if len(s.ports) > 0 {
+		cf.Config.ExposedPorts = map[string]struct{}{}
+		for _, p := range s.ports {
+			cf.Config.ExposedPorts[p] = struct{}{}
+		}
+	}
 	cf.Config.Labels = map[string]string{
 		ImageLabel:                             s.kind,
 		"org.opencontainers.image.description": s.description,
@@ -535,15 +551,17 @@ type readFunc func([]byte) (int, error)
 
 func (f readFunc) Read(p []byte) (int, error) { return f(p) }
 
-// writeLayer writes files as a tar owned by root, every parent directory
-// listed before its entries, with the fixed time.
+// writeLayer writes files as a tar, every parent directory listed before
+// its entries and owned by root, with the fixed time.
 func writeLayer(w io.Writer, files []file) error {
 	tw := tar.NewWriter(w)
 	dirs := map[string]bool{}
+	uid, gid := 0, 0 // the owner of the entry being written; parents are root's
 	header := func(name string, mode int64, typ byte, size int64) error {
-		return tw.WriteHeader(&tar.Header{Name: name, Mode: mode, Typeflag: typ, Size: size, ModTime: created(), Format: tar.FormatPAX})
+		return tw.WriteHeader(&tar.Header{Name: name, Mode: mode, Typeflag: typ, Size: size, Uid: uid, Gid: gid, ModTime: created(), Format: tar.FormatPAX})
 	}
 	for _, f := range files {
+		uid, gid = 0, 0
 		parts := strings.Split(strings.TrimSuffix(f.name, "/"), "/")
 		for i := 1; i < len(parts); i++ {
 			d := strings.Join(parts[:i], "/") + "/"
@@ -554,6 +572,7 @@ func writeLayer(w io.Writer, files []file) error {
 				}
 			}
 		}
+		uid, gid = f.uid, f.gid
 		switch {
 		case f.dir:
 			if dirs[f.name] {
@@ -564,7 +583,7 @@ func writeLayer(w io.Writer, files []file) error {
 				return fmt.Errorf("write layer entry %s: %w", f.name, err)
 			}
 		case f.link != "":
-			h := &tar.Header{Name: f.name, Mode: f.mode, Typeflag: tar.TypeSymlink, Linkname: f.link, ModTime: created(), Format: tar.FormatPAX}
+			h := &tar.Header{Name: f.name, Mode: f.mode, Typeflag: tar.TypeSymlink, Linkname: f.link, Uid: f.uid, Gid: f.gid, ModTime: created(), Format: tar.FormatPAX}
 			if err := tw.WriteHeader(h); err != nil {
 				return fmt.Errorf("write layer entry %s: %w", f.name, err)
 			}
