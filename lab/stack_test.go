@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -58,6 +60,7 @@ func (f *fakeImages) ImportImages(_ context.Context, _ string, images []string) 
 
 type fakeInstaller struct {
 	installed []string
+	values    []map[string]any
 	failOn    string
 }
 
@@ -66,6 +69,7 @@ func (f *fakeInstaller) Install(_ context.Context, rel charts.Release) (*charts.
 		return nil, errors.New("pod x not ready: ImagePullBackOff")
 	}
 	f.installed = append(f.installed, fmt.Sprintf("%s/%s", rel.Namespace, rel.Name))
+	f.values = append(f.values, rel.Values)
 	return &charts.Result{Release: rel.Name, Namespace: rel.Namespace, Chart: rel.Chart.Name}, nil
 }
 
@@ -122,6 +126,84 @@ func TestUpInstallsStack(t *testing.T) {
 	}
 	if !strings.Contains(strings.Join(rec.steps, "\n"), "Waiting for the stack to be ready: ok") {
 		t.Errorf("steps %v", rec.steps)
+	}
+}
+
+// TestUpOfflineStack: offline, lab up installs the jewelry-shop chart
+// alone, with one PostgreSQL server, and stack.values over the profile's;
+// lab status names what was left out.
+func TestUpOfflineStack(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t)
+	cfg.Stack.Install = true
+	cfg.Stack.Offline = true
+	cfg.Stack.ShopImageArchive = writeShopArchive(t, "jewelry-shop/shop:1.2.3")
+	cfg.Stack.Values = filepath.Join(t.TempDir(), "values.yaml")
+	if err := os.WriteFile(cfg.Stack.Values, []byte("redis: {image: {repository: 127.0.0.1:5999/redis, tag: '7'}}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	inst := &fakeInstaller{}
+	fch := &fakeCharts{}
+	l := New(cfg, WithClusters(&fakeClusters{}), WithNodes(&fakeNodes{nodes: readyNodes()}), WithImages(&fakeImages{}),
+		WithStackProbe(&readyAfter{}), WithCharts(fch), WithInstaller(func([]byte) (StackInstaller, error) { return inst, nil }))
+	l.listen = func(context.Context, string) error { return nil }
+	if _, err := l.Up(context.Background(), UpOptions{}); err != nil {
+		t.Fatalf("Up: %v", err)
+	}
+	if diff := cmp.Diff([]string{"jewelry-shop/jewelry-shop"}, inst.installed); diff != "" {
+		t.Fatalf("releases (-want +got):\n%s", diff)
+	}
+	vals := inst.values[0]
+	if got := vals["postgresql"].(map[string]any)["mode"]; got != "single" {
+		t.Errorf("postgresql.mode = %v, want single", got)
+	}
+	if got := vals["redis"].(map[string]any)["image"].(map[string]any)["repository"]; got != "127.0.0.1:5999/redis" {
+		t.Errorf("redis.image.repository = %v, want stack.values' 127.0.0.1:5999/redis", got)
+	}
+	if got := vals["web"]; got == nil {
+		t.Errorf("the quick profile's values are gone: %v", vals)
+	}
+}
+
+// TestStackValuesRefused: a stack.values file that cannot be read, is not
+// a map or that the chart refuses stops lab up before anything is created,
+// naming the key.
+func TestStackValuesRefused(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, content string // content "" leaves the file out
+		want          []string
+	}{
+		{"missing", "", []string{"stack.values", "no such file"}},
+		{"not a map", "- a\n- b\n", []string{"stack.values", "not a YAML map"}},
+		{"refused by the chart", "web: {replicas: three}\n", []string{"stack.values", "refuses", "/web/replicas"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			cfg := testConfig(t)
+			cfg.Stack.Install = true
+			cfg.Stack.ShopImageArchive = writeShopArchive(t, "jewelry-shop/shop:1.2.3")
+			cfg.Stack.Values = filepath.Join(t.TempDir(), "values.yaml")
+			if tt.content != "" {
+				if err := os.WriteFile(cfg.Stack.Values, []byte(tt.content), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			fc := &fakeClusters{}
+			l := New(cfg, WithClusters(fc), WithNodes(&fakeNodes{nodes: readyNodes()}), WithImages(&fakeImages{}), WithCharts(&fakeCharts{}),
+				WithStackProbe(&readyAfter{}), WithInstaller(func([]byte) (StackInstaller, error) { return &fakeInstaller{}, nil }))
+			l.listen = func(context.Context, string) error { return nil }
+			_, err := l.Up(context.Background(), UpOptions{})
+			for _, w := range tt.want {
+				if err == nil || !strings.Contains(err.Error(), w) {
+					t.Errorf("Up = %v, want an error containing %q", err, w)
+				}
+			}
+			if slices.ContainsFunc(fc.calls, func(c string) bool { return strings.HasPrefix(c, "Create") }) {
+				t.Errorf("a cluster was created (calls %v)", fc.calls)
+			}
+		})
 	}
 }
 
