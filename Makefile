@@ -17,7 +17,7 @@ GOLANGCI     := github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
 
 .PHONY: help
 help: ## List the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: build
 build: ## Build bin/lab with its version stamped in
@@ -56,6 +56,11 @@ validate-local: test-assets ## lab validate --profile quick on real local nodes,
 .PHONY: e2e
 e2e: ## up, status, validate quick, down on a real k3d cluster (needs Docker and internet)
 	LAB_E2E=1 $(GO) test -tags e2e -count=1 -timeout 30m -v ./e2e/...
+
+.PHONY: e2e-offline
+e2e-offline: OUT = lab-reports/offline
+e2e-offline: test-assets ## make e2e without internet: the test-only node image, the offline stack, quick with a node failure; report in OUT (root, Docker)
+	LAB_E2E=1 LAB_E2E_OFFLINE=1 E2E_OUT=$(abspath $(OUT)) $(GO) test -tags e2e -count=1 -timeout 30m -v -run '^TestE2EUpStatusDown$$' ./e2e/
 
 .PHONY: image
 image: ## Build dist/shop-image-linux-{amd64,arm64}.tar (no Docker, no registry)

@@ -183,11 +183,11 @@ func OfflineValues() map[string]any {
 	return map[string]any{"postgresql": map[string]any{"mode": "single"}}
 }
 
-// NotInstalledOffline are the upstream charts an offline stack leaves out,
-// each with what it would have given.
+// NotInstalledOffline says which upstream charts an offline stack leaves
+// out, one line each, with what that means.
 func NotInstalledOffline() []string {
 	return []string{
-		PostgresOperatorChart + " (PostgreSQL runs as one server, postgresql.mode=single: no replica, no failover)",
-		ChaosMeshChart + " (lab validate needs Chaos Mesh, or a stand-in acting on its resources)",
+		PostgresOperatorChart + ": not installed offline; PostgreSQL runs as one server (postgresql.mode=single): no replica, no failover",
+		ChaosMeshChart + ": not installed offline; lab validate needs Chaos Mesh, or a stand-in acting on its resources",
 	}
 }

@@ -12,8 +12,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -21,6 +23,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/jewelry-shop/lab/internal/ci"
+	"github.com/jewelry-shop/lab/internal/dockertest"
 	"github.com/jewelry-shop/lab/reports"
 )
 
@@ -55,13 +58,19 @@ func checkQuickReport(t *testing.T, path string, code int, stdout string) {
 
 // TestE2EUpStatusDown brings the whole lab up (cluster, shop image, operators,
 // Chaos Mesh, the stack), checks that it is ready, runs the quick validation,
-// reuses the cluster, and removes it.
+// reuses the cluster, and removes it, leaving nothing in Docker.
+//
+// With LAB_E2E_OFFLINE=1 (`make e2e-offline`) it does the same offline, on
+// lab's test-only node image and the offline stack (see offline_test.go),
+// and its quick validation includes a node failure. With E2E_OUT set, the
+// validation's report is written there.
 func TestE2EUpStatusDown(t *testing.T) {
 	if os.Getenv("LAB_E2E") != "1" {
-		t.Skip("end-to-end test: run it with `make e2e` (needs Docker and internet)")
+		t.Skip("end-to-end test: run it with `make e2e` (needs Docker and internet) or `make e2e-offline` (needs Docker)")
 	}
+	offline := os.Getenv("LAB_E2E_OFFLINE") == "1"
 	if err := exec.CommandContext(t.Context(), "docker", "info").Run(); err != nil {
-		ci.Missing(t, "no Docker daemon (%v); make e2e needs Docker and internet", err)
+		ci.Missing(t, "no Docker daemon (%v); make e2e needs Docker", err)
 	}
 	dir := t.TempDir()
 	bin := buildLab(t, dir)
@@ -70,20 +79,38 @@ func TestE2EUpStatusDown(t *testing.T) {
 	if out, err := image.CombinedOutput(); err != nil {
 		t.Fatalf("build the shop image: %v\n%s", err, out)
 	}
+	const name = "lab-e2e"
 	kubeconfig := filepath.Join(dir, "kubeconfig")
 	env := []string{
-		"LAB_CLUSTER_NAME=lab-e2e", "LAB_CLUSTER_KUBECONFIG=" + kubeconfig, "LAB_CLUSTER_APIPORT=6560", "LAB_CLUSTER_INGRESSPORT=8090",
+		"LAB_CLUSTER_NAME=" + name, "LAB_CLUSTER_KUBECONFIG=" + kubeconfig, "LAB_CLUSTER_APIPORT=6560", "LAB_CLUSTER_INGRESSPORT=8090",
 		"LAB_STACK_SHOPIMAGEARCHIVE=" + filepath.Join(dir, "shop-image-linux-"+runtime.GOARCH+".tar"),
 	}
-	t.Cleanup(func() { labCmd(t, bin, env, "down") })
+	var args []string
+	var pause string
+	if offline {
+		var more []string
+		args, more, pause = offlineLab(t, dir)
+		env = append(env, more...)
+	}
+	lab := func(a ...string) (int, string, string) {
+		t.Helper()
+		return labCmd(t, bin, env, append(slices.Clone(args), a...)...)
+	}
+	docker := dockertest.Client(t)
+	t.Cleanup(func() {
+		lab("down")
+		dockertest.AssertNothingLeft(t, docker, name)
+	})
 
-	code, _, stderr := labCmd(t, bin, env, "up")
+	begin := time.Now()
+	code, _, stderr := lab("up")
 	if code != 0 && strings.Contains(stderr, "could not be pulled") {
-		ci.Missing(t, "the images cannot be pulled here (no internet?):\n%s", stderr)
+		ci.Missing(t, "the images cannot be pulled here (no internet?); make e2e-offline needs none:\n%s", stderr)
 	}
 	if code != 0 {
 		t.Fatalf("lab up failed")
 	}
+	t.Logf("TIMING lab up to Ready: %v", time.Since(begin).Round(time.Second))
 
 	data, err := os.ReadFile(kubeconfig)
 	if err != nil {
@@ -112,11 +139,19 @@ func TestE2EUpStatusDown(t *testing.T) {
 	if ready != 3 {
 		t.Errorf("%d Ready nodes, want 3", ready)
 	}
+	if offline {
+		runChaosStandIn(t, kubeconfig, pause)
+		mem := clusterMemory(t, docker, name)
+		t.Logf("MEMORY of the cluster's containers with the stack: %.2f GiB", float64(mem)/(1<<30))
+		if mem > 8<<30 {
+			t.Errorf("the cluster's containers use %.2f GiB with the stack, more than 8 GiB", float64(mem)/(1<<30))
+		}
+	}
 
-	if code, out, _ := labCmd(t, bin, env, "up"); code != 0 || !strings.Contains(out, "reused") {
+	if code, out, _ := lab("up"); code != 0 || !strings.Contains(out, "reused") {
 		t.Errorf("second lab up did not reuse the cluster")
 	}
-	code, out, _ := labCmd(t, bin, env, "status")
+	code, out, _ := lab("status")
 	if code != 0 || strings.Count(out, " Ready") < 3 {
 		t.Errorf("lab status does not show 3 Ready nodes")
 	}
@@ -125,21 +160,40 @@ func TestE2EUpStatusDown(t *testing.T) {
 			t.Errorf("lab status does not show %q", check)
 		}
 	}
-	if code, _, _ := labCmd(t, bin, env, "validate", "--profile", "quick", "--dry-run", "--out", filepath.Join(dir, "plan")); code != 0 {
+	if offline {
+		for _, left := range []string{"postgres-operator", "chaos-mesh"} {
+			if !strings.Contains(out, left) || !strings.Contains(out, "not installed offline") {
+				t.Errorf("lab status does not say that %s is not installed offline", left)
+			}
+		}
+	}
+	if code, _, _ := lab("validate", "--profile", "quick", "--dry-run", "--out", filepath.Join(dir, "plan")); code != 0 {
 		t.Errorf("lab validate --dry-run failed")
 	}
 	reportDir := filepath.Join(dir, "report")
-	code, out, _ = labCmd(t, bin, env, "validate", "--profile", "quick", "--out", reportDir)
+	if out := os.Getenv("E2E_OUT"); out != "" {
+		reportDir = out
+	}
+	begin = time.Now()
+	code, out, _ = lab("validate", "--profile", "quick", "--out", reportDir)
+	t.Logf("TIMING lab validate --profile quick: %v; report in %s", time.Since(begin).Round(time.Second), reportDir)
 	for _, f := range []string{"report.md", "report.json", "report.xml"} {
 		if _, err := os.Stat(filepath.Join(reportDir, f)); err != nil {
 			t.Errorf("the validation wrote no %s: %v", f, err)
 		}
 	}
-	checkQuickReport(t, filepath.Join(reportDir, "report.json"), code, out)
-	if code, out, _ := labCmd(t, bin, env, "down"); code != 0 || !strings.Contains(out, "removed") {
+	if offline {
+		checkOfflineReport(t, filepath.Join(reportDir, "report.json"), code)
+	} else {
+		checkQuickReport(t, filepath.Join(reportDir, "report.json"), code, out)
+	}
+	begin = time.Now()
+	if code, out, _ := lab("down"); code != 0 || !strings.Contains(out, "removed") {
 		t.Errorf("lab down failed")
 	}
-	if code, out, _ := labCmd(t, bin, env, "down"); code != 0 || !strings.Contains(out, "Nothing to remove") {
+	t.Logf("TIMING lab down: %v", time.Since(begin).Round(time.Second))
+	dockertest.AssertNothingLeft(t, docker, name)
+	if code, out, _ := lab("down"); code != 0 || !strings.Contains(out, "Nothing to remove") {
 		t.Errorf("second lab down is not a no-op")
 	}
 }

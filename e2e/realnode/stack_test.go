@@ -16,13 +16,11 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/utils/ptr"
 
 	"github.com/jewelry-shop/lab/charts"
 	"github.com/jewelry-shop/lab/internal/controlplane"
@@ -123,33 +121,14 @@ func postgresStandIn(t *testing.T, c *realnode.Cluster, cs kubernetes.Interface,
 // chaosMeshStandIn runs, in namespace chaos-mesh, a Deployment and a
 // DaemonSet named like Chaos Mesh's controller and daemon, of the pause
 // image (so that lab's check that Chaos Mesh is ready passes and the report
-// names their image), and, until the test ends, the stand-in for the
+// names the stand-in), and, until the test ends, the stand-in for the
 // controller's work on the lab namespace's PodChaos: the pod deletions and
 // image swaps Chaos Mesh does through the API, which the real kubelets then
 // carry out.
 func chaosMeshStandIn(t *testing.T, env *controlplane.Env, c *realnode.Cluster, cs kubernetes.Interface, stackNS string) {
 	t.Helper()
 	ctx := t.Context()
-	ns := charts.ChaosMeshNamespace
-	createNamespace(t, cs, ns)
-	labels := map[string]string{"app.kubernetes.io/name": "chaos-mesh-stand-in"}
-	spec := corev1.PodTemplateSpec{
-		ObjectMeta: metav1.ObjectMeta{Labels: labels},
-		Spec: corev1.PodSpec{
-			Containers:                    []corev1.Container{{Name: "stand-in", Image: c.Images.Pause.Ref, ImagePullPolicy: corev1.PullNever}},
-			TerminationGracePeriodSeconds: ptr.To(int64(1)),
-		},
-	}
-	if _, err := cs.AppsV1().Deployments(ns).Create(ctx, &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Name: "chaos-controller-manager"},
-		Spec:       appsv1.DeploymentSpec{Replicas: ptr.To(int32(1)), Selector: &metav1.LabelSelector{MatchLabels: labels}, Template: spec},
-	}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := cs.AppsV1().DaemonSets(ns).Create(ctx, &appsv1.DaemonSet{
-		ObjectMeta: metav1.ObjectMeta{Name: "chaos-daemon"},
-		Spec:       appsv1.DaemonSetSpec{Selector: &metav1.LabelSelector{MatchLabels: labels}, Template: spec},
-	}, metav1.CreateOptions{}); err != nil {
+	if err := controlplane.InstallChaosStandIn(ctx, env.Client, charts.ChaosMeshNamespace, c.Images.Pause.Ref); err != nil {
 		t.Fatal(err)
 	}
 	sctx, stop := context.WithCancel(context.WithoutCancel(ctx))

@@ -100,7 +100,7 @@ func printStatus(w io.Writer, st *lab.Status) {
 		if i == 0 {
 			label = "Left out"
 		}
-		fmt.Fprintf(w, "%-12s %s: not installed offline\n", label, s)
+		fmt.Fprintf(w, "%-12s %s\n", label, s)
 	}
 	if st.Problem != "" {
 		fmt.Fprintf(w, "\nlab up will not use this cluster as it is: it %s\n  fix: %s\n", st.Problem, st.Fix)

@@ -1,0 +1,210 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/client"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/jewelry-shop/lab/charts"
+	"github.com/jewelry-shop/lab/internal/controlplane"
+	"github.com/jewelry-shop/lab/internal/dockertest"
+	"github.com/jewelry-shop/lab/internal/testnode"
+	"github.com/jewelry-shop/lab/reports"
+)
+
+// The offline lab (`make e2e-offline`): the same up, status, validate and
+// down as `make e2e`, on a machine that can pull no image. Its cluster is
+// made of lab's test-only k3s-compatible node image (internal/testnode),
+// its stack is the offline one (stack.offline: the jewelry-shop chart with
+// one PostgreSQL server), its images the Debian-built stand-ins for Redis,
+// nginx and PostgreSQL, and Chaos Mesh's controller is played by this test
+// process through the API. Every stand-in is named in the report.
+
+// offlineConfig is the offline lab's lab.yaml: the quick profile with a
+// node failure (the real `docker stop` of an agent, which quick leaves to
+// full), and the load long enough for it.
+const offlineConfig = `stack:
+  offline: true
+  values: %s
+profiles:
+  quick:
+    description: the quick profile's 100 users, with a node failure after its experiments, on the offline lab
+    experiments: [web-pod-kill, postgres-primary-isolation, redis-master-failure, node-failure]
+    load: 7m30s
+    budget: 14m
+`
+
+// offlineMeasured are the requirements the offline lab must measure (pass
+// or fail, never "not measured"): those the stand-ins do not take away.
+// R26 and R29 need the postgres-operator's primary, which the offline
+// stack does not have.
+var offlineMeasured = []string{"R25", "R27", "R28", "R30", "R31", "R33", "R35"}
+
+// offlineLab builds and loads the images of the offline lab, writes its
+// configuration and returns the lab binary's arguments and environment for
+// it, and the pause image the Chaos Mesh stand-in swaps in.
+func offlineLab(t *testing.T, dir string) (args, env []string, pause string) {
+	t.Helper()
+	nodes := dockertest.NodeImages(t)
+	work, err := testnode.BuildWorkloadImages(t.Context(), testnode.Options{})
+	if err != nil {
+		t.Fatalf("build the workload images: %v", err)
+	}
+	loaded, err := testnode.LoadImages(t.Context(), dockertest.Client(t), work.Redis, work.Nginx, work.Postgres)
+	if err != nil {
+		t.Fatalf("load the workload images into Docker: %v", err)
+	}
+	t.Logf("workload images loaded: %v", loaded)
+	img := func(ref string) map[string]any {
+		repo, tag, _ := strings.Cut(ref, ":")
+		return map[string]any{"repository": repo, "tag": tag, "pullPolicy": "Never"}
+	}
+	values := fmt.Sprintf(`image: {pullPolicy: Never}
+redis: {image: %s}
+nginx: {image: %s}
+postgresql: {single: {image: %s}}
+`, flow(img(work.Redis.Ref)), flow(img(work.Nginx.Ref)), flow(img(work.Postgres.Ref)))
+	valuesFile := filepath.Join(dir, "offline-values.yaml")
+	config := filepath.Join(dir, "lab.yaml")
+	if err := os.WriteFile(valuesFile, []byte(values), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(config, []byte(fmt.Sprintf(offlineConfig, valuesFile)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return []string{"--config", config}, nodes.LabEnv(), work.Pause.Ref
+}
+
+// flow writes an image's values as a YAML flow map.
+func flow(m map[string]any) string {
+	return fmt.Sprintf("{repository: %q, tag: %q, pullPolicy: %q}", m["repository"], m["tag"], m["pullPolicy"])
+}
+
+// runChaosStandIn installs the Chaos Mesh stand-in into the lab's cluster
+// and plays Chaos Mesh's controller until the test ends.
+func runChaosStandIn(t *testing.T, kubeconfig, pause string) {
+	t.Helper()
+	data, err := os.ReadFile(kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := clientcmd.RESTConfigFromKubeConfig(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := controlplane.NewClient(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := controlplane.InstallChaosStandIn(t.Context(), c, charts.ChaosMeshNamespace, pause); err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.WithoutCancel(t.Context()))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		controlplane.RunChaosStandInWith(ctx, c, "jewelry-shop", controlplane.StandIn{PauseImage: pause, OnKill: func(k controlplane.Kill) {
+			t.Logf("chaos stand-in: %s: %s pod %s at %s", k.Chaos, k.Action, k.Pod, k.At.Format(time.TimeOnly))
+		}})
+	}()
+	t.Cleanup(func() { stop(); <-done })
+}
+
+// checkOfflineReport asserts what the offline lab's validation must show:
+// the requirements of offlineMeasured measured, the others not failed
+// silently (each says why), and every stand-in named in the environment.
+func checkOfflineReport(t *testing.T, path string, code int) {
+	t.Helper()
+	run, err := reports.Load(path)
+	if err != nil {
+		t.Fatalf("read the validation's report: %v", err)
+	}
+	rows := map[string]reports.Requirement{}
+	for _, q := range run.Requirements {
+		rows[q.ID] = q
+		t.Logf("%s %s: %s %s %s", q.ID, q.Title, q.Status, q.Measured, q.Reason)
+	}
+	for _, id := range offlineMeasured {
+		q, ok := rows[id]
+		switch {
+		case !ok:
+			t.Errorf("%s is not in the report", id)
+		case q.Status != reports.Pass && q.Status != reports.Fail:
+			t.Errorf("%s (%s) is %s, want measured (pass or fail): %s", id, q.Title, q.Status, q.Reason)
+		}
+	}
+	for _, q := range run.Requirements {
+		if q.Status != reports.Pass && q.Status != reports.Fail && q.Status != reports.NotInProfile && q.Reason == "" {
+			t.Errorf("%s is %s without a reason", q.ID, q.Status)
+		}
+	}
+	if code != run.ExitCode() {
+		t.Errorf("lab validate exited %d, the report's exit code is %d", code, run.ExitCode())
+	}
+	for key, want := range map[string]string{
+		"k3s":                   "k3s-compatible test node from Kubernetes v1.37.2 parts",
+		"postgresql":            "without the operator",
+		"chaos mesh controller": "stand-in",
+		"stack images":          "lab-test.invalid/postgres-debian",
+	} {
+		if got := run.Environment[key]; !strings.Contains(got, want) {
+			t.Errorf("environment %q = %q, want it to say %q", key, got, want)
+		}
+	}
+}
+
+// clusterMemory is the memory the cluster's containers use now, as Docker
+// reports it, in bytes.
+func clusterMemory(t *testing.T, c *client.Client, name string) uint64 {
+	t.Helper()
+	cs, err := c.ContainerList(t.Context(), container.ListOptions{Filters: filters.NewArgs(filters.Arg("label", "k3d.cluster="+name))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var total uint64
+	for _, ct := range cs {
+		out, err := exec.CommandContext(t.Context(), "docker", "stats", "--no-stream", "--format", "{{.MemUsage}}", ct.ID).Output()
+		if err != nil {
+			t.Fatalf("docker stats %s: %v", ct.Names, err)
+		}
+		used, _, _ := strings.Cut(strings.TrimSpace(string(out)), " / ")
+		b, err := parseSize(used)
+		if err != nil {
+			t.Fatalf("docker stats %s: %v", ct.Names, err)
+		}
+		t.Logf("memory of %s: %s", strings.Join(ct.Names, ","), used)
+		total += b
+	}
+	return total
+}
+
+// parseSize reads Docker's sizes as `docker stats` prints them (1.5GiB,
+// 300MiB, 12kB).
+func parseSize(s string) (uint64, error) {
+	for _, u := range []struct {
+		suffix string
+		mult   float64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"kB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"B", 1}} {
+		if v, ok := strings.CutSuffix(s, u.suffix); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				return 0, fmt.Errorf("size %q: %w", s, err)
+			}
+			return uint64(f * u.mult), nil
+		}
+	}
+	return 0, fmt.Errorf("size %q: no unit", s)
+}
