@@ -125,7 +125,7 @@ func postgresStandIn(t *testing.T, c *realnode.Cluster, cs kubernetes.Interface,
 // controller's work on the lab namespace's PodChaos: the pod deletions and
 // image swaps Chaos Mesh does through the API, which the real kubelets then
 // carry out.
-func chaosMeshStandIn(t *testing.T, env *controlplane.Env, c *realnode.Cluster, cs kubernetes.Interface, stackNS string) {
+func chaosMeshStandIn(t *testing.T, env *controlplane.Env, c *realnode.Cluster, stackNS string) {
 	t.Helper()
 	ctx := t.Context()
 	if err := controlplane.InstallChaosStandIn(ctx, env.Client, charts.ChaosMeshNamespace, c.Images.Pause.Ref); err != nil {

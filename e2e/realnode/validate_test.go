@@ -85,7 +85,7 @@ func TestValidateOnRealNodes(t *testing.T) {
 
 	createNamespace(t, cs, stackNS)
 	postgresStandIn(t, c, cs, stackNS)
-	chaosMeshStandIn(t, env, c, cs, stackNS)
+	chaosMeshStandIn(t, env, c, stackNS)
 	installChart(t, c, kubeconfig, tag)
 	target := c.Expose(t, stackNS, "jewelry-shop-nginx", 80)
 	waitFor(t, "the shop through the ingress", time.Minute, func(ctx context.Context) (bool, string) {

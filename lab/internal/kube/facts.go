@@ -80,9 +80,9 @@ func serviceEndpoints(ctx context.Context, kube kubernetes.Interface, namespace,
 // versions.
 const FactKubelet = "kubelet"
 
-// StandInAnnotation, on a Deployment, says what the Deployment stands in
-// for and how: a test's stand-in for an upstream component, which the
-// report's environment names.
+// StandInAnnotation is the annotation of a Deployment that stands in for
+// an upstream component (a test's): its value says for what and how, and
+// the report's environment names it.
 const StandInAnnotation = "lab.jewelry-shop.dev/stand-in"
 
 // ClusterFacts reads what the report's environment says of the cluster as
