@@ -59,6 +59,7 @@ func TestAssetsScriptAgrees(t *testing.T) {
 		{"../../hack/tools/go.mod", "sigs.k8s.io/controller-tools", "CONTROLLER_TOOLS_VERSION"},
 		{"../../hack/coredns/go.mod", "github.com/coredns/coredns", "COREDNS_VERSION"},
 		{"../../hack/metrics-server/go.mod", "sigs.k8s.io/metrics-server", "METRICS_SERVER_VERSION"},
+		{"../../hack/local-path-provisioner/go.mod", "github.com/rancher/local-path-provisioner", "LOCAL_PATH_PROVISIONER_VERSION"},
 	} {
 		gomod, err := os.ReadFile(m.gomod)
 		if err != nil {
