@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -159,6 +160,28 @@ func checkAddons(ctx context.Context, t *testing.T, c addonsCase) {
 			t.Fatalf("the metrics API within 2m: %s", last)
 		}
 		t.Logf("the metrics API returned both nodes' and pod %s's usage %v after the check began", c.pod, time.Since(started).Round(time.Millisecond))
+		// The API server reached the metrics-server pod: the APIService is
+		// Available.
+		b, err := c.cs.Discovery().RESTClient().Get().AbsPath("/apis/apiregistration.k8s.io/v1/apiservices/v1beta1.metrics.k8s.io").DoRaw(ctx)
+		if err != nil {
+			t.Fatalf("get APIService v1beta1.metrics.k8s.io: %v", err)
+		}
+		var as struct {
+			Status struct {
+				Conditions []struct{ Type, Status, Message string }
+			}
+		}
+		if err := json.Unmarshal(b, &as); err != nil {
+			t.Fatalf("decode APIService v1beta1.metrics.k8s.io: %v", err)
+		}
+		if !slices.ContainsFunc(as.Status.Conditions, func(c struct{ Type, Status, Message string }) bool {
+			return c.Type == "Available" && c.Status == "True"
+		}) {
+			t.Errorf("APIService v1beta1.metrics.k8s.io not Available: %+v", as.Status.Conditions)
+		}
+		if pods, err := c.cs.CoreV1().Pods("kube-system").List(ctx, metav1.ListOptions{LabelSelector: "k8s-app=metrics-server"}); err == nil && len(pods.Items) > 0 {
+			t.Logf("metrics-server runs on %s", pods.Items[0].Spec.NodeName)
+		}
 	})
 
 	t.Run("local-path", func(t *testing.T) {
