@@ -7,7 +7,9 @@
 #              image: containerd, runc and the CNI plugins for its kubelet,
 #              iptables (kube-proxy, the CNI bridge, k3d's DNS fix), iproute2
 #              (routes between the nodes' pod ranges), /bin/sh, coreutils and
-#              mount (k3d's entrypoint and its mounts fix).
+#              mount (k3d's entrypoint and its mounts fix); busybox-static,
+#              whose one static binary is the image of local-path's helper
+#              pods (sh, mkdir, rm, chmod), which the node image carries.
 #   workloads  Redis, Sentinel and nginx from Debian's packages, the base of
 #              the images that stand in for the official redis and nginx
 #              images on the real nodes of internal/realnode.
@@ -36,7 +38,7 @@ SUITE=bookworm
 VARIANT=minbase
 SET_TRIM=""
 case "${1:-node}" in
-  node) PACKAGES=(ca-certificates containerd containernetworking-plugins iproute2 iptables procps runc) ;;
+  node) PACKAGES=(busybox-static ca-certificates containerd containernetworking-plugins iproute2 iptables procps runc) ;;
   workloads) PACKAGES=(nginx-light redis-sentinel redis-server redis-tools) ;;
   postgres)
     PACKAGES=(postgresql-15)

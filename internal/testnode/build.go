@@ -6,8 +6,10 @@
 // The node image is a Debian bookworm minbase (hack/node-rootfs.sh; with
 // containerd, runc and the CNI plugins), the static Kubernetes binaries of
 // hack/test-assets.sh (etcd, kube-apiserver, kube-controller-manager,
-// kube-scheduler, kubelet, kube-proxy, kubectl), the pause image's archive
-// and /bin/k3s, the stand-in in cmd/k3s. Its Kubernetes API is real and so
+// kube-scheduler, kubelet, kube-proxy, kubectl), the archives of the pause
+// image and of the add-ons' images (CoreDNS, metrics-server,
+// local-path-provisioner and its busybox helper; see addonImages) and
+// /bin/k3s, the stand-in in cmd/k3s. Its Kubernetes API is real and so
 // are its nodes: pods run in containers (see cmd/k3s for what is not k3s).
 //
 // Every image is tagged with a content hash of what went into it
@@ -147,7 +149,7 @@ func Build(ctx context.Context, opts Options) (Images, error) {
 	if err != nil {
 		return Images{}, err
 	}
-	for _, b := range assetBinaries() {
+	for _, b := range append(assetBinaries(), addonBinaries()...) {
 		if fi, err := os.Stat(filepath.Join(assets, b)); err != nil || fi.Mode()&0o111 == 0 {
 			return Images{}, &MissingError{What: fmt.Sprintf("test asset %s not found in %s", b, assets), Fix: "build the test assets with `make test-assets` (hack/test-assets.sh)"}
 		}
@@ -180,6 +182,27 @@ func Build(ctx context.Context, opts Options) (Images, error) {
 	if err != nil {
 		return Images{}, err
 	}
+	// The server's add-ons' images, imported the same way.
+	addons, err := addonImages(ctx, log, dir, tmp, assets, rootfs)
+	if err != nil {
+		return Images{}, err
+	}
+	airGap := []file{{name: "var/lib/rancher/k3s/agent/images/pause.tar", mode: 0o644, path: pause.Archive}}
+	env := []string{
+		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+		// k3s's kubectl defaults to this file; k3d's entrypoint runs
+		// kubectl uncordon/drain on servers.
+		"KUBECONFIG=/etc/rancher/k3s/k3s.yaml",
+		// k3s's ctr talks to its containerd in the namespace of the
+		// pods' images; k3d's image import runs `ctr image import`.
+		"CONTAINERD_ADDRESS=/run/k3s/containerd/containerd.sock",
+		"CONTAINERD_NAMESPACE=k8s.io",
+		"LAB_K3S_PAUSE_IMAGE=" + pause.Ref,
+	}
+	for _, a := range addons {
+		airGap = append(airGap, a.airGapFile())
+		env = append(env, a.env+"="+a.image.Ref)
+	}
 	var assetFiles []file
 	for _, b := range assetBinaries() {
 		assetFiles = append(assetFiles, file{name: "usr/local/bin/" + b, mode: 0o755, path: filepath.Join(assets, b)})
@@ -190,7 +213,7 @@ func Build(ctx context.Context, opts Options) (Images, error) {
 		layers: []layerSource{
 			{path: rootfs, sum: rootfsSum, createdBy: "hack/node-rootfs.sh: Debian bookworm minbase"},
 			{files: assetFiles, createdBy: "test assets: " + strings.Join(assetBinaries(), ", ")},
-			{files: []file{
+			{files: append([]file{
 				{name: "usr/bin/k3s", mode: 0o755, path: bins["k3s"]},
 				// k3d's entrypoint script traps SIGTERM by that name, which
 				// Debian's dash refuses ("bad trap") and busybox's sh in
@@ -199,22 +222,11 @@ func Build(ctx context.Context, opts Options) (Images, error) {
 				// One machine ID for every node of the image; a real node
 				// image would make one per container at its first start.
 				{name: "etc/machine-id", mode: 0o444, body: []byte(key([]string{"machine-id", rootfsSum}) + "\n")},
-				{name: "var/lib/rancher/k3s/agent/images/pause.tar", mode: 0o644, path: pause.Archive},
-			}, createdBy: "internal/testnode/cmd/k3s as /bin/k3s, the pause image"},
+			}, airGap...), createdBy: "internal/testnode/cmd/k3s as /bin/k3s, the pause image, the add-ons' images"},
 		},
 		entrypoint: []string{"/bin/k3s"},
 		cmd:        []string{"agent"},
-		env: []string{
-			"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-			// k3s's kubectl defaults to this file; k3d's entrypoint runs
-			// kubectl uncordon/drain on servers.
-			"KUBECONFIG=/etc/rancher/k3s/k3s.yaml",
-			// k3s's ctr talks to its containerd in the namespace of the
-			// pods' images; k3d's image import runs `ctr image import`.
-			"CONTAINERD_ADDRESS=/run/k3s/containerd/containerd.sock",
-			"CONTAINERD_NAMESPACE=k8s.io",
-			"LAB_K3S_PAUSE_IMAGE=" + pause.Ref,
-		},
+		env:        env,
 		// As rancher/k3s declares them: containerd's overlayfs snapshotter
 		// cannot mount on the container's overlay root, and can on a
 		// volume; k3d removes them with the container.
@@ -253,7 +265,11 @@ func Build(ctx context.Context, opts Options) (Images, error) {
 		}
 		*s.dst = img
 	}
-	pruneArchives(dir, []string{NodeRepository, LoadBalancerRepository, ToolsRepository}, imgs.All(), log)
+	keep := imgs.All()
+	for _, a := range addons {
+		keep = append(keep, a.image)
+	}
+	pruneArchives(dir, []string{NodeRepository, LoadBalancerRepository, ToolsRepository, CoreDNSRepository, MetricsServerRepository, LocalPathRepository, LocalPathHelperRepository}, keep, log)
 	log.Info("stand-in images ready", "node", imgs.Node.Ref, "elapsed", time.Since(start).Round(time.Millisecond))
 	return imgs, nil
 }
@@ -355,6 +371,9 @@ type spec struct {
 	// ("5432/tcp"); empty leaves them out of the key, too.
 	volumes []string
 	ports   []string
+	// compress gzips the layers (fastest level); false stores them, and
+	// leaves the key as it was.
+	compress bool
 }
 
 // layerSource is a layer: an existing tarball (path, with its SHA-256 in
@@ -398,6 +417,9 @@ func (s spec) key(ctx context.Context, arch string) (string, error) {
 	}
 	if len(s.ports) > 0 {
 		in = append(in, "ports "+strings.Join(s.ports, " "))
+	}
+	if s.compress {
+		in = append(in, "gzip")
 	}
 	for _, l := range s.layers {
 		in = append(in, "layer "+l.createdBy)
@@ -463,14 +485,18 @@ func (s spec) ensure(ctx context.Context, dir, arch string, log *slog.Logger) (I
 	return Image{Ref: ref, Archive: archive}, nil
 }
 
-// image assembles the image. Layers are gzip streams without compression:
-// the images only travel from this cache into the local Docker, where
-// compressing them would cost time and save nothing.
+// image assembles the image. Layers are gzip streams without compression
+// unless s.compress: most images only travel from this cache into the local
+// Docker, where compressing them would cost time and save nothing.
 func (s spec) image(ctx context.Context, ref, arch string) (v1.Image, error) {
 	img := mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON)
+	level := gzip.NoCompression
+	if s.compress {
+		level = gzip.BestSpeed
+	}
 	for _, ls := range s.layers {
 		opener := func() (io.ReadCloser, error) { return ls.open(ctx) }
-		l, err := tarball.LayerFromOpener(opener, tarball.WithCompressionLevel(gzip.NoCompression), tarball.WithMediaType(types.OCILayer))
+		l, err := tarball.LayerFromOpener(opener, tarball.WithCompressionLevel(level), tarball.WithMediaType(types.OCILayer))
 		if err != nil {
 			return nil, fmt.Errorf("image %s: layer %q: %w", s.repo, ls.createdBy, err)
 		}

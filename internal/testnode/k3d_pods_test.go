@@ -36,7 +36,8 @@ import (
 // a container ID from containerd, an httpGet readiness probe passed (and an
 // exec liveness probe), its output read through the API (`kubectl logs`: API
 // server → kubelet over TLS), its IP from the node's pod range. A pod on the
-// server then fetches the agent's pod by its IP and through a Service; the
+// server then fetches the agent's pod by its IP and through a Service; k3s's
+// add-ons work (checkAddons: CoreDNS, metrics-server, local-path); the
 // agent's container is stopped and started, and its pod runs again in a new
 // container. The nodes report a containerd runtime and a kubelet, every
 // component logs under its name, and the host's kernel settings that a
@@ -194,6 +195,10 @@ func TestK3dPodsRunInRealContainers(t *testing.T) {
 	if want := "hello from " + agtPod + " on " + agt; phase != corev1.PodSucceeded || strings.Count(logs, want) != 2 {
 		t.Errorf("the pod on %s fetching %s's pod by IP and by Service %s: phase %s, output %q; want it to succeed with %q twice", srv, agt, svc.Spec.ClusterIP, phase, logs, want)
 	}
+
+	// k3s's add-ons, deployed by the server: cluster DNS, the metrics API,
+	// the default StorageClass.
+	checkAddons(ctx, t, addonsCase{cs: cs, docker: docker, workload: workload, agent: agt, service: svc, pod: agtPod})
 
 	// The agent's container stops and starts again (node failure and
 	// recovery): its kubelet runs the pod again in a new container, on the

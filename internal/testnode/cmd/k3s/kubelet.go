@@ -65,8 +65,12 @@ type nodeSetup struct {
 	// CA through a CertificateSigningRequest.
 	servingCert, servingKey string
 	pauseImage              string
-	kubeletArgs             []string // --kubelet-arg
-	kubeProxyArgs           []string // --kube-proxy-arg
+	// resolvConf is the kubelet's resolvConf: the name servers of pods
+	// with dnsPolicy Default (CoreDNS forwards to them) and the search
+	// path of every pod.
+	resolvConf    string
+	kubeletArgs   []string // --kubelet-arg
+	kubeProxyArgs []string // --kube-proxy-arg
 }
 
 // startNodeComponents prepares the container as a node (kernel settings,
@@ -79,14 +83,21 @@ func startNodeComponents(ctx context.Context, log *slog.Logger, g *group, s node
 	if err := prepareKernel(log); err != nil {
 		return err
 	}
+	host, err := os.ReadFile(hostResolvConf)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("read %s: %w", hostResolvConf, err)
+	}
+	var generated string
+	s.resolvConf, generated = podResolvConf(host)
 	files := map[string]func(nodeSetup) (string, error){
 		agentEtcDir + "/containerd/config.toml": containerdConfig,
 		cniConfDir + "/10-lab.conflist":         cniConfig,
 		agentEtcDir + "/kubelet.yaml":           kubeletConfig,
 		agentEtcDir + "/kube-proxy.yaml":        kubeProxyConfig,
-		agentEtcDir + "/resolv.conf": func(nodeSetup) (string, error) {
-			return "# the pods' name server is the kubelet's clusterDNS\n", nil
-		},
+	}
+	if generated != "" {
+		log.Warn("the node's resolv.conf has no name server that pods can reach; pods with dnsPolicy Default (CoreDNS's upstream) get k3s's fallback", "resolvConf", s.resolvConf)
+		files[s.resolvConf] = func(nodeSetup) (string, error) { return generated, nil }
 	}
 	for path, render := range files {
 		text, err := render(s)
@@ -166,9 +177,33 @@ func cniConfig(s nodeSetup) (string, error) {
 	return cni.Bridge("lab-k3s-standin", s.podCIDR, true)
 }
 
+// hostResolvConf is the node container's resolver configuration, which
+// k3d's DNS fix points at the Docker network's gateway.
+const hostResolvConf = "/etc/resolv.conf"
+
+// podResolvConf chooses the kubelet's resolvConf as k3s does: the node's
+// own when it names a name server other than a loopback address (which a
+// pod cannot reach), or else a generated one (returned as generated, to be
+// written to the returned path) with k3s's fallback, 8.8.8.8.
+func podResolvConf(host []byte) (path, generated string) {
+	for _, line := range strings.Split(string(host), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 || f[0] != "nameserver" {
+			continue
+		}
+		if ip := net.ParseIP(f[1]); ip != nil && !ip.IsLoopback() {
+			return hostResolvConf, ""
+		}
+	}
+	return agentEtcDir + "/resolv.conf", "nameserver 8.8.8.8\n"
+}
+
 // kubeletConfig is the KubeletConfiguration: cgroupfs and failCgroupV1
 // false (cgroup v1 here), the API server authenticated by its client
-// certificate, the cluster CA's serving certificate, k3s's cluster DNS, and
+// certificate and every other client by its token through the API (webhook
+// authentication and authorization, as on k3s: metrics-server scrapes with
+// its service account), the cluster CA's serving certificate, k3s's cluster
+// DNS, and
 // image garbage collection and eviction thresholds that a shared test
 // machine's disk does not trip (an imported image cannot be pulled again).
 func kubeletConfig(s nodeSetup) (string, error) {
@@ -183,11 +218,11 @@ authentication:
   anonymous:
     enabled: false
   webhook:
-    enabled: false
+    enabled: true
   x509:
     clientCAFile: ` + s.clientCA + `
 authorization:
-  mode: AlwaysAllow
+  mode: Webhook
 tlsCertFile: ` + s.servingCert + `
 tlsPrivateKeyFile: ` + s.servingKey + `
 cgroupDriver: cgroupfs
@@ -197,7 +232,7 @@ containerRuntimeEndpoint: unix://` + containerdSocket + `
 clusterDNS:
   - ` + clusterDNS + `
 clusterDomain: ` + clusterDomain + `
-resolvConf: ` + agentEtcDir + `/resolv.conf
+resolvConf: ` + s.resolvConf + `
 serializeImagePulls: false
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
