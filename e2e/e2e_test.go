@@ -102,6 +102,16 @@ func TestE2EUpStatusDown(t *testing.T) {
 		dockertest.AssertNothingLeft(t, docker, name)
 	})
 
+	if offline {
+		// Ctrl-C while the stack is being installed: lab up removes what it
+		// made (the phase before, the creation, is TestLifecycleInterrupted's).
+		code, stderr := interrupted(t, bin, env, "Installing jewelry-shop", 10*time.Minute, append(slices.Clone(args), "up")...)
+		if code == 0 || !strings.Contains(stderr, "Removing what this run created") {
+			t.Errorf("lab up interrupted while installing the stack exited %d without removing what it created", code)
+		}
+		dockertest.AssertNothingLeft(t, docker, name)
+	}
+
 	begin := time.Now()
 	code, _, stderr := lab("up")
 	if code != 0 && strings.Contains(stderr, "could not be pulled") {
@@ -169,6 +179,19 @@ func TestE2EUpStatusDown(t *testing.T) {
 	}
 	if code, _, _ := lab("validate", "--profile", "quick", "--dry-run", "--out", filepath.Join(dir, "plan")); code != 0 {
 		t.Errorf("lab validate --dry-run failed")
+	}
+	if offline {
+		// Ctrl-C while the validation runs: it removes its experiments and
+		// still writes its report.
+		dir := filepath.Join(dir, "interrupted")
+		code, _ := interrupted(t, bin, env, "Load: ", 5*time.Minute, append(slices.Clone(args), "validate", "--profile", "quick", "--out", dir)...)
+		if code == 0 {
+			t.Errorf("an interrupted lab validate exited 0")
+		}
+		if _, err := os.Stat(filepath.Join(dir, "report.json")); err != nil {
+			t.Errorf("an interrupted lab validate wrote no report: %v", err)
+		}
+		checkNoExperiments(t, kubeconfig)
 	}
 	reportDir := filepath.Join(dir, "report")
 	if out := os.Getenv("E2E_OUT"); out != "" {

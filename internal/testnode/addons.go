@@ -18,6 +18,9 @@ const (
 	MetricsServerRepository   = "lab-test.invalid/metrics-server"
 	LocalPathRepository       = "lab-test.invalid/local-path-provisioner"
 	LocalPathHelperRepository = "lab-test.invalid/local-path-helper"
+	// IngressRepository is the stand-in for k3s's Traefik:
+	// internal/testnode/cmd/ingress, which routes by the Ingress rules.
+	IngressRepository = "lab-test.invalid/ingress-standin"
 )
 
 // addonBinaries are the test assets the add-on images are made of.
@@ -39,11 +42,12 @@ const busyboxInRootfs = "./usr/bin/busybox"
 
 // addonImages builds (unless cached) the add-ons' images: each a static
 // binary of the test assets (built by hack/test-assets.sh, like the control
-// plane), and busybox from the node root file system for local-path's
-// helper pods, which run sh, mkdir, rm and chmod. Their layers are gzip
+// plane), busybox from the node root file system for local-path's
+// helper pods, which run sh, mkdir, rm and chmod, and the ingress stand-in
+// (ingressBin, cmd/ingress) in the place of Traefik. Their layers are gzip
 // compressed: the node image carries them, every node copies them into its
 // /var/lib/rancher/k3s volume and imports them, and the binaries are large.
-func addonImages(ctx context.Context, log *slog.Logger, dir, tmp, assets, rootfs string) ([]addonImage, error) {
+func addonImages(ctx context.Context, log *slog.Logger, dir, tmp, assets, rootfs, ingressBin string) ([]addonImage, error) {
 	files, err := readTarFiles(rootfs, busyboxInRootfs)
 	if err != nil {
 		return nil, fmt.Errorf("local-path's helper image: %w (hack/node-rootfs.sh installs busybox-static)", err)
@@ -79,6 +83,16 @@ func addonImages(ctx context.Context, log *slog.Logger, dir, tmp, assets, rootfs
 			"lab's test-only metrics-server image: the k3s stand-in's metrics-server add-on", []string{"/metrics-server"}, nil)},
 		{"LAB_K3S_LOCAL_PATH_IMAGE", binary("local-path-provisioner", LocalPathRepository, "local-path-provisioner", "usr/bin/local-path-provisioner",
 			"lab's test-only local-path-provisioner image: the k3s stand-in's local-storage add-on", nil, []string{"PATH=/usr/bin:/bin"})},
+		{"LAB_K3S_INGRESS_IMAGE", spec{
+			kind: "ingress", repo: IngressRepository,
+			layers: []layerSource{{files: []file{
+				{name: "tmp/", mode: 0o1777, dir: true},
+				{name: "ingress", mode: 0o755, path: ingressBin},
+			}, createdBy: "internal/testnode/cmd/ingress"}},
+			entrypoint:  []string{"/ingress"},
+			description: "lab's test-only stand-in for k3s's Traefik: a reverse proxy by the Ingress rules (internal/testnode/cmd/ingress)",
+			compress:    true,
+		}},
 		{"LAB_K3S_HELPER_IMAGE", spec{
 			kind: "local-path-helper", repo: LocalPathHelperRepository,
 			layers:      []layerSource{{files: helperFiles, createdBy: "Debian's busybox-static from hack/node-rootfs.sh"}},

@@ -161,7 +161,7 @@ func Build(ctx context.Context, opts Options) (Images, error) {
 	}
 	defer func() { _ = os.RemoveAll(tmp) }()
 	start := time.Now()
-	bins, err := buildStandins(ctx, moduleDir, tmp, "k3s", "k3d-proxy", "k3d-tools", "pause")
+	bins, err := buildStandins(ctx, moduleDir, tmp, "k3s", "k3d-proxy", "k3d-tools", "pause", "ingress")
 	if err != nil {
 		return Images{}, err
 	}
@@ -183,7 +183,7 @@ func Build(ctx context.Context, opts Options) (Images, error) {
 		return Images{}, err
 	}
 	// The server's add-ons' images, imported the same way.
-	addons, err := addonImages(ctx, log, dir, tmp, assets, rootfs)
+	addons, err := addonImages(ctx, log, dir, tmp, assets, rootfs, bins["ingress"])
 	if err != nil {
 		return Images{}, err
 	}
@@ -269,7 +269,7 @@ func Build(ctx context.Context, opts Options) (Images, error) {
 	for _, a := range addons {
 		keep = append(keep, a.image)
 	}
-	pruneArchives(dir, []string{NodeRepository, LoadBalancerRepository, ToolsRepository, CoreDNSRepository, MetricsServerRepository, LocalPathRepository, LocalPathHelperRepository}, keep, log)
+	pruneArchives(dir, []string{NodeRepository, LoadBalancerRepository, ToolsRepository, CoreDNSRepository, MetricsServerRepository, LocalPathRepository, LocalPathHelperRepository, IngressRepository}, keep, log)
 	log.Info("stand-in images ready", "node", imgs.Node.Ref, "elapsed", time.Since(start).Round(time.Millisecond))
 	return imgs, nil
 }

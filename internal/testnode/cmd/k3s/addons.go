@@ -51,6 +51,7 @@ func addons() []addon {
 		{name: "coredns", file: "coredns.yaml"},
 		{name: "local-storage", file: "local-storage.yaml"},
 		{name: "metrics-server", file: "metrics-server.yaml"},
+		{name: "traefik", file: "traefik.yaml"},
 	}
 }
 
@@ -62,6 +63,7 @@ type addonImages struct {
 	MetricsServer string // LAB_K3S_METRICS_SERVER_IMAGE
 	LocalPath     string // LAB_K3S_LOCAL_PATH_IMAGE: local-path-provisioner
 	Helper        string // LAB_K3S_HELPER_IMAGE: local-path's helper pods (sh, mkdir, rm, chmod)
+	Ingress       string // LAB_K3S_INGRESS_IMAGE: the stand-in for Traefik (cmd/ingress)
 }
 
 // manifestValues fill the manifest templates.
@@ -79,11 +81,13 @@ func renderManifests(images addonImages, disable []string) (map[string][]byte, e
 		"coredns":        images.CoreDNS,
 		"metrics-server": images.MetricsServer,
 		"local-storage":  images.LocalPath,
+		"traefik":        images.Ingress,
 	}
 	vars := map[string]string{
 		"coredns":        "LAB_K3S_COREDNS_IMAGE",
 		"metrics-server": "LAB_K3S_METRICS_SERVER_IMAGE",
 		"local-storage":  "LAB_K3S_LOCAL_PATH_IMAGE",
+		"traefik":        "LAB_K3S_INGRESS_IMAGE",
 	}
 	out := map[string][]byte{}
 	for _, a := range addons() {

@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -24,6 +25,7 @@ func testImages() addonImages {
 		MetricsServer: "lab-test.invalid/metrics-server:2",
 		LocalPath:     "lab-test.invalid/local-path-provisioner:3",
 		Helper:        "lab-test.invalid/busybox:4",
+		Ingress:       "lab-test.invalid/ingress-standin:5",
 	}
 }
 
@@ -35,12 +37,12 @@ func TestRenderManifestsDisable(t *testing.T) {
 		disable []string
 		want    []string
 	}{
-		{nil, []string{"coredns.yaml", "local-storage.yaml", "metrics-server.yaml"}},
-		{[]string{"coredns"}, []string{"local-storage.yaml", "metrics-server.yaml"}},
-		{[]string{"metrics-server"}, []string{"coredns.yaml", "local-storage.yaml"}},
-		{[]string{"local-storage"}, []string{"coredns.yaml", "metrics-server.yaml"}},
+		{nil, []string{"coredns.yaml", "local-storage.yaml", "metrics-server.yaml", "traefik.yaml"}},
+		{[]string{"coredns"}, []string{"local-storage.yaml", "metrics-server.yaml", "traefik.yaml"}},
+		{[]string{"metrics-server"}, []string{"coredns.yaml", "local-storage.yaml", "traefik.yaml"}},
+		{[]string{"local-storage"}, []string{"coredns.yaml", "metrics-server.yaml", "traefik.yaml"}},
 		{[]string{"traefik", "servicelb"}, []string{"coredns.yaml", "local-storage.yaml", "metrics-server.yaml"}},
-		{[]string{"coredns", "local-storage", "metrics-server"}, nil},
+		{[]string{"coredns", "local-storage", "metrics-server", "traefik"}, nil},
 	} {
 		t.Run(strings.Join(tt.disable, ",")+"-", func(t *testing.T) {
 			t.Parallel()
@@ -74,7 +76,8 @@ func TestRenderManifestsNeedImages(t *testing.T) {
 		{"metrics-server", func(i *addonImages) { i.MetricsServer = "" }, nil, "LAB_K3S_METRICS_SERVER_IMAGE"},
 		{"local-path", func(i *addonImages) { i.LocalPath = "" }, nil, "LAB_K3S_LOCAL_PATH_IMAGE"},
 		{"helper", func(i *addonImages) { i.Helper = "" }, nil, "LAB_K3S_HELPER_IMAGE"},
-		{"disabled", func(i *addonImages) { *i = addonImages{} }, []string{"coredns", "metrics-server", "local-storage"}, ""},
+		{"ingress", func(i *addonImages) { i.Ingress = "" }, nil, "LAB_K3S_INGRESS_IMAGE"},
+		{"disabled", func(i *addonImages) { *i = addonImages{} }, []string{"coredns", "metrics-server", "local-storage", "traefik"}, ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
@@ -203,6 +206,20 @@ func TestManifestsAsK3sShipsThem(t *testing.T) {
 			t.Errorf("local-path-provisioner Deployment: image %s, namespace %s", image(d), d.Namespace)
 		}
 	})
+
+	t.Run("traefik", func(t *testing.T) {
+		t.Parallel()
+		objs := objects(t, rendered["traefik.yaml"])
+		ds := typed[appsv1.DaemonSet](t, objs, "DaemonSet/ingress-standin")
+		c := ds.Spec.Template.Spec.Containers[0]
+		if c.Image != imgs.Ingress || len(c.Ports) != 1 || c.Ports[0].HostPort != 80 {
+			t.Errorf("ingress DaemonSet: image %s, ports %+v; want %s with host port 80 (k3d's load balancer sends port 80 to every node)", c.Image, c.Ports, imgs.Ingress)
+		}
+		class := typed[networkingv1.IngressClass](t, objs, "IngressClass/traefik")
+		if class.Annotations["ingressclass.kubernetes.io/is-default-class"] != "true" {
+			t.Errorf("IngressClass traefik is not the default, as k3s's is")
+		}
+	})
 }
 
 // TestWriteManifestsRemovesDisabled: a restart with --disable removes the
@@ -228,7 +245,7 @@ func TestWriteManifestsRemovesDisabled(t *testing.T) {
 	for _, e := range entries {
 		got = append(got, e.Name())
 	}
-	if diff := cmp.Diff([]string{"coredns.yaml", "local-storage.yaml", "mine.yaml"}, got); diff != "" {
+	if diff := cmp.Diff([]string{"coredns.yaml", "local-storage.yaml", "mine.yaml", "traefik.yaml"}, got); diff != "" {
 		t.Errorf("manifests directory (-want +got):\n%s", diff)
 	}
 }

@@ -141,6 +141,7 @@ func parseArgs(args []string, getenv func(string) string) (config, error) {
 			MetricsServer: getenv("LAB_K3S_METRICS_SERVER_IMAGE"),
 			LocalPath:     getenv("LAB_K3S_LOCAL_PATH_IMAGE"),
 			Helper:        getenv("LAB_K3S_HELPER_IMAGE"),
+			Ingress:       getenv("LAB_K3S_INGRESS_IMAGE"),
 		},
 	}
 	if c.role == agent {
