@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/pem"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -59,6 +60,7 @@ func checkNodeIdentities(ctx context.Context, t *testing.T, docker *client.Clien
 		}
 		found[want{r.Spec.SignerName, cr.Subject.CommonName, requestor}] = true
 	}
+	t.Logf("issued certificate requests (signer, subject, requestor): %v", slices.Collect(maps.Keys(found)))
 	for _, w := range []want{
 		{certsv1.KubeAPIServerClientKubeletSignerName, nodeUser, "system:bootstrap:*"},
 		{certsv1.KubeletServingSignerName, nodeUser, nodeUser},
@@ -79,6 +81,7 @@ func checkNodeIdentities(ctx context.Context, t *testing.T, docker *client.Clien
 			t.Errorf("%s on %s holds no certificate", c.path, agent)
 			continue
 		}
+		t.Logf("%s on %s: %s, issued by %s", c.path, agent, crt.Subject, crt.Issuer.CommonName)
 		if crt.Subject.CommonName != c.cn || strings.Join(crt.Subject.Organization, ",") != c.org {
 			t.Errorf("%s on %s is for %q, want CN %s, O %q", c.path, agent, crt.Subject, c.cn, c.org)
 		}
@@ -102,8 +105,8 @@ func checkNodeIdentities(ctx context.Context, t *testing.T, docker *client.Clien
 	if clusterToken == "" {
 		t.Fatalf("%s has no K3S_TOKEN", agent)
 	}
-	_, err = bearer(clusterToken).CoreV1().Secrets(metav1.NamespaceSystem).List(ctx, metav1.ListOptions{})
-	if !apierrors.IsUnauthorized(err) {
+	_, plainErr := bearer(clusterToken).CoreV1().Secrets(metav1.NamespaceSystem).List(ctx, metav1.ListOptions{})
+	if err := plainErr; !apierrors.IsUnauthorized(err) {
 		t.Errorf("listing kube-system's secrets with the cluster token: %v; want Unauthorized (it is no credential)", err)
 	}
 	secrets, err := cs.CoreV1().Secrets(metav1.NamespaceSystem).List(ctx, metav1.ListOptions{FieldSelector: "type=bootstrap.kubernetes.io/token"})
@@ -112,10 +115,11 @@ func checkNodeIdentities(ctx context.Context, t *testing.T, docker *client.Clien
 	}
 	s := secrets.Items[0]
 	boot := bearer(string(s.Data["token-id"]) + "." + string(s.Data["token-secret"]))
-	_, err = boot.CoreV1().Secrets(metav1.NamespaceSystem).List(ctx, metav1.ListOptions{})
-	if !apierrors.IsForbidden(err) {
+	_, bootErr := boot.CoreV1().Secrets(metav1.NamespaceSystem).List(ctx, metav1.ListOptions{})
+	if err := bootErr; !apierrors.IsForbidden(err) {
 		t.Errorf("listing kube-system's secrets with the bootstrap token: %v; want Forbidden", err)
 	}
+	t.Logf("listing kube-system's secrets: with the cluster token %q, with the bootstrap token %q", plainErr, bootErr)
 	masters, err := cs.RbacV1().ClusterRoleBindings().List(ctx, metav1.ListOptions{})
 	if err != nil {
 		t.Fatalf("list cluster role bindings: %v", err)
