@@ -32,7 +32,8 @@ import (
 // system:node:<agent>), holds it (CN system:node:<agent>, O system:nodes,
 // read in the agent's container), and had its serving certificate and
 // kube-proxy's certificate approved; the cluster token is no credential
-// any more, and the bootstrap token is no administrator.
+// any more, and the bootstrap token is no administrator; anonymous
+// requests read the signed cluster-info and nothing else.
 func checkNodeIdentities(ctx context.Context, t *testing.T, docker *client.Client, cs kubernetes.Interface, kubeconfig []byte, agent string) {
 	t.Helper()
 	nodeUser := "system:node:" + agent
@@ -120,6 +121,19 @@ func checkNodeIdentities(ctx context.Context, t *testing.T, docker *client.Clien
 		t.Errorf("listing kube-system's secrets with the bootstrap token: %v; want Forbidden", err)
 	}
 	t.Logf("listing kube-system's secrets: with the cluster token %q, with the bootstrap token %q", plainErr, bootErr)
+	// Anonymous requests read cluster-info, signed with the bootstrap
+	// token (an agent's proof of the server), and nothing else.
+	anon, err := kubernetes.NewForConfig(rest.AnonymousClientConfig(rc))
+	if err != nil {
+		t.Fatalf("make a client: %v", err)
+	}
+	ci, err := anon.CoreV1().ConfigMaps("kube-public").Get(ctx, "cluster-info", metav1.GetOptions{})
+	if err != nil || ci.Data["jws-kubeconfig-"+string(s.Data["token-id"])] == "" {
+		t.Errorf("cluster-info read anonymously: %v; want it signed with the bootstrap token %s", err, s.Data["token-id"])
+	}
+	if _, err := anon.CoreV1().ConfigMaps("kube-public").List(ctx, metav1.ListOptions{}); !apierrors.IsUnauthorized(err) {
+		t.Errorf("listing kube-public's config maps anonymously: %v; want Unauthorized", err)
+	}
 	masters, err := cs.RbacV1().ClusterRoleBindings().List(ctx, metav1.ListOptions{})
 	if err != nil {
 		t.Fatalf("list cluster role bindings: %v", err)

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	certsv1 "k8s.io/api/certificates/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
@@ -23,9 +25,10 @@ import (
 	bootstrapapi "k8s.io/cluster-bootstrap/token/api"
 )
 
-// The agent's credentials: the server URL and the bootstrap token, at first
-// without the server's CA (join), then with it (the kubelet's bootstrap);
-// kube-proxy's client certificate.
+// The agent's credentials: the server URL, at first with no credential and
+// without the server's CA (join: reading cluster-info), then the bootstrap
+// token with the CA (the kubelet's bootstrap); kube-proxy's client
+// certificate.
 const (
 	joinKubeconfig      = agentDir + "/join.kubeconfig"
 	bootstrapKubeconfig = agentDir + "/bootstrap.kubeconfig"
@@ -39,14 +42,14 @@ const (
 // node" (k3d's ready message for agents) once its Node is Ready and its
 // kubelet can serve the API server.
 //
-// The agent authenticates with the bootstrap token derived from the cluster
-// token (bootstrapToken) and trusts the server's CA on first use (the
-// stand-in's simplification): it reads the CA from kube-public/cluster-info,
-// without verifying the server, and verifies the server with it from then
-// on. A k3s agent checks the server CA against the hash in a K10… token;
-// k3d's tokens are plain random strings. (kubeadm reads cluster-info
-// anonymously and checks the bootstrapsigner's signature; here the token has
-// been sent before the CA is known, so that signature would prove nothing.)
+// The agent finds the cluster CA as kubeadm's join does: it reads
+// kube-public/cluster-info anonymously, without verifying the server, and
+// accepts the CA there once kube-controller-manager's bootstrapsigner has
+// signed it with the bootstrap token derived from the cluster token
+// (bootstrapToken), which a server without the cluster token cannot do.
+// Only then does it send the token, to the server it verifies with that CA.
+// (A k3s agent checks the server CA against the hash in a K10… token; k3d's
+// tokens are plain random strings.)
 func runAgent(ctx context.Context, log *slog.Logger, out *lineWriter, c config) error {
 	name := c.nodeName
 	if name == "" {
@@ -64,8 +67,7 @@ func runAgent(ctx context.Context, log *slog.Logger, out *lineWriter, c config) 
 	if err != nil {
 		return err
 	}
-	token := &clientcmdapi.AuthInfo{Token: bootstrapTokenString(c.token)}
-	join := kubeconfig(c.serverURL, nil, true, token)
+	join := kubeconfig(c.serverURL, nil, true, &clientcmdapi.AuthInfo{})
 	if err := writeKubeconfig(join, joinKubeconfig, 0o600); err != nil {
 		return err
 	}
@@ -75,16 +77,15 @@ func runAgent(ctx context.Context, log *slog.Logger, out *lineWriter, c config) 
 	}
 
 	g := newGroup(log, out)
-	log.Info("waiting for the server", "url", c.serverURL)
+	log.Info("waiting for the server's signed cluster-info", "url", c.serverURL)
 	start := time.Now()
-	if err := waitAPI(ctx, g, cs); err != nil {
-		return err
-	}
-	log.Info("the server answers", "url", c.serverURL, "after", time.Since(start).Round(time.Millisecond))
-	caPEM, err := waitClusterCA(ctx, g, cs, agentClusterCA)
+	id, secret := bootstrapToken(c.token)
+	caPEM, err := waitClusterCA(ctx, log, g, cs, id, secret, agentClusterCA)
 	if err != nil {
 		return err
 	}
+	log.Info("the server proved that it knows the token", "url", c.serverURL, "after", time.Since(start).Round(time.Millisecond))
+	token := &clientcmdapi.AuthInfo{Token: id + "." + secret}
 	boot := kubeconfig(c.serverURL, caPEM, false, token)
 	if err := writeKubeconfig(boot, bootstrapKubeconfig, 0o600); err != nil {
 		return err
@@ -117,21 +118,28 @@ func runAgent(ctx context.Context, log *slog.Logger, out *lineWriter, c config) 
 	return g.wait(ctx)
 }
 
-// waitClusterCA waits for kube-public/cluster-info, which the server
-// writes, and writes the cluster CA it names to path: the agent verifies
-// the API server with it, and its kubelet the API server's client
-// certificate.
-func waitClusterCA(ctx context.Context, g *group, cs kubernetes.Interface, path string) ([]byte, error) {
+// waitClusterCA waits until kube-public/cluster-info is signed with the
+// bootstrap token (id, secret) and writes the cluster CA it names to path:
+// the agent verifies the API server with it, and its kubelet the API
+// server's client certificate.
+func waitClusterCA(ctx context.Context, log *slog.Logger, g *group, cs kubernetes.Interface, id, secret, path string) ([]byte, error) {
 	var ca []byte
+	var last string
 	err := poll(ctx, g, 500*time.Millisecond, func(ctx context.Context) bool {
 		cm, err := cs.CoreV1().ConfigMaps(metav1.NamespacePublic).Get(ctx, bootstrapapi.ConfigMapClusterInfo, metav1.GetOptions{})
 		if err == nil {
-			ca, err = clusterCA(cm)
+			ca, err = signedClusterCA(cm, id, secret)
+		}
+		if err != nil && err.Error() != last {
+			last = err.Error()
+			if !errors.Is(err, errNotSigned) && !apierrors.IsNotFound(err) {
+				log.Warn("cluster-info not accepted (yet)", "err", err)
+			}
 		}
 		return err == nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("wait for the cluster CA (kube-public/cluster-info): %w", err)
+		return nil, fmt.Errorf("wait for a signed cluster CA (kube-public/cluster-info; last: %s): %w", last, err)
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("write the cluster CA: %w", err)

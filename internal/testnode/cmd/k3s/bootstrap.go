@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -12,10 +13,12 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apiserver/pkg/authentication/user"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	bootstrapapi "k8s.io/cluster-bootstrap/token/api"
+	"k8s.io/cluster-bootstrap/token/jws"
 )
 
 // How a node joins, as kubeadm's nodes do: its kubelet authenticates with a
@@ -71,8 +74,8 @@ func bootstrapSecret(clusterToken string) *corev1.Secret {
 // bootstrapping nodes may ask for certificates (system:node-bootstrapper)
 // and have their node client certificate approved automatically
 // (…:nodeclient); nodes have the renewal of their own approved
-// (…:selfnodeclient). The Role lets bootstrapping nodes read
-// kube-public/cluster-info, where an agent finds the cluster CA.
+// (…:selfnodeclient). The Role lets anyone read kube-public/cluster-info,
+// where an agent finds the cluster CA before it trusts the server.
 func bootstrapRBAC() ([]*rbacv1.ClusterRoleBinding, *rbacv1.Role, *rbacv1.RoleBinding) {
 	group := func(name string) []rbacv1.Subject {
 		return []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.GroupKind, Name: name}}
@@ -99,7 +102,7 @@ func bootstrapRBAC() ([]*rbacv1.ClusterRoleBinding, *rbacv1.Role, *rbacv1.RoleBi
 	rb := &rbacv1.RoleBinding{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: metav1.NamespacePublic},
 		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: name},
-		Subjects:   group(bootstrapGroup),
+		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: user.Anonymous}},
 	}
 	return crbs, role, rb
 }
@@ -118,6 +121,42 @@ func clusterInfo(server string, caPEM []byte) (*corev1.ConfigMap, error) {
 		ObjectMeta: metav1.ObjectMeta{Name: bootstrapapi.ConfigMapClusterInfo, Namespace: metav1.NamespacePublic},
 		Data:       map[string]string{bootstrapapi.KubeConfigKey: string(b)},
 	}, nil
+}
+
+// authenticationConfig is the API server's --authentication-config:
+// anonymous requests only for cluster-info (as kubeadm, which leaves
+// anonymous authentication on everywhere, lets system:anonymous read it),
+// so that an agent reads it before it sends the token anywhere.
+func authenticationConfig() string {
+	return `apiVersion: apiserver.config.k8s.io/v1
+kind: AuthenticationConfiguration
+anonymous:
+  enabled: true
+  conditions:
+    - path: ` + clusterInfoPath + `
+`
+}
+
+// clusterInfoPath is cluster-info's path in the API.
+const clusterInfoPath = "/api/v1/namespaces/" + metav1.NamespacePublic + "/configmaps/" + bootstrapapi.ConfigMapClusterInfo
+
+// errNotSigned: the bootstrapsigner has not signed cluster-info with the
+// token yet.
+var errNotSigned = errors.New("cluster-info carries no signature of the bootstrap token (yet)")
+
+// signedClusterCA returns the cluster CA from cluster-info once the
+// kubeconfig there carries the bootstrapsigner's signature made with the
+// bootstrap token (id, secret): the server that answered knows the token,
+// as kubeadm's join checks it.
+func signedClusterCA(cm *corev1.ConfigMap, id, secret string) ([]byte, error) {
+	sig, ok := cm.Data[bootstrapapi.JWSSignatureKeyPrefix+id]
+	if !ok {
+		return nil, errNotSigned
+	}
+	if !jws.DetachedTokenIsValid(sig, cm.Data[bootstrapapi.KubeConfigKey], id, secret) {
+		return nil, fmt.Errorf("the signature of %s/%s does not match the bootstrap token: a server that does not know the cluster token", cm.Namespace, cm.Name)
+	}
+	return clusterCA(cm)
 }
 
 // clusterCA reads the cluster CA from cluster-info's kubeconfig.

@@ -6,9 +6,13 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apiserverv1 "k8s.io/apiserver/pkg/apis/apiserver/v1"
 	bootstrapapi "k8s.io/cluster-bootstrap/token/api"
+	"k8s.io/cluster-bootstrap/token/jws"
 	bootstraputil "k8s.io/cluster-bootstrap/token/util"
+	"sigs.k8s.io/yaml"
 )
 
 // TestBootstrapToken checks that the server and the agents derive the same
@@ -101,7 +105,7 @@ func TestBootstrapRBAC(t *testing.T) {
 	if role.Namespace != "kube-public" || len(role.Rules) != 1 || !cmp.Equal(wantRule, role.Rules[0]) {
 		t.Errorf("role %s/%s rules %+v, want only %+v", role.Namespace, role.Name, role.Rules, wantRule)
 	}
-	if rb.Namespace != "kube-public" || rb.RoleRef.Name != role.Name || len(rb.Subjects) != 1 || rb.Subjects[0].Name != bootstrapGroup {
+	if rb.Namespace != "kube-public" || rb.RoleRef.Name != role.Name || len(rb.Subjects) != 1 || rb.Subjects[0] != (rbacv1.Subject{APIGroup: rbacv1.GroupName, Kind: "User", Name: "system:anonymous"}) {
 		t.Errorf("role binding %+v", rb)
 	}
 }
@@ -127,13 +131,79 @@ func TestClusterInfo(t *testing.T) {
 	}
 }
 
+// TestSignedClusterCA checks that an agent accepts cluster-info's CA only
+// with the bootstrapsigner's signature made with its own bootstrap token.
+func TestSignedClusterCA(t *testing.T) {
+	t.Parallel()
+	ca := []byte("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+	id, secret := bootstrapToken("AbCdEfGhIjKlMnOpQrSt")
+	otherID, otherSecret := bootstrapToken("another cluster")
+	signed := func(t *testing.T, id, secret string, tamper bool) *corev1.ConfigMap {
+		t.Helper()
+		cm, err := clusterInfo("https://172.18.0.2:6443", ca)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sig, err := jws.ComputeDetachedSignature(cm.Data["kubeconfig"], id, secret)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cm.Data["jws-kubeconfig-"+id] = sig
+		if tamper {
+			cm.Data["kubeconfig"] = strings.Replace(cm.Data["kubeconfig"], "172.18.0.2", "172.18.0.66", 1)
+		}
+		return cm
+	}
+	unsigned, err := clusterInfo("https://172.18.0.2:6443", ca)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		cm      *corev1.ConfigMap
+		wantErr string
+	}{
+		{"signed with the token", signed(t, id, secret, false), ""},
+		{"not signed yet", unsigned, "no signature"},
+		{"signed with another token", signed(t, otherID, otherSecret, false), "no signature"},
+		{"another secret under our id", signed(t, id, otherSecret, false), "does not match"},
+		{"kubeconfig changed after signing", signed(t, id, secret, true), "does not match"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := signedClusterCA(tt.cm, id, secret)
+			switch {
+			case tt.wantErr == "" && (err != nil || string(got) != string(ca)):
+				t.Errorf("signedClusterCA = %q, %v; want the CA", got, err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Errorf("signedClusterCA = %q, %v; want an error with %q", got, err, tt.wantErr)
+			}
+		})
+	}
+}
+
+// TestAuthenticationConfig checks that the API server lets anonymous
+// requests read cluster-info and nothing else.
+func TestAuthenticationConfig(t *testing.T) {
+	t.Parallel()
+	var cfg apiserverv1.AuthenticationConfiguration
+	if err := yaml.UnmarshalStrict([]byte(authenticationConfig()), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	want := &apiserverv1.AnonymousAuthConfig{Enabled: true, Conditions: []apiserverv1.AnonymousAuthCondition{{Path: "/api/v1/namespaces/kube-public/configmaps/cluster-info"}}}
+	if diff := cmp.Diff(want, cfg.Anonymous); diff != "" || cfg.Kind != "AuthenticationConfiguration" || cfg.APIVersion != "apiserver.config.k8s.io/v1" {
+		t.Errorf("%s %s, anonymous (-want +got):\n%s", cfg.APIVersion, cfg.Kind, diff)
+	}
+}
+
 // TestControlPlaneAuthentication checks the API server's and the
 // controllers' flags for TLS bootstrap: bootstrap tokens on, no static
 // token file (the cluster token once made agents system:masters), the
 // bootstrap token controllers on, Node authorization and NodeRestriction.
 func TestControlPlaneAuthentication(t *testing.T) {
 	t.Parallel()
-	_, apiserver, cm, _ := controlPlane(config{}, []byte{172, 18, 0, 2}, tlsFiles{})
+	_, apiserver, cm, _ := controlPlane(config{}, []byte{172, 18, 0, 2}, tlsFiles{authnConfig: "/authn.yaml"})
 	tests := []struct {
 		name    string
 		args    []string
@@ -142,8 +212,11 @@ func TestControlPlaneAuthentication(t *testing.T) {
 	}{
 		{"apiserver", apiserver, []string{
 			"--enable-bootstrap-token-auth=true", "--authorization-mode=Node,RBAC",
-			"--enable-admission-plugins=NodeRestriction", "--anonymous-auth=false",
+			"--enable-admission-plugins=NodeRestriction", "--authentication-config=/authn.yaml",
 		}, "--token-auth-file"},
+		// --anonymous-auth and the configuration's anonymous section
+		// exclude each other.
+		{"apiserver anonymous", apiserver, nil, "--anonymous-auth"},
 		{"controller-manager", cm, []string{
 			"--controllers=*,bootstrapsigner,tokencleaner",
 			"--cluster-signing-cert-file=" + tlsDir + "/ca.crt",

@@ -81,6 +81,11 @@ func runServer(ctx context.Context, log *slog.Logger, out *lineWriter, c config)
 	if err != nil {
 		return err
 	}
+	authnConfig := serverDir + "/authentication.yaml"
+	if err := os.WriteFile(authnConfig, []byte(authenticationConfig()), 0o600); err != nil {
+		return fmt.Errorf("write the authentication configuration: %w", err)
+	}
+
 	local := "https://127.0.0.1:" + strconv.Itoa(apiPort)
 	kc := map[string]*clientcmdapi.Config{}
 	// The server's own kube-proxy gets its certificate from the server's
@@ -142,7 +147,7 @@ func runServer(ctx context.Context, log *slog.Logger, out *lineWriter, c config)
 
 	g := newGroup(log, out)
 	tls := tlsFiles{
-		serving: serving, servingKey: servingKey, requestHeaderCA: rh.caPath, proxyClient: proxyClient, proxyClientKey: proxyClientKey,
+		serving: serving, servingKey: servingKey, requestHeaderCA: rh.caPath, proxyClient: proxyClient, proxyClientKey: proxyClientKey, authnConfig: authnConfig,
 		kubeletClient: kubeletClient, kubeletClientKey: kubeletClientKey,
 	}
 	if err := bringUp(ctx, log, g, cs, c, name, ips, tls, deployCoreDNS); err != nil {
@@ -157,6 +162,7 @@ type tlsFiles struct {
 	serving, servingKey         string
 	requestHeaderCA             string
 	proxyClient, proxyClientKey string
+	authnConfig                 string // --authentication-config
 	kubeletClient               string
 	kubeletClientKey            string
 }
@@ -181,7 +187,7 @@ func controlPlane(c config, ip net.IP, f tlsFiles) (etcd, apiserver, controllerM
 		"secure-port=" + strconv.Itoa(apiPort),
 		"etcd-servers=http://127.0.0.1:2379",
 		"allow-privileged=true",
-		"anonymous-auth=false",
+		"authentication-config=" + f.authnConfig,
 		"authorization-mode=Node,RBAC",
 		"client-ca-file=" + tlsDir + "/ca.crt",
 		"enable-admission-plugins=NodeRestriction",
