@@ -1,18 +1,26 @@
 #!/usr/bin/env bash
 # Builds a Debian root filesystem for lab's test-only images
 # (internal/testnode): a debootstrap minbase of Debian bookworm with one of
-# two package sets.
+# three package sets.
 #
 #   node       what a k3s node needs around its own binary, for the k3d node
 #              image: containerd, runc and the CNI plugins for its kubelet,
 #              iptables (kube-proxy, the CNI bridge, k3d's DNS fix), iproute2
 #              (routes between the nodes' pod ranges), /bin/sh, coreutils and
-#              mount (k3d's entrypoint and its mounts fix).
+#              mount (k3d's entrypoint and its mounts fix); busybox-static,
+#              whose one static binary is the image of local-path's helper
+#              pods (sh, mkdir, rm, chmod), which the node image carries.
 #   workloads  Redis, Sentinel and nginx from Debian's packages, the base of
 #              the images that stand in for the official redis and nginx
 #              images on the real nodes of internal/realnode.
+#   postgres   Debian's postgresql-15 (server, psql, pg_isready), the base of
+#              the image that stands in for the official postgres image. A set
+#              of its own, not part of workloads: PostgreSQL and what it pulls
+#              in (ICU, Perl, locales) would take the Redis and nginx images,
+#              which every real node imports, from ~95 MB to ~215 MB each.
 #
-#   hack/node-rootfs.sh [node|workloads]   build unless cached (default: node);
+#   hack/node-rootfs.sh [node|workloads|postgres]
+#                                          build unless cached (default: node);
 #                                          the last line of output is the
 #                                          tarball's path
 #
@@ -28,21 +36,33 @@ set -euo pipefail
 
 SUITE=bookworm
 VARIANT=minbase
+SET_TRIM=""
 case "${1:-node}" in
-  node) PACKAGES=(ca-certificates containerd containernetworking-plugins iproute2 iptables procps runc) ;;
+  node) PACKAGES=(busybox-static ca-certificates containerd containernetworking-plugins iproute2 iptables procps runc) ;;
   workloads) PACKAGES=(nginx-light redis-sentinel redis-server redis-tools) ;;
+  postgres)
+    PACKAGES=(postgresql-15)
+    # postgresql-common's postinst creates a cluster (15/main) that the image
+    # never uses: its entrypoint runs initdb in PGDATA. The JIT provider is
+    # removed with the LLVM library it loads and Z3, which only LLVM uses
+    # (~130 MB): without llvmjit.so, PostgreSQL runs with JIT unavailable,
+    # as with jit=off.
+    SET_TRIM="v1: the main cluster and its configuration, the LLVM JIT provider, libLLVM and libz3"
+    ;;
   *)
-    echo "node-rootfs: unknown package set ${1}; want node or workloads" >&2
+    echo "node-rootfs: unknown package set ${1}; want node, workloads or postgres" >&2
     exit 2
     ;;
 esac
-# TRIM names what is removed after debootstrap; it is part of the key.
+# TRIM names what is removed after debootstrap, SET_TRIM what is removed
+# besides for one set; both are part of the key (an empty SET_TRIM is left out
+# of it, so that the sets without one keep their keys).
 TRIM="v1: apt archives and lists, docs, man and info pages, locales, logs"
 MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 
 cache="${LAB_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/lab}"
 dir="${cache}/node-rootfs"
-key="$(printf '%s\n' "${SUITE}" "${VARIANT}" "${PACKAGES[@]}" "${TRIM}" | sha256sum | cut -c1-16)"
+key="$(printf '%s\n' "${SUITE}" "${VARIANT}" "${PACKAGES[@]}" "${TRIM}" ${SET_TRIM:+"${SET_TRIM}"} | sha256sum | cut -c1-16)"
 out="${dir}/${key}.tar"
 
 if [[ -f "${out}" && -f "${out}.sha256" ]]; then
@@ -85,6 +105,11 @@ rm -rf "${r}"/var/cache/apt/archives/*.deb "${r}"/var/cache/apt/*.bin "${r}"/var
 # debootstrap leaves the build host's resolver and host name behind; Docker
 # provides both at run time.
 rm -f "${r}"/etc/resolv.conf "${r}"/etc/hostname
+if [[ "${1:-node}" == postgres ]]; then
+  rm -rf "${r}"/var/lib/postgresql/15 "${r}"/etc/postgresql/15 \
+    "${r}"/usr/lib/postgresql/15/lib/llvmjit.so "${r}"/usr/lib/postgresql/15/lib/llvmjit_types.bc \
+    "${r}"/usr/lib/postgresql/15/lib/bitcode "${r}"/usr/lib/llvm-14 "${r}"/usr/lib/*/libLLVM-14.so* "${r}"/usr/lib/*/libz3.so*
+fi
 
 # Device nodes and the mount points' contents come from the container
 # runtime, not from the image.

@@ -4,8 +4,9 @@
 # kube-apiserver, kube-controller-manager, kube-scheduler, etcd, kwok,
 # controller-gen, kubelet, kube-proxy and kubectl; and from their own small
 # modules, whose Kubernetes libraries differ from k8s.io/kubernetes', CoreDNS
-# (hack/coredns: only the plugins the tier uses) and metrics-server
-# (hack/metrics-server).
+# (hack/coredns: only the plugins the tiers use), metrics-server
+# (hack/metrics-server) and local-path-provisioner
+# (hack/local-path-provisioner: the add-ons of the k3d node image).
 #
 # The binaries go to one cache directory keyed by every pinned version:
 #   ${LAB_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/lab}/test-assets/<key>/
@@ -22,7 +23,8 @@
 set -euo pipefail
 
 # The pinned versions. They must match hack/tools/go.mod, hack/coredns/go.mod,
-# hack/metrics-server/go.mod and the constants in
+# hack/metrics-server/go.mod, hack/local-path-provisioner/go.mod and the
+# constants in
 # internal/controlplane/assets.go (TestAssetsScriptAgrees checks the latter).
 KUBERNETES_VERSION=v1.37.2
 ETCD_VERSION=v3.7.0
@@ -30,12 +32,13 @@ KWOK_VERSION=v0.8.0
 CONTROLLER_TOOLS_VERSION=v0.23.0
 COREDNS_VERSION=v1.15.0
 METRICS_SERVER_VERSION=v0.8.0
+LOCAL_PATH_PROVISIONER_VERSION=v0.0.30
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cache="${LAB_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/lab}"
-key="k8s-${KUBERNETES_VERSION}-etcd-${ETCD_VERSION}-kwok-${KWOK_VERSION}-cg-${CONTROLLER_TOOLS_VERSION}-coredns-${COREDNS_VERSION}-ms-${METRICS_SERVER_VERSION}"
+key="k8s-${KUBERNETES_VERSION}-etcd-${ETCD_VERSION}-kwok-${KWOK_VERSION}-cg-${CONTROLLER_TOOLS_VERSION}-coredns-${COREDNS_VERSION}-ms-${METRICS_SERVER_VERSION}-lpp-${LOCAL_PATH_PROVISIONER_VERSION}"
 dir="${cache}/test-assets/${key}"
-binaries=(kube-apiserver kube-controller-manager kube-scheduler etcd kwok controller-gen kubelet kube-proxy kubectl coredns metrics-server)
+binaries=(kube-apiserver kube-controller-manager kube-scheduler etcd kwok controller-gen kubelet kube-proxy kubectl coredns metrics-server local-path-provisioner)
 
 complete() {
   local b
@@ -90,6 +93,11 @@ if ! complete; then
   GOWORK=off CGO_ENABLED=0 go -C "${root}/hack/metrics-server" build \
     -mod=readonly -trimpath -ldflags "-X k8s.io/client-go/pkg/version.gitVersion=${METRICS_SERVER_VERSION}" \
     -o "${tmp}/metrics-server" sigs.k8s.io/metrics-server/cmd/metrics-server
+  # local-path-provisioner's release build (its scripts/build) sets
+  # main.VERSION, without the leading v.
+  GOWORK=off CGO_ENABLED=0 go -C "${root}/hack/local-path-provisioner" build \
+    -mod=readonly -trimpath -ldflags "-X main.VERSION=${LOCAL_PATH_PROVISIONER_VERSION#v}" \
+    -o "${tmp}/local-path-provisioner" github.com/rancher/local-path-provisioner
   chmod 755 "${tmp}"
   rm -rf "${dir}"
   mv "${tmp}" "${dir}"

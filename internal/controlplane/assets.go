@@ -10,7 +10,7 @@ import (
 // The pinned versions of the test control plane and of the real nodes'
 // add-ons. They must match the variables at the top of hack/test-assets.sh
 // (TestAssetsScriptAgrees checks it) and the requirements in hack/tools,
-// hack/coredns and hack/metrics-server's go.mod.
+// hack/coredns, hack/metrics-server and hack/local-path-provisioner's go.mod.
 const (
 	kubernetesVersion      = "v1.37.2"
 	etcdVersion            = "v3.7.0"
@@ -18,6 +18,7 @@ const (
 	controllerToolsVersion = "v0.23.0"
 	corednsVersion         = "v1.15.0"
 	metricsServerVersion   = "v0.8.0"
+	localPathVersion       = "v0.0.30"
 )
 
 // buildCommand is what builds the assets; it is named in every message about a
@@ -27,13 +28,13 @@ const buildCommand = "make test-assets (or: hack/test-assets.sh)"
 // assetBinaries returns the executables hack/test-assets.sh puts in the
 // asset directory.
 func assetBinaries() []string {
-	return []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd", "kwok", "controller-gen", "kubelet", "kube-proxy", "kubectl", "coredns", "metrics-server"}
+	return []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd", "kwok", "controller-gen", "kubelet", "kube-proxy", "kubectl", "coredns", "metrics-server", "local-path-provisioner"}
 }
 
 // assetsKey names the asset directory after every pinned version, exactly as
 // hack/test-assets.sh does.
 func assetsKey() string {
-	return fmt.Sprintf("k8s-%s-etcd-%s-kwok-%s-cg-%s-coredns-%s-ms-%s", kubernetesVersion, etcdVersion, kwokVersion, controllerToolsVersion, corednsVersion, metricsServerVersion)
+	return fmt.Sprintf("k8s-%s-etcd-%s-kwok-%s-cg-%s-coredns-%s-ms-%s-lpp-%s", kubernetesVersion, etcdVersion, kwokVersion, controllerToolsVersion, corednsVersion, metricsServerVersion, localPathVersion)
 }
 
 // CacheDir is the lab cache root, shared by every script and test helper that

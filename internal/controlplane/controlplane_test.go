@@ -59,6 +59,7 @@ func TestAssetsScriptAgrees(t *testing.T) {
 		{"../../hack/tools/go.mod", "sigs.k8s.io/controller-tools", "CONTROLLER_TOOLS_VERSION"},
 		{"../../hack/coredns/go.mod", "github.com/coredns/coredns", "COREDNS_VERSION"},
 		{"../../hack/metrics-server/go.mod", "sigs.k8s.io/metrics-server", "METRICS_SERVER_VERSION"},
+		{"../../hack/local-path-provisioner/go.mod", "github.com/rancher/local-path-provisioner", "LOCAL_PATH_PROVISIONER_VERSION"},
 	} {
 		gomod, err := os.ReadFile(m.gomod)
 		if err != nil {
@@ -91,7 +92,7 @@ func TestAssetsDir(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if want := tt.wantPrefix + "k8s-v1.37.2-etcd-v3.7.0-kwok-v0.8.0-cg-v0.23.0-coredns-v1.15.0-ms-v0.8.0"; got != want {
+			if want := tt.wantPrefix + "k8s-v1.37.2-etcd-v3.7.0-kwok-v0.8.0-cg-v0.23.0-coredns-v1.15.0-ms-v0.8.0-lpp-v0.0.30"; got != want {
 				t.Errorf("AssetsDir() = %q, want %q", got, want)
 			}
 		})

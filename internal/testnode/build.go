@@ -6,8 +6,10 @@
 // The node image is a Debian bookworm minbase (hack/node-rootfs.sh; with
 // containerd, runc and the CNI plugins), the static Kubernetes binaries of
 // hack/test-assets.sh (etcd, kube-apiserver, kube-controller-manager,
-// kube-scheduler, kubelet, kube-proxy, kubectl), the pause image's archive
-// and /bin/k3s, the stand-in in cmd/k3s. Its Kubernetes API is real and so
+// kube-scheduler, kubelet, kube-proxy, kubectl), the archives of the pause
+// image and of the add-ons' images (CoreDNS, metrics-server,
+// local-path-provisioner and its busybox helper; see addonImages) and
+// /bin/k3s, the stand-in in cmd/k3s. Its Kubernetes API is real and so
 // are its nodes: pods run in containers (see cmd/k3s for what is not k3s).
 //
 // Every image is tagged with a content hash of what went into it
@@ -147,7 +149,7 @@ func Build(ctx context.Context, opts Options) (Images, error) {
 	if err != nil {
 		return Images{}, err
 	}
-	for _, b := range assetBinaries() {
+	for _, b := range append(assetBinaries(), addonBinaries()...) {
 		if fi, err := os.Stat(filepath.Join(assets, b)); err != nil || fi.Mode()&0o111 == 0 {
 			return Images{}, &MissingError{What: fmt.Sprintf("test asset %s not found in %s", b, assets), Fix: "build the test assets with `make test-assets` (hack/test-assets.sh)"}
 		}
@@ -180,6 +182,27 @@ func Build(ctx context.Context, opts Options) (Images, error) {
 	if err != nil {
 		return Images{}, err
 	}
+	// The server's add-ons' images, imported the same way.
+	addons, err := addonImages(ctx, log, dir, tmp, assets, rootfs)
+	if err != nil {
+		return Images{}, err
+	}
+	airGap := []file{{name: "var/lib/rancher/k3s/agent/images/pause.tar", mode: 0o644, path: pause.Archive}}
+	env := []string{
+		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+		// k3s's kubectl defaults to this file; k3d's entrypoint runs
+		// kubectl uncordon/drain on servers.
+		"KUBECONFIG=/etc/rancher/k3s/k3s.yaml",
+		// k3s's ctr talks to its containerd in the namespace of the
+		// pods' images; k3d's image import runs `ctr image import`.
+		"CONTAINERD_ADDRESS=/run/k3s/containerd/containerd.sock",
+		"CONTAINERD_NAMESPACE=k8s.io",
+		"LAB_K3S_PAUSE_IMAGE=" + pause.Ref,
+	}
+	for _, a := range addons {
+		airGap = append(airGap, a.airGapFile())
+		env = append(env, a.env+"="+a.image.Ref)
+	}
 	var assetFiles []file
 	for _, b := range assetBinaries() {
 		assetFiles = append(assetFiles, file{name: "usr/local/bin/" + b, mode: 0o755, path: filepath.Join(assets, b)})
@@ -190,7 +213,7 @@ func Build(ctx context.Context, opts Options) (Images, error) {
 		layers: []layerSource{
 			{path: rootfs, sum: rootfsSum, createdBy: "hack/node-rootfs.sh: Debian bookworm minbase"},
 			{files: assetFiles, createdBy: "test assets: " + strings.Join(assetBinaries(), ", ")},
-			{files: []file{
+			{files: append([]file{
 				{name: "usr/bin/k3s", mode: 0o755, path: bins["k3s"]},
 				// k3d's entrypoint script traps SIGTERM by that name, which
 				// Debian's dash refuses ("bad trap") and busybox's sh in
@@ -199,22 +222,11 @@ func Build(ctx context.Context, opts Options) (Images, error) {
 				// One machine ID for every node of the image; a real node
 				// image would make one per container at its first start.
 				{name: "etc/machine-id", mode: 0o444, body: []byte(key([]string{"machine-id", rootfsSum}) + "\n")},
-				{name: "var/lib/rancher/k3s/agent/images/pause.tar", mode: 0o644, path: pause.Archive},
-			}, createdBy: "internal/testnode/cmd/k3s as /bin/k3s, the pause image"},
+			}, airGap...), createdBy: "internal/testnode/cmd/k3s as /bin/k3s, the pause image, the add-ons' images"},
 		},
 		entrypoint: []string{"/bin/k3s"},
 		cmd:        []string{"agent"},
-		env: []string{
-			"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-			// k3s's kubectl defaults to this file; k3d's entrypoint runs
-			// kubectl uncordon/drain on servers.
-			"KUBECONFIG=/etc/rancher/k3s/k3s.yaml",
-			// k3s's ctr talks to its containerd in the namespace of the
-			// pods' images; k3d's image import runs `ctr image import`.
-			"CONTAINERD_ADDRESS=/run/k3s/containerd/containerd.sock",
-			"CONTAINERD_NAMESPACE=k8s.io",
-			"LAB_K3S_PAUSE_IMAGE=" + pause.Ref,
-		},
+		env:        env,
 		// As rancher/k3s declares them: containerd's overlayfs snapshotter
 		// cannot mount on the container's overlay root, and can on a
 		// volume; k3d removes them with the container.
@@ -253,7 +265,11 @@ func Build(ctx context.Context, opts Options) (Images, error) {
 		}
 		*s.dst = img
 	}
-	pruneArchives(dir, []string{NodeRepository, LoadBalancerRepository, ToolsRepository}, imgs.All(), log)
+	keep := imgs.All()
+	for _, a := range addons {
+		keep = append(keep, a.image)
+	}
+	pruneArchives(dir, []string{NodeRepository, LoadBalancerRepository, ToolsRepository, CoreDNSRepository, MetricsServerRepository, LocalPathRepository, LocalPathHelperRepository}, keep, log)
 	log.Info("stand-in images ready", "node", imgs.Node.Ref, "elapsed", time.Since(start).Round(time.Millisecond))
 	return imgs, nil
 }
@@ -351,9 +367,13 @@ type spec struct {
 	// out of the key, so that the images without them keep their tags).
 	user       string
 	stopSignal string
-	// volumes are the image's VOLUME paths; empty leaves them out of the
-	// key, too.
+	// volumes are the image's VOLUME paths, ports its EXPOSE ports
+	// ("5432/tcp"); empty leaves them out of the key, too.
 	volumes []string
+	ports   []string
+	// compress gzips the layers (fastest level); false stores them, and
+	// leaves the key as it was.
+	compress bool
 }
 
 // layerSource is a layer: an existing tarball (path, with its SHA-256 in
@@ -366,7 +386,7 @@ type layerSource struct {
 }
 
 // file is one entry of a generated layer: a directory, a symbolic link,
-// bytes, or a file copied from path.
+// bytes, or a file copied from path, owned by uid:gid (root by default).
 type file struct {
 	name string
 	mode int64
@@ -374,6 +394,8 @@ type file struct {
 	link string
 	body []byte
 	path string
+	uid  int
+	gid  int
 }
 
 // created is the fixed creation time of every image and layer entry, so that
@@ -393,6 +415,12 @@ func (s spec) key(ctx context.Context, arch string) (string, error) {
 	if len(s.volumes) > 0 {
 		in = append(in, "volumes "+strings.Join(s.volumes, " "))
 	}
+	if len(s.ports) > 0 {
+		in = append(in, "ports "+strings.Join(s.ports, " "))
+	}
+	if s.compress {
+		in = append(in, "gzip")
+	}
 	for _, l := range s.layers {
 		in = append(in, "layer "+l.createdBy)
 		if l.path != "" {
@@ -410,7 +438,11 @@ func (s spec) key(ctx context.Context, arch string) (string, error) {
 				h := sha256.Sum256(f.body)
 				sum = hex.EncodeToString(h[:])
 			}
-			in = append(in, fmt.Sprintf("%s %o dir=%t link=%s %s", f.name, f.mode, f.dir, f.link, sum))
+			entry := fmt.Sprintf("%s %o dir=%t link=%s %s", f.name, f.mode, f.dir, f.link, sum)
+			if f.uid != 0 || f.gid != 0 { // root's entries keep their keys
+				entry += fmt.Sprintf(" owner=%d:%d", f.uid, f.gid)
+			}
+			in = append(in, entry)
 		}
 	}
 	return key(in), nil
@@ -453,14 +485,18 @@ func (s spec) ensure(ctx context.Context, dir, arch string, log *slog.Logger) (I
 	return Image{Ref: ref, Archive: archive}, nil
 }
 
-// image assembles the image. Layers are gzip streams without compression:
-// the images only travel from this cache into the local Docker, where
-// compressing them would cost time and save nothing.
+// image assembles the image. Layers are gzip streams without compression
+// unless s.compress: most images only travel from this cache into the local
+// Docker, where compressing them would cost time and save nothing.
 func (s spec) image(ctx context.Context, ref, arch string) (v1.Image, error) {
 	img := mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON)
+	level := gzip.NoCompression
+	if s.compress {
+		level = gzip.BestSpeed
+	}
 	for _, ls := range s.layers {
 		opener := func() (io.ReadCloser, error) { return ls.open(ctx) }
-		l, err := tarball.LayerFromOpener(opener, tarball.WithCompressionLevel(gzip.NoCompression), tarball.WithMediaType(types.OCILayer))
+		l, err := tarball.LayerFromOpener(opener, tarball.WithCompressionLevel(level), tarball.WithMediaType(types.OCILayer))
 		if err != nil {
 			return nil, fmt.Errorf("image %s: layer %q: %w", s.repo, ls.createdBy, err)
 		}
@@ -486,6 +522,12 @@ func (s spec) image(ctx context.Context, ref, arch string) (v1.Image, error) {
 		cf.Config.Volumes = map[string]struct{}{}
 		for _, v := range s.volumes {
 			cf.Config.Volumes[v] = struct{}{}
+		}
+	}
+	if len(s.ports) > 0 {
+		cf.Config.ExposedPorts = map[string]struct{}{}
+		for _, p := range s.ports {
+			cf.Config.ExposedPorts[p] = struct{}{}
 		}
 	}
 	cf.Config.Labels = map[string]string{
@@ -535,15 +577,17 @@ type readFunc func([]byte) (int, error)
 
 func (f readFunc) Read(p []byte) (int, error) { return f(p) }
 
-// writeLayer writes files as a tar owned by root, every parent directory
-// listed before its entries, with the fixed time.
+// writeLayer writes files as a tar, every parent directory listed before
+// its entries and owned by root, with the fixed time.
 func writeLayer(w io.Writer, files []file) error {
 	tw := tar.NewWriter(w)
 	dirs := map[string]bool{}
+	uid, gid := 0, 0 // the owner of the entry being written; parents are root's
 	header := func(name string, mode int64, typ byte, size int64) error {
-		return tw.WriteHeader(&tar.Header{Name: name, Mode: mode, Typeflag: typ, Size: size, ModTime: created(), Format: tar.FormatPAX})
+		return tw.WriteHeader(&tar.Header{Name: name, Mode: mode, Typeflag: typ, Size: size, Uid: uid, Gid: gid, ModTime: created(), Format: tar.FormatPAX})
 	}
 	for _, f := range files {
+		uid, gid = 0, 0
 		parts := strings.Split(strings.TrimSuffix(f.name, "/"), "/")
 		for i := 1; i < len(parts); i++ {
 			d := strings.Join(parts[:i], "/") + "/"
@@ -554,6 +598,7 @@ func writeLayer(w io.Writer, files []file) error {
 				}
 			}
 		}
+		uid, gid = f.uid, f.gid
 		switch {
 		case f.dir:
 			if dirs[f.name] {
@@ -564,7 +609,7 @@ func writeLayer(w io.Writer, files []file) error {
 				return fmt.Errorf("write layer entry %s: %w", f.name, err)
 			}
 		case f.link != "":
-			h := &tar.Header{Name: f.name, Mode: f.mode, Typeflag: tar.TypeSymlink, Linkname: f.link, ModTime: created(), Format: tar.FormatPAX}
+			h := &tar.Header{Name: f.name, Mode: f.mode, Typeflag: tar.TypeSymlink, Linkname: f.link, Uid: f.uid, Gid: f.gid, ModTime: created(), Format: tar.FormatPAX}
 			if err := tw.WriteHeader(h); err != nil {
 				return fmt.Errorf("write layer entry %s: %w", f.name, err)
 			}

@@ -37,7 +37,8 @@ import (
 // exec liveness probe), its output read through the API (`kubectl logs`: API
 // server → kubelet over TLS), its IP from the node's pod range. A pod on the
 // server then fetches the agent's pod by its IP and through a Service, and a
-// pod on the agent through the Service (each node's kube-proxy). The agent
+// pod on the agent through the Service (each node's kube-proxy); k3s's
+// add-ons work (checkAddons: CoreDNS, metrics-server, local-path). The agent
 // joined by TLS bootstrap (checkNodeIdentities), and exec through the API
 // reaches its pod. The agent's container is stopped and started, and its
 // pod runs again in a new container (logs and exec again). The nodes report a containerd runtime and a kubelet, every
@@ -215,6 +216,10 @@ func TestK3dPodsRunInRealContainers(t *testing.T) {
 	if out, want := podExec(ctx, t, kubeconfig, cs, "default", agtPod, "cat", "/tmp/www/index.html"), "hello from "+agtPod+" on "+agt; !strings.Contains(out, want) {
 		t.Errorf("exec in %s through the API printed %q, want %q", agtPod, out, want)
 	}
+
+	// k3s's add-ons, deployed by the server: cluster DNS, the metrics API,
+	// the default StorageClass.
+	checkAddons(ctx, t, addonsCase{cs: cs, docker: docker, workload: workload, agent: agt, service: svc, pod: agtPod})
 
 	// The agent's container stops and starts again (node failure and
 	// recovery): its kubelet runs the pod again in a new container, on the

@@ -28,8 +28,22 @@ func Load(ctx context.Context, c *client.Client, imgs Images, log *slog.Logger) 
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	loaded, err := LoadImages(ctx, c, imgs.All()...)
+	if err != nil {
+		return loaded, err
+	}
+	if err := removeSuperseded(ctx, c, imgs, log); err != nil {
+		return loaded, err
+	}
+	return loaded, nil
+}
+
+// LoadImages makes each image available in the local Docker, loading it from
+// its archive unless Docker has its tag, and returns the references it
+// loaded. Unlike Load, it removes nothing.
+func LoadImages(ctx context.Context, c *client.Client, imgs ...Image) ([]string, error) {
 	var loaded []string
-	for _, img := range imgs.All() {
+	for _, img := range imgs {
 		if _, err := c.ImageInspect(ctx, img.Ref); err == nil {
 			continue
 		} else if !cerrdefs.IsNotFound(err) {
@@ -39,9 +53,6 @@ func Load(ctx context.Context, c *client.Client, imgs Images, log *slog.Logger) 
 			return loaded, err
 		}
 		loaded = append(loaded, img.Ref)
-	}
-	if err := removeSuperseded(ctx, c, imgs, log); err != nil {
-		return loaded, err
 	}
 	return loaded, nil
 }

@@ -19,9 +19,10 @@ import (
 // The repositories of the workload images, under the same never-resolving
 // domain as the node images.
 const (
-	PauseRepository = "lab-test.invalid/pause"
-	RedisRepository = "lab-test.invalid/redis-debian"
-	NginxRepository = "lab-test.invalid/nginx-debian"
+	PauseRepository    = "lab-test.invalid/pause"
+	RedisRepository    = "lab-test.invalid/redis-debian"
+	NginxRepository    = "lab-test.invalid/nginx-debian"
+	PostgresRepository = "lab-test.invalid/postgres-debian"
 )
 
 // WorkloadImages are the images that the real nodes of internal/realnode run
@@ -41,15 +42,23 @@ type WorkloadImages struct {
 	// to standard output and error, `nginx -g "daemon off;"`, SIGQUIT to
 	// stop).
 	Nginx Image
+	// Postgres stands in for docker.io/library/postgres: Debian's
+	// postgresql-15 (without JIT) with an entrypoint of lab's after the
+	// official image's contract (postgresEntrypoint: POSTGRES_USER,
+	// POSTGRES_PASSWORD, POSTGRES_DB, PGDATA), the user postgres as 999:999,
+	// port 5432, SIGINT to stop (fast shutdown), pg_isready and psql on PATH.
+	// Its own root file system (the postgres set of hack/node-rootfs.sh), so
+	// the other images do not carry PostgreSQL.
+	Postgres Image
 }
 
 // All returns the images, pause first.
-func (w WorkloadImages) All() []Image { return []Image{w.Pause, w.Redis, w.Nginx} }
+func (w WorkloadImages) All() []Image { return []Image{w.Pause, w.Redis, w.Nginx, w.Postgres} }
 
 // BuildWorkloadImages returns the workload images, building those that are
-// not in the cache. A cold build runs `hack/node-rootfs.sh workloads`
-// (debootstrap: minutes, root); missing prerequisites are reported as
-// *MissingError.
+// not in the cache. A cold build runs `hack/node-rootfs.sh workloads` and
+// `hack/node-rootfs.sh postgres` (debootstrap: a minute or more each, root);
+// missing prerequisites are reported as *MissingError.
 func BuildWorkloadImages(ctx context.Context, opts Options) (WorkloadImages, error) {
 	log := opts.Log
 	if log == nil {
@@ -80,7 +89,15 @@ func BuildWorkloadImages(ctx context.Context, opts Options) (WorkloadImages, err
 	if err != nil {
 		return WorkloadImages{}, err
 	}
-	passwd, group, err := redisAccounts(rootfs)
+	passwd, group, err := accounts999(rootfs, "redis")
+	if err != nil {
+		return WorkloadImages{}, err
+	}
+	pgRootfs, pgRootfsSum, err := nodeRootfs(ctx, log, moduleDir, "postgres")
+	if err != nil {
+		return WorkloadImages{}, err
+	}
+	pgPasswd, pgGroup, err := accounts999(pgRootfs, "postgres")
 	if err != nil {
 		return WorkloadImages{}, err
 	}
@@ -120,9 +137,10 @@ func BuildWorkloadImages(ctx context.Context, opts Options) (WorkloadImages, err
 			stopSignal:  "SIGQUIT",
 			description: "lab's test-only stand-in for docker.io/library/nginx, from Debian's nginx-light",
 		}, nil},
+		{postgresSpec(layerSource{path: pgRootfs, sum: pgRootfsSum, createdBy: "hack/node-rootfs.sh postgres: Debian bookworm minbase with postgresql-15"}, pgPasswd, pgGroup), nil},
 	}
 	var imgs WorkloadImages
-	specs[0].dst, specs[1].dst, specs[2].dst = &imgs.Pause, &imgs.Redis, &imgs.Nginx
+	specs[0].dst, specs[1].dst, specs[2].dst, specs[3].dst = &imgs.Pause, &imgs.Redis, &imgs.Nginx, &imgs.Postgres
 	for _, s := range specs {
 		img, err := s.spec.ensure(ctx, dir, runtime.GOARCH, log)
 		if err != nil {
@@ -130,7 +148,7 @@ func BuildWorkloadImages(ctx context.Context, opts Options) (WorkloadImages, err
 		}
 		*s.dst = img
 	}
-	pruneArchives(dir, []string{PauseRepository, RedisRepository, NginxRepository}, imgs.All(), log)
+	pruneArchives(dir, []string{PauseRepository, RedisRepository, NginxRepository, PostgresRepository}, imgs.All(), log)
 	log.Info("workload images ready", "elapsed", time.Since(start).Round(time.Millisecond))
 	return imgs, nil
 }
@@ -144,6 +162,41 @@ func pauseSpec(bin string) spec {
 		layers:      []layerSource{{files: []file{{name: "pause", mode: 0o755, path: bin}}, createdBy: "internal/testnode/cmd/pause"}},
 		entrypoint:  []string{"/pause"},
 		description: "lab's test-only pause image: the sandbox of every pod on a real test node",
+	}
+}
+
+// postgresSpec is the PostgreSQL stand-in on its root file system (base),
+// with the accounts of accounts999. The official image's configuration:
+// PGDATA a VOLUME, SIGINT to stop, the entrypoint script, cmd postgres;
+// PostgreSQL's own binaries first on PATH (Debian's /usr/bin wrappers need
+// postgresql-common's Perl and a cluster registry the image does not use).
+func postgresSpec(base layerSource, passwd, group []byte) spec {
+	const pgdata = "/var/lib/postgresql/data"
+	return spec{
+		kind: "postgres", repo: PostgresRepository,
+		layers: []layerSource{base, {files: []file{
+			{name: "etc/passwd", mode: 0o644, body: passwd},
+			{name: "etc/group", mode: 0o644, body: group},
+			{name: "usr/local/bin/docker-entrypoint.sh", mode: 0o755, body: []byte(postgresEntrypoint)},
+			{name: "var/lib/postgresql/", mode: 0o755, dir: true, uid: 999, gid: 999},
+			{name: "var/lib/postgresql/data/", mode: 0o700, dir: true, uid: 999, gid: 999},
+			// Debian's PostgreSQL puts its socket here (/var/run is a link
+			// to /run); setgid and sticky, as in the official image.
+			{name: "run/postgresql/", mode: 0o3775, dir: true, uid: 999, gid: 999},
+		}, createdBy: "the official image's postgres user (999:999), PGDATA and entrypoint"}},
+		entrypoint: []string{"/usr/local/bin/docker-entrypoint.sh"},
+		cmd:        []string{"postgres"},
+		env: []string{
+			"PATH=/usr/lib/postgresql/15/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+			"PGDATA=" + pgdata,
+			// minbase has no locales generated; C.UTF-8 is glibc's own.
+			"LANG=C.UTF-8",
+			"PG_MAJOR=15",
+		},
+		stopSignal:  "SIGINT",
+		volumes:     []string{pgdata},
+		ports:       []string{"5432/tcp"},
+		description: "lab's test-only stand-in for docker.io/library/postgres, from Debian's postgresql-15",
 	}
 }
 
@@ -177,10 +230,12 @@ http {
 }
 `
 
-// redisAccounts returns the root file system's /etc/passwd and /etc/group
-// with the redis user and group renumbered to 999, the official image's
-// (the chart runs Redis as 999 and gives its volumes to group 999).
-func redisAccounts(rootfs string) (passwd, group []byte, err error) {
+// accounts999 returns the root file system's /etc/passwd and /etc/group
+// with the user and group account renumbered to 999, as the official redis
+// and postgres images number theirs (the chart runs them as 999 and gives
+// their volumes to group 999). Another entry that already has 999 is an
+// error: two accounts would share the number.
+func accounts999(rootfs, account string) (passwd, group []byte, err error) {
 	files, err := readTarFiles(rootfs, "./etc/passwd", "./etc/group")
 	if err != nil {
 		return nil, nil, err
@@ -190,16 +245,19 @@ func redisAccounts(rootfs string) (passwd, group []byte, err error) {
 		found := false
 		for _, line := range strings.Split(strings.TrimRight(content, "\n"), "\n") {
 			f := strings.Split(line, ":")
-			if f[0] == "redis" && len(f) > fields[len(fields)-1] {
+			switch {
+			case f[0] == account && len(f) > fields[len(fields)-1]:
 				for _, i := range fields {
 					f[i] = "999"
 				}
 				found = true
+			case len(f) > 2 && f[2] == "999":
+				return nil, fmt.Errorf("renumber %s to 999 in %s of %s: %s has 999 already", account, name, rootfs, f[0])
 			}
 			out = append(out, strings.Join(f, ":"))
 		}
 		if !found {
-			return nil, fmt.Errorf("the workloads root file system has no redis entry in %s", name)
+			return nil, fmt.Errorf("the root file system %s has no %s entry in %s", rootfs, account, name)
 		}
 		return []byte(strings.Join(out, "\n") + "\n"), nil
 	}

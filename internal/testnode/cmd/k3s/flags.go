@@ -24,6 +24,9 @@ type config struct {
 	// pauseImage is the pods' sandbox image, imported from the node image
 	// at every start: LAB_K3S_PAUSE_IMAGE, which the image sets.
 	pauseImage string
+	// images are the server's add-ons' images (LAB_K3S_*_IMAGE, which the
+	// image sets).
+	images addonImages
 
 	// server only
 	tlsSANs          []string // --tls-san
@@ -53,8 +56,8 @@ const (
 )
 
 // bundled lists the components k3s deploys unless --disable names them. The
-// stand-in deploys none of them (coredns: only the manifest k3d rewrites, see
-// writeManifests), so disabling them is always satisfied.
+// stand-in deploys coredns, local-storage and metrics-server (see addons);
+// it has none of the others, so disabling them is always satisfied.
 func bundled() []string {
 	return []string{"coredns", "servicelb", "traefik", "local-storage", "metrics-server", "runtimes"}
 }
@@ -133,6 +136,12 @@ func parseArgs(args []string, getenv func(string) string) (config, error) {
 		token:            getenv("K3S_TOKEN"),
 		kubeconfigOutput: getenv("K3S_KUBECONFIG_OUTPUT"),
 		pauseImage:       getenv("LAB_K3S_PAUSE_IMAGE"),
+		images: addonImages{
+			CoreDNS:       getenv("LAB_K3S_COREDNS_IMAGE"),
+			MetricsServer: getenv("LAB_K3S_METRICS_SERVER_IMAGE"),
+			LocalPath:     getenv("LAB_K3S_LOCAL_PATH_IMAGE"),
+			Helper:        getenv("LAB_K3S_HELPER_IMAGE"),
+		},
 	}
 	if c.role == agent {
 		c.serverURL = getenv("K3S_URL")

@@ -57,10 +57,14 @@ type nodeSetup struct {
 	kubeconfig, bootstrapKubeconfig string
 	kubeProxyKubeconfig             string // system:kube-proxy
 	// clientCA verifies the API server's kubelet client certificate.
-	clientCA      string
-	labels        []string // key=value, the kubelet's --node-labels
-	taints        []string // key=value:Effect, the kubelet's --register-with-taints
-	pauseImage    string
+	clientCA   string
+	labels     []string // key=value, the kubelet's --node-labels
+	taints     []string // key=value:Effect, the kubelet's --register-with-taints
+	pauseImage string
+	// resolvConf is the kubelet's resolvConf: the name servers of pods
+	// with dnsPolicy Default (CoreDNS forwards to them) and the search
+	// path of every pod.
+	resolvConf    string
 	kubeletArgs   []string // --kubelet-arg
 	kubeProxyArgs []string // --kube-proxy-arg
 }
@@ -80,13 +84,20 @@ func startKubelet(ctx context.Context, log *slog.Logger, g *group, s nodeSetup) 
 	if err := prepareKernel(log); err != nil {
 		return err
 	}
+	host, err := os.ReadFile(hostResolvConf)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("read %s: %w", hostResolvConf, err)
+	}
+	var generated string
+	s.resolvConf, generated = podResolvConf(host)
 	files := map[string]func(nodeSetup) (string, error){
 		agentEtcDir + "/containerd/config.toml": containerdConfig,
 		agentEtcDir + "/kubelet.yaml":           kubeletConfig,
 		agentEtcDir + "/kube-proxy.yaml":        kubeProxyConfig,
-		agentEtcDir + "/resolv.conf": func(nodeSetup) (string, error) {
-			return "# the pods' name server is the kubelet's clusterDNS\n", nil
-		},
+	}
+	if generated != "" {
+		log.Warn("the node's resolv.conf has no name server that pods can reach; pods with dnsPolicy Default (CoreDNS's upstream) get k3s's fallback", "resolvConf", s.resolvConf)
+		files[s.resolvConf] = func(nodeSetup) (string, error) { return generated, nil }
 	}
 	for path, render := range files {
 		text, err := render(s)
@@ -180,10 +191,33 @@ func cniConfig(s nodeSetup) (string, error) {
 	return cni.Bridge("lab-k3s-standin", s.podCIDR, true)
 }
 
+// hostResolvConf is the node container's resolver configuration, which
+// k3d's DNS fix points at the Docker network's gateway.
+const hostResolvConf = "/etc/resolv.conf"
+
+// podResolvConf chooses the kubelet's resolvConf as k3s does: the node's
+// own when it names a name server other than a loopback address (which a
+// pod cannot reach), or else a generated one (returned as generated, to be
+// written to the returned path) with k3s's fallback, 8.8.8.8.
+func podResolvConf(host []byte) (path, generated string) {
+	for _, line := range strings.Split(string(host), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 || f[0] != "nameserver" {
+			continue
+		}
+		if ip := net.ParseIP(f[1]); ip != nil && !ip.IsLoopback() {
+			return hostResolvConf, ""
+		}
+	}
+	return agentEtcDir + "/resolv.conf", "nameserver 8.8.8.8\n"
+}
+
 // kubeletConfig is the KubeletConfiguration: cgroupfs and failCgroupV1
 // false (cgroup v1 here), the API server authenticated by its client
-// certificate, client and serving certificates asked for (and renewed)
-// through CertificateSigningRequests, k3s's cluster DNS, and
+// certificate and every other client by its token through the API (webhook
+// authentication and authorization, as on k3s: metrics-server scrapes with
+// its service account), client and serving certificates asked for (and
+// renewed) through CertificateSigningRequests, k3s's cluster DNS, and
 // image garbage collection and eviction thresholds that a shared test
 // machine's disk does not trip (an imported image cannot be pulled again).
 func kubeletConfig(s nodeSetup) (string, error) {
@@ -198,11 +232,11 @@ authentication:
   anonymous:
     enabled: false
   webhook:
-    enabled: false
+    enabled: true
   x509:
     clientCAFile: ` + s.clientCA + `
 authorization:
-  mode: AlwaysAllow
+  mode: Webhook
 rotateCertificates: true
 serverTLSBootstrap: true
 cgroupDriver: cgroupfs
@@ -212,7 +246,7 @@ containerRuntimeEndpoint: unix://` + containerdSocket + `
 clusterDNS:
   - ` + clusterDNS + `
 clusterDomain: ` + clusterDomain + `
-resolvConf: ` + agentEtcDir + `/resolv.conf
+resolvConf: ` + s.resolvConf + `
 serializeImagePulls: false
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99

@@ -73,6 +73,7 @@ func TestNodeConfigs(t *testing.T) {
 	s := nodeSetup{
 		name: "k3d-lab-server-0", ip: "172.18.0.2", podCIDR: "10.42.0.0/24", kubeconfig: "/k.yaml",
 		kubeProxyKubeconfig: "/p.yaml", clientCA: "/ca.crt", pauseImage: "lab-test.invalid/pause:abc",
+		resolvConf: "/etc/resolv.conf",
 	}
 	decode := func(t *testing.T, render func(nodeSetup) (string, error), isJSON bool) map[string]any {
 		t.Helper()
@@ -98,9 +99,11 @@ func TestNodeConfigs(t *testing.T) {
 		"clusterDNS":               []any{"10.43.0.10"},
 		"rotateCertificates":       true, "serverTLSBootstrap": true, "tlsCertFile": nil,
 		"authentication": map[string]any{
-			"anonymous": map[string]any{"enabled": false}, "webhook": map[string]any{"enabled": false},
+			"anonymous": map[string]any{"enabled": false}, "webhook": map[string]any{"enabled": true},
 			"x509": map[string]any{"clientCAFile": "/ca.crt"},
 		},
+		"authorization": map[string]any{"mode": "Webhook"},
+		"resolvConf":    "/etc/resolv.conf",
 	} {
 		if diff := cmp.Diff(want, kubelet[k]); diff != "" {
 			t.Errorf("kubelet %s (-want +got):\n%s", k, diff)
@@ -126,5 +129,31 @@ func TestNodeConfigs(t *testing.T) {
 		if !strings.Contains(ctrd, want) {
 			t.Errorf("containerd configuration lacks %s:\n%s", want, ctrd)
 		}
+	}
+}
+
+// TestPodResolvConf: the node's resolver is the pods' unless it names only
+// loopback addresses (Docker's embedded DNS without k3d's DNS fix), as k3s
+// decides.
+func TestPodResolvConf(t *testing.T) {
+	t.Parallel()
+	fallback := agentEtcDir + "/resolv.conf"
+	for _, tt := range []struct {
+		name, host, wantPath, wantGenerated string
+	}{
+		{"k3d's DNS fix: the gateway", "search lan\nnameserver 172.18.0.1\noptions ndots:0\n", "/etc/resolv.conf", ""},
+		{"Docker's embedded DNS", "nameserver 127.0.0.11\noptions ndots:0\n", fallback, "nameserver 8.8.8.8\n"},
+		{"loopback first, then a reachable one", "nameserver 127.0.0.53\nnameserver 10.0.0.2\n", "/etc/resolv.conf", ""},
+		{"IPv6 loopback", "nameserver ::1\n", fallback, "nameserver 8.8.8.8\n"},
+		{"no file", "", fallback, "nameserver 8.8.8.8\n"},
+		{"a comment only", "# nameserver 10.0.0.2\n", fallback, "nameserver 8.8.8.8\n"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			path, generated := podResolvConf([]byte(tt.host))
+			if path != tt.wantPath || generated != tt.wantGenerated {
+				t.Errorf("podResolvConf(%q) = %q, %q; want %q, %q", tt.host, path, generated, tt.wantPath, tt.wantGenerated)
+			}
+		})
 	}
 }

@@ -20,12 +20,21 @@
 // under the Node authorizer and NodeRestriction; its serving certificate
 // and an agent's kube-proxy certificate (system:kube-proxy) come through
 // CertificateSigningRequests that the server approves (approve.go). The
-// kubelet accepts the API server by its client certificate.
+// kubelet accepts the API server by its client certificate and other
+// clients by their tokens, asking the API (webhook) as system:node:<name>.
 //
-// Not there (yet): CoreDNS (pods get 10.43.0.10 as their name server and
-// nothing answers there), metrics-server, local-path, servicelb, traefik,
-// network policies; the bundled manifests are written (k3d edits
-// coredns.yaml) but not deployed. Pod traffic that leaves its node is
+// The server deploys k3s's bundled add-ons as k3s does (see addons.go): it
+// writes their manifests into /var/lib/rancher/k3s/server/manifests (k3d
+// rewrites coredns.yaml there with NodeHosts) and applies every file of that
+// directory (server-side apply), again whenever one changes: CoreDNS
+// (kube-dns at 10.43.0.10), metrics-server (v1beta1.metrics.k8s.io, scraping
+// the kubelets over TLS) and local-path-provisioner (the default
+// StorageClass local-path, volumes under /var/lib/rancher/k3s/storage),
+// unless --disable names them. Their images are test-only ones of the node
+// image (static binaries; lab-test.invalid/...), imported at every start.
+//
+// Not there (yet): servicelb, traefik, network policies, k3s's Addon
+// objects and HelmChart controller. Pod traffic that leaves its node is
 // masqueraded to the node's address.
 //
 // Every component's output goes to the container's log prefixed with its

@@ -31,7 +31,8 @@ const (
 
 // runServer runs a k3s server's control plane: etcd, kube-apiserver,
 // kube-controller-manager and kube-scheduler, the real binaries, and the
-// server's node: containerd, the kubelet and kube-proxy. It logs k3d's ready
+// server's node: containerd, the kubelet and kube-proxy, and deploys the
+// add-ons from the manifests directory. It logs k3d's ready
 // messages only once they are true: "k3s is up and running" when the API is
 // ready and the server's own Node is Ready, "Cluster dns configmap" when
 // that ConfigMap exists.
@@ -49,10 +50,8 @@ func runServer(ctx context.Context, log *slog.Logger, out *lineWriter, c config)
 		return err
 	}
 	deployCoreDNS := !slices.Contains(c.disable, "coredns")
-	if deployCoreDNS {
-		if err := writeManifests(); err != nil {
-			return err
-		}
+	if err := writeManifests(manifestsDir, c.images, c.disable); err != nil {
+		return err
 	}
 
 	p, err := loadOrCreatePKI(tlsDir)
@@ -277,6 +276,12 @@ func bringUp(ctx context.Context, log *slog.Logger, g *group, cs kubernetes.Inte
 			return err
 		}
 	}
+	// The add-ons (CoreDNS, metrics-server, local-path) are deployed from
+	// the manifests directory in the background; the server does not wait
+	// for them.
+	if err := startDeployer(ctx, log, manifestsDir, credDir+"/admin.kubeconfig"); err != nil {
+		return err
+	}
 	started := time.Now()
 	creds := nodeCreds{bootstrapKubeconfig: credDir + "/kubelet-bootstrap.kubeconfig", kubeProxyKubeconfig: credDir + "/kube-proxy.kubeconfig", clientCA: tlsDir + "/ca.crt"}
 	if err := runKubelet(ctx, log, g, cs, c, name, ips, creds); err != nil {
@@ -363,33 +368,4 @@ func kubeconfigMode(s string) (os.FileMode, error) {
 		return 0, fmt.Errorf("--write-kubeconfig-mode %q: want an octal file mode such as 0644", s)
 	}
 	return os.FileMode(m), nil
-}
-
-// writeManifests writes the bundled manifest that k3d edits: coredns.yaml,
-// whose ConfigMap k3d fills with NodeHosts (the cluster's containers and
-// host.k3d.internal). k3s writes its bundled manifests on every start; so
-// does the stand-in. It does not deploy them: there is no CoreDNS.
-func writeManifests() error {
-	if err := os.MkdirAll(manifestsDir, 0o755); err != nil {
-		return fmt.Errorf("write the bundled manifests: %w", err)
-	}
-	const coredns = `apiVersion: v1
-kind: ConfigMap
-metadata:
-  name: coredns
-  namespace: kube-system
-data:
-  Corefile: |
-    .:53 {
-        hosts /etc/coredns/NodeHosts {
-          fallthrough
-        }
-        forward . /etc/resolv.conf
-    }
-  NodeHosts: ""
-`
-	if err := os.WriteFile(manifestsDir+"/coredns.yaml", []byte(coredns), 0o644); err != nil {
-		return fmt.Errorf("write the bundled manifests: %w", err)
-	}
-	return nil
 }
