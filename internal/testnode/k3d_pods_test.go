@@ -36,10 +36,12 @@ import (
 // a container ID from containerd, an httpGet readiness probe passed (and an
 // exec liveness probe), its output read through the API (`kubectl logs`: API
 // server → kubelet over TLS), its IP from the node's pod range. A pod on the
-// server then fetches the agent's pod by its IP and through a Service; k3s's
-// add-ons work (checkAddons: CoreDNS, metrics-server, local-path); the
-// agent's container is stopped and started, and its pod runs again in a new
-// container. The nodes report a containerd runtime and a kubelet, every
+// server then fetches the agent's pod by its IP and through a Service, and a
+// pod on the agent through the Service (each node's kube-proxy); k3s's
+// add-ons work (checkAddons: CoreDNS, metrics-server, local-path). The agent
+// joined by TLS bootstrap (checkNodeIdentities), and exec through the API
+// reaches its pod. The agent's container is stopped and started, and its
+// pod runs again in a new container (logs and exec again). The nodes report a containerd runtime and a kubelet, every
 // component logs under its name, and the host's kernel settings that a
 // kubelet would change stay as they were. After the deletion Docker holds nothing of the cluster, the nodes'
 // anonymous volumes (containerd's images, the kubelet's pods) included.
@@ -183,17 +185,36 @@ func TestK3dPodsRunInRealContainers(t *testing.T) {
 	if podIPs[agt] == "" || srv == "" {
 		t.Fatalf("no pod IP on the agent (%v) or no server node", podIPs)
 	}
-	client := clientPod("client", srv, workload, podIPs[agt]+":8080", svc.Spec.ClusterIP+":80")
-	if _, err := cs.CoreV1().Pods("default").Create(ctx, client, metav1.CreateOptions{}); err != nil {
-		t.Fatalf("create pod client: %v", err)
+	// The agent's kube-proxy (system:kube-proxy, its own certificate) has
+	// the Service's rules too: a pod on the agent fetches through it.
+	clients := []struct {
+		name, node string
+		addrs      []string
+	}{
+		{"client", srv, []string{podIPs[agt] + ":8080", svc.Spec.ClusterIP + ":80"}},
+		{"client-agent", agt, []string{svc.Spec.ClusterIP + ":80"}},
 	}
-	phase, err := waitPodDone(ctx, cs, "default", "client", 2*time.Minute)
-	if err != nil {
-		t.Fatal(err)
+	for _, c := range clients {
+		if _, err := cs.CoreV1().Pods("default").Create(ctx, clientPod(c.name, c.node, workload, c.addrs...), metav1.CreateOptions{}); err != nil {
+			t.Fatalf("create pod %s: %v", c.name, err)
+		}
 	}
-	logs := podLogs(ctx, t, cs, "default", "client")
-	if want := "hello from " + agtPod + " on " + agt; phase != corev1.PodSucceeded || strings.Count(logs, want) != 2 {
-		t.Errorf("the pod on %s fetching %s's pod by IP and by Service %s: phase %s, output %q; want it to succeed with %q twice", srv, agt, svc.Spec.ClusterIP, phase, logs, want)
+	for _, c := range clients {
+		phase, err := waitPodDone(ctx, cs, "default", c.name, 2*time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		logs := podLogs(ctx, t, cs, "default", c.name)
+		if want := "hello from " + agtPod + " on " + agt; phase != corev1.PodSucceeded || strings.Count(logs, want) != len(c.addrs) {
+			t.Errorf("the pod on %s fetching %s's pod at %v: phase %s, output %q; want it to succeed with %q %d times", c.node, agt, c.addrs, phase, logs, want, len(c.addrs))
+		}
+	}
+
+	// The agent joined by TLS bootstrap and its kubelet runs as
+	// system:node:<agent>; exec through the API reaches that kubelet.
+	checkNodeIdentities(ctx, t, docker, cs, kubeconfig, agt)
+	if out, want := podExec(ctx, t, kubeconfig, cs, "default", agtPod, "cat", "/tmp/www/index.html"), "hello from "+agtPod+" on "+agt; !strings.Contains(out, want) {
+		t.Errorf("exec in %s through the API printed %q, want %q", agtPod, out, want)
 	}
 
 	// k3s's add-ons, deployed by the server: cluster DNS, the metrics API,
@@ -221,6 +242,9 @@ func TestK3dPodsRunInRealContainers(t *testing.T) {
 	t.Logf("pod %s Ready again in a new container %v after %s was stopped", agtPod, time.Since(restarted).Round(time.Millisecond), agt)
 	if logs, want := podLogs(ctx, t, cs, "default", agtPod), "hello from "+agtPod+" on "+agt; !strings.Contains(logs, want) {
 		t.Errorf("logs of %s after the restart = %q, want %q", agtPod, logs, want)
+	}
+	if out, want := podExec(ctx, t, kubeconfig, cs, "default", agtPod, "cat", "/tmp/www/index.html"), "hello from "+agtPod+" on "+agt; !strings.Contains(out, want) {
+		t.Errorf("exec in %s through the API after the restart printed %q, want %q", agtPod, out, want)
 	}
 	if _, cidr, err := net.ParseCIDR(before.Status.PodIP + "/24"); err != nil || !cidr.Contains(net.ParseIP(after.Status.PodIP)) {
 		t.Errorf("pod %s has IP %q after the restart, want one of its node's range (it had %s)", agtPod, after.Status.PodIP, before.Status.PodIP)

@@ -2,11 +2,8 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -20,12 +17,9 @@ import (
 	"time"
 
 	"github.com/jewelry-shop/lab/internal/cni"
-	certsv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/util/cert"
-	"k8s.io/client-go/util/certificate/csr"
 )
 
 // Where a node's own components keep their state and configuration, as k3s
@@ -55,16 +49,18 @@ const (
 // nodeSetup is what one node's containerd, kubelet and kube-proxy are
 // configured with.
 type nodeSetup struct {
-	name       string
-	ip         string
-	podCIDR    string
-	kubeconfig string // the kubelet's and kube-proxy's credential
+	name    string
+	ip      string
+	podCIDR string // known once the kubelet registered the node
+	// kubeconfig is the kubelet's own credential, which it writes once it
+	// has its client certificate through bootstrapKubeconfig.
+	kubeconfig, bootstrapKubeconfig string
+	kubeProxyKubeconfig             string // system:kube-proxy
 	// clientCA verifies the API server's kubelet client certificate.
-	clientCA string
-	// servingCert and servingKey are the kubelet's, signed by the cluster
-	// CA through a CertificateSigningRequest.
-	servingCert, servingKey string
-	pauseImage              string
+	clientCA   string
+	labels     []string // key=value, the kubelet's --node-labels
+	taints     []string // key=value:Effect, the kubelet's --register-with-taints
+	pauseImage string
 	// resolvConf is the kubelet's resolvConf: the name servers of pods
 	// with dnsPolicy Default (CoreDNS forwards to them) and the search
 	// path of every pod.
@@ -73,10 +69,15 @@ type nodeSetup struct {
 	kubeProxyArgs []string // --kube-proxy-arg
 }
 
-// startNodeComponents prepares the container as a node (kernel settings,
-// containerd, the images, the pod network) and starts containerd, the
-// kubelet and kube-proxy in g, in that order.
-func startNodeComponents(ctx context.Context, log *slog.Logger, g *group, s nodeSetup) error {
+// kubeletCertDir is where the kubelet keeps the client and serving
+// certificates it asked for (and renews).
+const kubeletCertDir = "/var/lib/kubelet/pki"
+
+// startKubelet prepares the container as a node (kernel settings,
+// containerd, the images) and starts containerd and the kubelet in g, in
+// that order. The pod network (writeCNIConfig) and kube-proxy follow once
+// the kubelet has registered the node and it has a pod range.
+func startKubelet(ctx context.Context, log *slog.Logger, g *group, s nodeSetup) error {
 	if s.pauseImage == "" {
 		return errors.New("no pause image: the node image sets LAB_K3S_PAUSE_IMAGE")
 	}
@@ -91,7 +92,6 @@ func startNodeComponents(ctx context.Context, log *slog.Logger, g *group, s node
 	s.resolvConf, generated = podResolvConf(host)
 	files := map[string]func(nodeSetup) (string, error){
 		agentEtcDir + "/containerd/config.toml": containerdConfig,
-		cniConfDir + "/10-lab.conflist":         cniConfig,
 		agentEtcDir + "/kubelet.yaml":           kubeletConfig,
 		agentEtcDir + "/kube-proxy.yaml":        kubeProxyConfig,
 	}
@@ -129,10 +129,24 @@ func startNodeComponents(ctx context.Context, log *slog.Logger, g *group, s node
 	if err := importImages(ctx, log); err != nil {
 		return err
 	}
-	if err := g.start("kubelet", kubeletArgs(s), os.Environ()); err != nil {
+	return g.start("kubelet", kubeletArgs(s), os.Environ())
+}
+
+// writeCNIConfig writes the pod network's configuration, which containerd
+// picks up when it appears; until then the kubelet reports the node's
+// network not ready.
+func writeCNIConfig(s nodeSetup) error {
+	text, err := cniConfig(s)
+	if err != nil {
 		return err
 	}
-	return g.start("kube-proxy", kubeProxyArgs(s), os.Environ())
+	if err := os.MkdirAll(cniConfDir, 0o755); err != nil {
+		return fmt.Errorf("write the CNI configuration: %w", err)
+	}
+	if err := os.WriteFile(cniConfDir+"/10-lab.conflist", []byte(text), 0o644); err != nil {
+		return fmt.Errorf("write the CNI configuration: %w", err)
+	}
+	return nil
 }
 
 // containerdConfig is containerd's configuration: k3s's paths, the CRI
@@ -202,8 +216,8 @@ func podResolvConf(host []byte) (path, generated string) {
 // false (cgroup v1 here), the API server authenticated by its client
 // certificate and every other client by its token through the API (webhook
 // authentication and authorization, as on k3s: metrics-server scrapes with
-// its service account), the cluster CA's serving certificate, k3s's cluster
-// DNS, and
+// its service account), client and serving certificates asked for (and
+// renewed) through CertificateSigningRequests, k3s's cluster DNS, and
 // image garbage collection and eviction thresholds that a shared test
 // machine's disk does not trip (an imported image cannot be pulled again).
 func kubeletConfig(s nodeSetup) (string, error) {
@@ -223,8 +237,8 @@ authentication:
     clientCAFile: ` + s.clientCA + `
 authorization:
   mode: Webhook
-tlsCertFile: ` + s.servingCert + `
-tlsPrivateKeyFile: ` + s.servingKey + `
+rotateCertificates: true
+serverTLSBootstrap: true
 cgroupDriver: cgroupfs
 failCgroupV1: false
 failSwapOn: false
@@ -245,14 +259,25 @@ maxPods: 110
 `, nil
 }
 
-// kubeletArgs is the kubelet's command line with the --kubelet-arg values.
+// kubeletArgs is the kubelet's command line with the --kubelet-arg values:
+// it bootstraps its credential and registers its Node itself, with the
+// node's labels and taints.
 func kubeletArgs(s nodeSetup) []string {
-	return componentArgs([]string{
+	args := []string{
 		"config=" + agentEtcDir + "/kubelet.yaml",
+		"bootstrap-kubeconfig=" + s.bootstrapKubeconfig,
 		"kubeconfig=" + s.kubeconfig,
+		"cert-dir=" + kubeletCertDir,
 		"hostname-override=" + s.name,
 		"node-ip=" + s.ip,
-	}, s.kubeletArgs)
+	}
+	if len(s.labels) > 0 {
+		args = append(args, "node-labels="+strings.Join(s.labels, ","))
+	}
+	if len(s.taints) > 0 {
+		args = append(args, "register-with-taints="+strings.Join(s.taints, ","))
+	}
+	return componentArgs(args, s.kubeletArgs)
 }
 
 // kubeProxyConfig is kube-proxy's configuration: iptables in the node
@@ -262,7 +287,7 @@ func kubeProxyConfig(s nodeSetup) (string, error) {
 	return `apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
 clientConnection:
-  kubeconfig: ` + s.kubeconfig + `
+  kubeconfig: ` + s.kubeProxyKubeconfig + `
 hostnameOverride: ` + s.name + `
 bindAddress: 0.0.0.0
 healthzBindAddress: 127.0.0.1:10256
@@ -411,65 +436,9 @@ func importImages(ctx context.Context, log *slog.Logger) error {
 	return nil
 }
 
-// kubeletServingCert returns the paths of the kubelet's serving certificate
-// and key, signed by the cluster CA: a CertificateSigningRequest for
-// kubernetes.io/kubelet-serving, approved by this node with its cluster
-// credential (as k3s's server would sign it), signed by
-// kube-controller-manager. A certificate from an earlier start is kept while
-// it names the node's addresses and is not close to expiry.
-func kubeletServingCert(ctx context.Context, cs kubernetes.Interface, name string, dnsNames []string, ips []net.IP) (certPath, keyPath string, err error) {
-	certPath, keyPath = agentDir+"/serving-kubelet.crt", agentDir+"/serving-kubelet.key"
-	if err := os.MkdirAll(agentDir, 0o700); err != nil {
-		return "", "", fmt.Errorf("make %s: %w", agentDir, err)
-	}
-	key, err := loadOrGenerateKey(keyPath)
-	if err != nil {
-		return "", "", err
-	}
-	l := leaf{commonName: "system:node:" + name, organization: []string{"system:nodes"}, dnsNames: dnsNames, ips: ips}
-	if certs, err := cert.CertsFromFile(certPath); err == nil && len(certs) > 0 && servingCertFits(certs[0], l, key.Public()) {
-		return certPath, keyPath, nil
-	}
-	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{
-		Subject:     pkix.Name{CommonName: l.commonName, Organization: l.organization},
-		DNSNames:    dnsNames,
-		IPAddresses: ips,
-	}, key)
-	if err != nil {
-		return "", "", fmt.Errorf("make the kubelet's certificate request: %w", err)
-	}
-	csrPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})
-	usages := []certsv1.KeyUsage{certsv1.UsageDigitalSignature, certsv1.UsageKeyEncipherment, certsv1.UsageServerAuth}
-	reqName, reqUID, err := csr.RequestCertificateWithContext(ctx, cs, csrPEM, "", certsv1.KubeletServingSignerName, nil, usages, key)
-	if err != nil {
-		return "", "", fmt.Errorf("request the kubelet's serving certificate: %w", err)
-	}
-	req, err := cs.CertificatesV1().CertificateSigningRequests().Get(ctx, reqName, metav1.GetOptions{})
-	if err != nil {
-		return "", "", fmt.Errorf("read certificate request %s: %w", reqName, err)
-	}
-	req.Status.Conditions = append(req.Status.Conditions, certsv1.CertificateSigningRequestCondition{
-		Type: certsv1.CertificateApproved, Status: corev1.ConditionTrue,
-		Reason: "K3sStandinNode", Message: "the kubelet serving certificate of node " + name + ", requested by the node itself",
-	})
-	if _, err := cs.CertificatesV1().CertificateSigningRequests().UpdateApproval(ctx, reqName, req, metav1.UpdateOptions{}); err != nil {
-		return "", "", fmt.Errorf("approve certificate request %s: %w", reqName, err)
-	}
-	wctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	crt, err := csr.WaitForCertificate(wctx, cs, reqName, reqUID)
-	if err != nil {
-		return "", "", fmt.Errorf("wait for the kubelet's serving certificate (%s): %w", reqName, err)
-	}
-	if err := cert.WriteCert(certPath, crt); err != nil {
-		return "", "", fmt.Errorf("write the kubelet's serving certificate: %w", err)
-	}
-	return certPath, keyPath, nil
-}
-
-// servingCertFits reports whether c is for pub and says what l says, with
-// more than renewBefore left.
-func servingCertFits(c *x509.Certificate, l leaf, pub any) bool {
+// certFits reports whether c is for pub and says what l says, with more
+// than renewBefore left.
+func certFits(c *x509.Certificate, l leaf, pub any) bool {
 	if !samePublicKey(c.PublicKey, pub) || time.Until(c.NotAfter) < renewBefore || c.Subject.CommonName != l.commonName {
 		return false
 	}
@@ -481,30 +450,6 @@ func servingCertFits(c *x509.Certificate, l leaf, pub any) bool {
 		want = append(want, ip.String())
 	}
 	return slices.Equal(sorted(have), sorted(want)) && slices.Equal(sorted(c.DNSNames), sorted(l.dnsNames))
-}
-
-// waitClusterCA waits for the cluster CA that kube-controller-manager
-// publishes in every namespace (kube-root-ca.crt) and writes it to path:
-// an agent's kubelet verifies the API server's client certificate with it.
-func waitClusterCA(ctx context.Context, g *group, cs kubernetes.Interface, path string) error {
-	var ca string
-	err := poll(ctx, g, 500*time.Millisecond, func(ctx context.Context) bool {
-		cm, err := cs.CoreV1().ConfigMaps(metav1.NamespaceSystem).Get(ctx, "kube-root-ca.crt", metav1.GetOptions{})
-		if err == nil {
-			ca = cm.Data["ca.crt"]
-		}
-		return ca != ""
-	})
-	if err != nil {
-		return fmt.Errorf("wait for the cluster CA (kube-system/kube-root-ca.crt): %w", err)
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return fmt.Errorf("write the cluster CA: %w", err)
-	}
-	if err := os.WriteFile(path, []byte(ca), 0o644); err != nil {
-		return fmt.Errorf("write the cluster CA: %w", err)
-	}
-	return nil
 }
 
 // routeInterval is how often a node looks for new nodes to route to.

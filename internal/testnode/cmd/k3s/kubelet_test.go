@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 
@@ -14,31 +15,39 @@ import (
 // k3s does.
 func TestNodeComponentArgs(t *testing.T) {
 	t.Parallel()
-	base := nodeSetup{name: "k3d-lab-agent-0", ip: "172.18.0.3", kubeconfig: "/k.yaml"}
+	base := nodeSetup{name: "k3d-lab-agent-0", ip: "172.18.0.3", kubeconfig: "/k.yaml", bootstrapKubeconfig: "/b.yaml"}
+	common := []string{
+		"--config=" + agentEtcDir + "/kubelet.yaml", "--bootstrap-kubeconfig=/b.yaml", "--kubeconfig=/k.yaml",
+		"--cert-dir=/var/lib/kubelet/pki", "--hostname-override=k3d-lab-agent-0",
+	}
 	tests := []struct {
-		name      string
-		kubelet   []string
-		kubeProxy []string
-		want      []string
-		wantProxy []string
+		name           string
+		labels, taints []string
+		kubelet        []string
+		kubeProxy      []string
+		want           []string
+		wantProxy      []string
 	}{
 		{
-			name: "defaults",
-			want: []string{
-				"--config=" + agentEtcDir + "/kubelet.yaml", "--kubeconfig=/k.yaml",
-				"--hostname-override=k3d-lab-agent-0", "--node-ip=172.18.0.3",
-			},
+			name:      "defaults",
+			want:      append(slices.Clone(common), "--node-ip=172.18.0.3"),
 			wantProxy: []string{"--config=" + agentEtcDir + "/kube-proxy.yaml"},
 		},
 		{
 			name:      "overridden and added",
 			kubelet:   []string{"node-ip=10.0.0.9", "v=2"},
 			kubeProxy: []string{"v=3"},
-			want: []string{
-				"--config=" + agentEtcDir + "/kubelet.yaml", "--kubeconfig=/k.yaml",
-				"--hostname-override=k3d-lab-agent-0", "--node-ip=10.0.0.9", "--v=2",
-			},
+			want:      append(slices.Clone(common), "--node-ip=10.0.0.9", "--v=2"),
 			wantProxy: []string{"--config=" + agentEtcDir + "/kube-proxy.yaml", "--v=3"},
+		},
+		{
+			name:   "labels and taints at registration",
+			labels: []string{"node.kubernetes.io/instance-type=k3s", "tier=web"},
+			taints: []string{"dedicated=db:NoSchedule", "gpu:NoExecute"},
+			want: append(slices.Clone(common), "--node-ip=172.18.0.3",
+				"--node-labels=node.kubernetes.io/instance-type=k3s,tier=web",
+				"--register-with-taints=dedicated=db:NoSchedule,gpu:NoExecute"),
+			wantProxy: []string{"--config=" + agentEtcDir + "/kube-proxy.yaml"},
 		},
 	}
 	for _, tt := range tests {
@@ -46,6 +55,7 @@ func TestNodeComponentArgs(t *testing.T) {
 			t.Parallel()
 			s := base
 			s.kubeletArgs, s.kubeProxyArgs = tt.kubelet, tt.kubeProxy
+			s.labels, s.taints = tt.labels, tt.taints
 			if diff := cmp.Diff(tt.want, kubeletArgs(s)); diff != "" {
 				t.Errorf("kubelet arguments (-want +got):\n%s", diff)
 			}
@@ -62,7 +72,7 @@ func TestNodeConfigs(t *testing.T) {
 	t.Parallel()
 	s := nodeSetup{
 		name: "k3d-lab-server-0", ip: "172.18.0.2", podCIDR: "10.42.0.0/24", kubeconfig: "/k.yaml",
-		clientCA: "/ca.crt", servingCert: "/s.crt", servingKey: "/s.key", pauseImage: "lab-test.invalid/pause:abc",
+		kubeProxyKubeconfig: "/p.yaml", clientCA: "/ca.crt", pauseImage: "lab-test.invalid/pause:abc",
 		resolvConf: "/etc/resolv.conf",
 	}
 	decode := func(t *testing.T, render func(nodeSetup) (string, error), isJSON bool) map[string]any {
@@ -87,7 +97,7 @@ func TestNodeConfigs(t *testing.T) {
 		"cgroupDriver": "cgroupfs", "failCgroupV1": false, "failSwapOn": false,
 		"containerRuntimeEndpoint": "unix:///run/k3s/containerd/containerd.sock",
 		"clusterDNS":               []any{"10.43.0.10"},
-		"tlsCertFile":              "/s.crt", "tlsPrivateKeyFile": "/s.key",
+		"rotateCertificates":       true, "serverTLSBootstrap": true, "tlsCertFile": nil,
 		"authentication": map[string]any{
 			"anonymous": map[string]any{"enabled": false}, "webhook": map[string]any{"enabled": true},
 			"x509": map[string]any{"clientCAFile": "/ca.crt"},
@@ -100,7 +110,8 @@ func TestNodeConfigs(t *testing.T) {
 		}
 	}
 	proxy := decode(t, kubeProxyConfig, false)
-	if proxy["mode"] != "iptables" || proxy["clusterCIDR"] != clusterCIDR || proxy["hostnameOverride"] != s.name {
+	if proxy["mode"] != "iptables" || proxy["clusterCIDR"] != clusterCIDR || proxy["hostnameOverride"] != s.name ||
+		proxy["clientConnection"].(map[string]any)["kubeconfig"] != "/p.yaml" {
 		t.Errorf("kube-proxy configuration: %v", proxy)
 	}
 	cni := decode(t, cniConfig, true)

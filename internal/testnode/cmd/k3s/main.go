@@ -14,10 +14,14 @@
 //     and exec through the API, Services through kube-proxy, and plain
 //     routes between the nodes' pod ranges on their Docker network.
 //
-// The node joins with the cluster token as the stand-in's agents always
-// have (see runAgent); its kubelet's serving certificate is signed by the
-// cluster CA through a CertificateSigningRequest, and the kubelet accepts
-// the API server by its client certificate.
+// Nodes join by TLS bootstrap, as kubeadm's do (bootstrap.go): the kubelet
+// authenticates with a bootstrap token derived from the cluster token only
+// to ask for its client certificate, and then runs as system:node:<name>
+// under the Node authorizer and NodeRestriction; its serving certificate
+// and an agent's kube-proxy certificate (system:kube-proxy) come through
+// CertificateSigningRequests that the server approves (approve.go). The
+// kubelet accepts the API server by its client certificate and other
+// clients by their tokens, asking the API (webhook) as system:node:<name>.
 //
 // The server deploys k3s's bundled add-ons as k3s does (see addons.go): it
 // writes their manifests into /var/lib/rancher/k3s/server/manifests (k3d

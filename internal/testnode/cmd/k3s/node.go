@@ -1,27 +1,23 @@
 package main
 
 import (
-	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
-	"runtime"
-	"strconv"
 	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
-	"k8s.io/client-go/util/retry"
 )
 
 // Where the stand-in keeps its state, as k3s does. It lives in a volume of
@@ -78,47 +74,128 @@ func clientFor(cfg *clientcmdapi.Config) (kubernetes.Interface, error) {
 	return cs, nil
 }
 
-// runKubelet registers the node (or updates a registered one) and starts
-// what runs its pods: containerd, the kubelet (a real one: pods run in
-// containers) and kube-proxy. The kubelet authenticates with kubeconfigFile
-// and accepts the API server by its client certificate, signed by the CA
-// in clientCA; its serving certificate comes from the cluster CA.
-func runKubelet(ctx context.Context, log *slog.Logger, g *group, cs kubernetes.Interface, c config, name string, ips []net.IP, kubeconfigFile, clientCA string) error {
-	n, err := newNode(c, name)
-	if err != nil {
-		return err
-	}
-	if err := register(ctx, cs, n); err != nil {
-		return err
-	}
-	log.Info("registered node", "node", name)
-	cidr, err := waitPodCIDR(ctx, g, cs, name)
-	if err != nil {
-		return err
-	}
-	host, err := os.Hostname()
-	if err != nil {
-		return fmt.Errorf("read the host name: %w", err)
-	}
-	dnsNames := []string{name}
-	if host != name {
-		dnsNames = append(dnsNames, host)
-	}
-	crt, key, err := kubeletServingCert(ctx, cs, name, dnsNames, ips)
-	if err != nil {
-		return err
-	}
-	err = startNodeComponents(ctx, log, g, nodeSetup{
-		name: name, ip: ips[0].String(), podCIDR: cidr,
-		kubeconfig: kubeconfigFile, clientCA: clientCA,
-		servingCert: crt, servingKey: key,
+// kubeletKubeconfig is the kubelet's own credential, which it writes once
+// it has its client certificate (system:node:<name>), as in k3s.
+const kubeletKubeconfig = agentDir + "/kubelet.kubeconfig"
+
+// nodeCreds are the credentials of a node's components.
+type nodeCreds struct {
+	// bootstrapKubeconfig holds the bootstrap token and the cluster CA:
+	// the kubelet asks for its client certificate with it.
+	bootstrapKubeconfig string
+	kubeProxyKubeconfig string // system:kube-proxy
+	// clientCA verifies the API server's kubelet client certificate.
+	clientCA string
+}
+
+// runKubelet starts what runs the node's pods: containerd, the kubelet (a
+// real one: pods run in containers) and kube-proxy. The kubelet gets its
+// client certificate by TLS bootstrap and registers its Node itself; it
+// accepts the API server by its client certificate, signed by the CA in
+// clientCA, and asks for its serving certificate, which the server approves
+// (approveCSRs). cs reads every Node (the routes between the nodes): the
+// admin on the server, kube-proxy's identity on an agent. It returns once
+// the kubelet has its serving certificate.
+func runKubelet(ctx context.Context, log *slog.Logger, g *group, cs kubernetes.Interface, c config, name string, ips []net.IP, creds nodeCreds) error {
+	labels := nodeLabels(c)
+	s := nodeSetup{
+		name: name, ip: ips[0].String(),
+		kubeconfig: kubeletKubeconfig, bootstrapKubeconfig: creds.bootstrapKubeconfig,
+		kubeProxyKubeconfig: creds.kubeProxyKubeconfig, clientCA: creds.clientCA,
+		labels: labels, taints: c.nodeTaints,
 		pauseImage:  c.pauseImage,
 		kubeletArgs: c.kubeletArgs, kubeProxyArgs: c.kubeProxyArgs,
-	})
+	}
+	if err := startKubelet(ctx, log, g, s); err != nil {
+		return err
+	}
+	kubelet, err := waitKubeletCredential(ctx, g)
 	if err != nil {
+		return err
+	}
+	log.Info("the kubelet has its client certificate", "user", "system:node:"+name)
+	cidr, err := waitPodCIDR(ctx, g, kubelet, name)
+	if err != nil {
+		return err
+	}
+	log.Info("registered node", "node", name, "podCIDR", cidr)
+	// The labels again, for a node registered before this start: the
+	// kubelet sets its --node-labels only when it registers. A server's
+	// admin adds the control-plane roles, which NodeRestriction keeps
+	// from the kubelet (as k3s's server sets them).
+	labeller := kubelet
+	if c.role == server {
+		labeller = cs
+		labels = append(labels, "node-role.kubernetes.io/control-plane=true", "node-role.kubernetes.io/master=true")
+	}
+	if err := labelNode(ctx, labeller, name, labels); err != nil {
+		return err
+	}
+	s.podCIDR = cidr
+	if err := writeCNIConfig(s); err != nil {
+		return err
+	}
+	if err := g.start("kube-proxy", kubeProxyArgs(s), os.Environ()); err != nil {
 		return err
 	}
 	go syncRoutes(ctx, log, cs, name)
+	return waitServingCert(ctx, g)
+}
+
+// nodeLabels are the labels a k3s node's kubelet registers with (the
+// kubelet adds its host name, OS and architecture) and the --node-label
+// values.
+func nodeLabels(c config) []string {
+	return append([]string{"node.kubernetes.io/instance-type=k3s"}, c.nodeLabels...)
+}
+
+// labelNode sets labels (key=value) on the node.
+func labelNode(ctx context.Context, cs kubernetes.Interface, name string, labels []string) error {
+	m := map[string]string{}
+	for _, kv := range labels {
+		k, v, _ := strings.Cut(kv, "=")
+		m[k] = v
+	}
+	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"labels": m}})
+	if err != nil {
+		return fmt.Errorf("label node %s: %w", name, err)
+	}
+	if _, err := cs.CoreV1().Nodes().Patch(ctx, name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		return fmt.Errorf("label node %s: %w", name, err)
+	}
+	return nil
+}
+
+// waitKubeletCredential waits until the kubelet has written its kubeconfig
+// (once its client certificate was issued; at once after a restart) and
+// returns a client with it.
+func waitKubeletCredential(ctx context.Context, g *group) (kubernetes.Interface, error) {
+	var cs kubernetes.Interface
+	err := poll(ctx, g, 500*time.Millisecond, func(context.Context) bool {
+		cfg, err := clientcmd.LoadFromFile(kubeletKubeconfig)
+		if err != nil {
+			return false
+		}
+		cs, err = clientFor(cfg)
+		return err == nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("wait for the kubelet's client certificate (TLS bootstrap): %w", err)
+	}
+	return cs, nil
+}
+
+// waitServingCert waits until the kubelet has its serving certificate,
+// without which the API server cannot reach it (logs, exec).
+func waitServingCert(ctx context.Context, g *group) error {
+	path := kubeletCertDir + "/kubelet-server-current.pem"
+	err := poll(ctx, g, 500*time.Millisecond, func(context.Context) bool {
+		_, err := os.Stat(path)
+		return err == nil
+	})
+	if err != nil {
+		return fmt.Errorf("wait for the kubelet's serving certificate %s: %w", path, err)
+	}
 	return nil
 }
 
@@ -140,82 +217,6 @@ func parseTaint(s string) (corev1.Taint, error) {
 		return corev1.Taint{}, fmt.Errorf("taint %q: empty key", s)
 	}
 	return t, nil
-}
-
-// newNode returns the Node this node registers: the labels the kubelet and
-// k3s put on a k3s node (the control-plane roles on a server), the
-// --node-label and --node-taint values, and the container's CPUs and memory
-// as its capacity.
-func newNode(c config, name string) (*corev1.Node, error) {
-	labels := map[string]string{
-		"kubernetes.io/hostname":           name,
-		"kubernetes.io/os":                 runtime.GOOS,
-		"kubernetes.io/arch":               runtime.GOARCH,
-		"beta.kubernetes.io/os":            runtime.GOOS,
-		"beta.kubernetes.io/arch":          runtime.GOARCH,
-		"node.kubernetes.io/instance-type": "k3s",
-	}
-	if c.role == server {
-		labels["node-role.kubernetes.io/control-plane"] = "true"
-		labels["node-role.kubernetes.io/master"] = "true"
-	}
-	for _, kv := range c.nodeLabels {
-		k, v, _ := strings.Cut(kv, "=")
-		labels[k] = v
-	}
-	var taints []corev1.Taint
-	for _, s := range c.nodeTaints {
-		t, err := parseTaint(s)
-		if err != nil {
-			return nil, err
-		}
-		taints = append(taints, t)
-	}
-	mem, err := memTotal()
-	if err != nil {
-		return nil, err
-	}
-	capacity := corev1.ResourceList{
-		corev1.ResourceCPU:    *resource.NewQuantity(int64(runtime.NumCPU()), resource.DecimalSI),
-		corev1.ResourceMemory: mem,
-		corev1.ResourcePods:   resource.MustParse("110"),
-	}
-	return &corev1.Node{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels},
-		Spec:       corev1.NodeSpec{Taints: taints},
-		Status:     corev1.NodeStatus{Capacity: capacity, Allocatable: capacity},
-	}, nil
-}
-
-// register creates the node, or, when it exists (a restarted container),
-// sets its labels again. Taints are only set at creation, as the kubelet's
-// --register-with-taints.
-func register(ctx context.Context, cs kubernetes.Interface, n *corev1.Node) error {
-	_, err := cs.CoreV1().Nodes().Create(ctx, n, metav1.CreateOptions{})
-	if err == nil || !apierrors.IsAlreadyExists(err) {
-		if err != nil {
-			return fmt.Errorf("register node %s: %w", n.Name, err)
-		}
-		return nil
-	}
-	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		cur, err := cs.CoreV1().Nodes().Get(ctx, n.Name, metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		if cur.Labels == nil {
-			cur.Labels = map[string]string{}
-		}
-		for k, v := range n.Labels {
-			cur.Labels[k] = v
-		}
-		_, err = cs.CoreV1().Nodes().Update(ctx, cur, metav1.UpdateOptions{})
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("update registered node %s: %w", n.Name, err)
-	}
-	return nil
 }
 
 // poll calls cond every interval until it returns true, ctx ends or a
@@ -307,25 +308,4 @@ func nodeIPs() ([]net.IP, error) {
 		return nil, fmt.Errorf("the container has no IPv4 address besides loopback")
 	}
 	return ips, nil
-}
-
-// memTotal reads the memory the kernel reports (/proc/meminfo MemTotal).
-func memTotal() (resource.Quantity, error) {
-	f, err := os.Open("/proc/meminfo")
-	if err != nil {
-		return resource.Quantity{}, fmt.Errorf("read the memory size: %w", err)
-	}
-	defer f.Close()
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		fields := strings.Fields(s.Text())
-		if len(fields) >= 2 && fields[0] == "MemTotal:" {
-			kib, err := strconv.ParseInt(fields[1], 10, 64)
-			if err != nil {
-				return resource.Quantity{}, fmt.Errorf("read the memory size: %w", err)
-			}
-			return *resource.NewQuantity(kib*1024, resource.BinarySI), nil
-		}
-	}
-	return resource.Quantity{}, fmt.Errorf("read the memory size: no MemTotal in /proc/meminfo")
 }

@@ -80,20 +80,20 @@ func runServer(ctx context.Context, log *slog.Logger, out *lineWriter, c config)
 	if err != nil {
 		return err
 	}
-	// The agents authenticate with the cluster token as a member of
-	// system:masters. That is the stand-in's simplification: k3s agents use
-	// the token only to bootstrap TLS and then run as system:node:<name>.
-	tokenFile := serverDir + "/token.csv"
-	if err := os.WriteFile(tokenFile, []byte(c.token+`,system:k3s-standin:agent,k3s-standin-agent,"system:masters"`+"\n"), 0o600); err != nil {
-		return fmt.Errorf("write the token file: %w", err)
+	authnConfig := serverDir + "/authentication.yaml"
+	if err := os.WriteFile(authnConfig, []byte(authenticationConfig()), 0o600); err != nil {
+		return fmt.Errorf("write the authentication configuration: %w", err)
 	}
 
 	local := "https://127.0.0.1:" + strconv.Itoa(apiPort)
 	kc := map[string]*clientcmdapi.Config{}
+	// The server's own kube-proxy gets its certificate from the server's
+	// CA; an agent's asks for it (kubeProxyCert).
 	for _, u := range []struct{ name, cn, org string }{
 		{"admin", "system:admin", "system:masters"},
 		{"controller", "system:kube-controller-manager", ""},
 		{"scheduler", "system:kube-scheduler", ""},
+		{"kube-proxy", kubeProxyUser, ""},
 	} {
 		l := leaf{name: "client-" + u.name, commonName: u.cn}
 		if u.org != "" {
@@ -107,6 +107,12 @@ func runServer(ctx context.Context, log *slog.Logger, out *lineWriter, c config)
 		if err := writeKubeconfig(kc[u.name], credDir+"/"+u.name+".kubeconfig", 0o600); err != nil {
 			return err
 		}
+	}
+	// The server's kubelet joins as an agent's does: by TLS bootstrap with
+	// the bootstrap token (see bootstrap.go).
+	boot := kubeconfig(local, caPEM, false, &clientcmdapi.AuthInfo{Token: bootstrapTokenString(c.token)})
+	if err := writeKubeconfig(boot, credDir+"/kubelet-bootstrap.kubeconfig", 0o600); err != nil {
+		return err
 	}
 	// The kubeconfigs for people and k3d carry their credentials inline:
 	// k3d copies $K3S_KUBECONFIG_OUTPUT out of the container.
@@ -140,7 +146,7 @@ func runServer(ctx context.Context, log *slog.Logger, out *lineWriter, c config)
 
 	g := newGroup(log, out)
 	tls := tlsFiles{
-		serving: serving, servingKey: servingKey, requestHeaderCA: rh.caPath, proxyClient: proxyClient, proxyClientKey: proxyClientKey, token: tokenFile,
+		serving: serving, servingKey: servingKey, requestHeaderCA: rh.caPath, proxyClient: proxyClient, proxyClientKey: proxyClientKey, authnConfig: authnConfig,
 		kubeletClient: kubeletClient, kubeletClientKey: kubeletClientKey,
 	}
 	if err := bringUp(ctx, log, g, cs, c, name, ips, tls, deployCoreDNS); err != nil {
@@ -155,7 +161,7 @@ type tlsFiles struct {
 	serving, servingKey         string
 	requestHeaderCA             string
 	proxyClient, proxyClientKey string
-	token                       string
+	authnConfig                 string // --authentication-config
 	kubeletClient               string
 	kubeletClientKey            string
 }
@@ -180,7 +186,7 @@ func controlPlane(c config, ip net.IP, f tlsFiles) (etcd, apiserver, controllerM
 		"secure-port=" + strconv.Itoa(apiPort),
 		"etcd-servers=http://127.0.0.1:2379",
 		"allow-privileged=true",
-		"anonymous-auth=false",
+		"authentication-config=" + f.authnConfig,
 		"authorization-mode=Node,RBAC",
 		"client-ca-file=" + tlsDir + "/ca.crt",
 		"enable-admission-plugins=NodeRestriction",
@@ -192,7 +198,7 @@ func controlPlane(c config, ip net.IP, f tlsFiles) (etcd, apiserver, controllerM
 		"service-node-port-range=30000-32767",
 		"tls-cert-file=" + f.serving,
 		"tls-private-key-file=" + f.servingKey,
-		"token-auth-file=" + f.token,
+		"enable-bootstrap-token-auth=true",
 		"requestheader-client-ca-file=" + f.requestHeaderCA,
 		"requestheader-allowed-names=system:auth-proxy",
 		"requestheader-extra-headers-prefix=X-Remote-Extra-",
@@ -213,6 +219,9 @@ func controlPlane(c config, ip net.IP, f tlsFiles) (etcd, apiserver, controllerM
 		"bind-address=127.0.0.1",
 		"secure-port=10257",
 		"leader-elect=false",
+		// The bootstrap tokens' controllers, off by default: the
+		// signatures of cluster-info and the removal of expired tokens.
+		"controllers=*,bootstrapsigner,tokencleaner",
 		"allocate-node-cidrs=true",
 		"cluster-cidr=" + clusterCIDR,
 		"service-cluster-ip-range=" + serviceCIDR,
@@ -253,6 +262,9 @@ func bringUp(ctx context.Context, log *slog.Logger, g *group, cs kubernetes.Inte
 		return err
 	}
 	log.Info("kube-apiserver is ready")
+	if err := setUpBootstrap(ctx, log, cs, c.token, "https://"+net.JoinHostPort(ips[0].String(), strconv.Itoa(apiPort)), tlsDir+"/ca.crt"); err != nil {
+		return err
+	}
 	if err := g.start("kube-controller-manager", controllerManager, os.Environ()); err != nil {
 		return err
 	}
@@ -271,7 +283,8 @@ func bringUp(ctx context.Context, log *slog.Logger, g *group, cs kubernetes.Inte
 		return err
 	}
 	started := time.Now()
-	if err := runKubelet(ctx, log, g, cs, c, name, ips, credDir+"/admin.kubeconfig", tlsDir+"/ca.crt"); err != nil {
+	creds := nodeCreds{bootstrapKubeconfig: credDir + "/kubelet-bootstrap.kubeconfig", kubeProxyKubeconfig: credDir + "/kube-proxy.kubeconfig", clientCA: tlsDir + "/ca.crt"}
+	if err := runKubelet(ctx, log, g, cs, c, name, ips, creds); err != nil {
 		return err
 	}
 	if err := waitNodeReady(ctx, g, cs, name, started); err != nil {
