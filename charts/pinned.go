@@ -178,9 +178,13 @@ func Stack(profile, shopImageTag string, offline bool) ([]Release, error) {
 }
 
 // OfflineValues are the jewelry-shop values of a stack without the
-// postgres-operator: one PostgreSQL server (postgresql.mode=single).
+// postgres-operator: one PostgreSQL server (postgresql.mode=single), on
+// the k3s server node, which node failure never stops.
 func OfflineValues() map[string]any {
-	return map[string]any{"postgresql": map[string]any{"mode": "single"}}
+	return map[string]any{"postgresql": map[string]any{
+		"mode":   "single",
+		"single": map[string]any{"nodeSelector": map[string]any{"node-role.kubernetes.io/control-plane": "true"}},
+	}}
 }
 
 // NotInstalledOffline says which upstream charts an offline stack leaves

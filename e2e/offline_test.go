@@ -177,29 +177,79 @@ func checkOfflineReport(t *testing.T, path string, code int) {
 	}
 }
 
+// checkMemory fails the test if the cluster's containers use more than
+// the 8 GiB the offline lab may (its pods' cgroups are below their node
+// container's, so Docker's figure includes them).
+func checkMemory(t *testing.T, c *client.Client, name, when string) {
+	t.Helper()
+	mem := clusterMemory(t, c, name)
+	t.Logf("MEMORY of the cluster's containers %s: %.2f GiB", when, float64(mem)/(1<<30))
+	if mem > 8<<30 {
+		t.Errorf("the cluster's containers use %.2f GiB %s, more than 8 GiB", float64(mem)/(1<<30), when)
+	}
+}
+
+// sampleMemory samples the cluster's memory every interval until the
+// returned function is called, which returns the most it saw.
+func sampleMemory(t *testing.T, c *client.Client, name string, interval time.Duration) func() uint64 {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	var most uint64
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(interval)
+		defer tick.Stop()
+		for {
+			if m, err := memoryOf(ctx, c, name); err == nil {
+				most = max(most, m)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return func() uint64 {
+		cancel()
+		<-done
+		return most
+	}
+}
+
 // clusterMemory is the memory the cluster's containers use now, as Docker
 // reports it, in bytes.
 func clusterMemory(t *testing.T, c *client.Client, name string) uint64 {
 	t.Helper()
-	cs, err := c.ContainerList(t.Context(), container.ListOptions{Filters: filters.NewArgs(filters.Arg("label", "k3d.cluster="+name))})
+	m, err := memoryOf(t.Context(), c, name)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return m
+}
+
+// memoryOf sums the memory use of the cluster's running containers, as
+// `docker stats` reports it.
+func memoryOf(ctx context.Context, c *client.Client, name string) (uint64, error) {
+	cs, err := c.ContainerList(ctx, container.ListOptions{Filters: filters.NewArgs(filters.Arg("label", "k3d.cluster="+name))})
+	if err != nil {
+		return 0, fmt.Errorf("list the cluster's containers: %w", err)
+	}
 	var total uint64
 	for _, ct := range cs {
-		out, err := exec.CommandContext(t.Context(), "docker", "stats", "--no-stream", "--format", "{{.MemUsage}}", ct.ID).Output()
+		out, err := exec.CommandContext(ctx, "docker", "stats", "--no-stream", "--format", "{{.MemUsage}}", ct.ID).Output()
 		if err != nil {
-			t.Fatalf("docker stats %s: %v", ct.Names, err)
+			return 0, fmt.Errorf("docker stats %s: %w", ct.Names, err)
 		}
 		used, _, _ := strings.Cut(strings.TrimSpace(string(out)), " / ")
 		b, err := parseSize(used)
 		if err != nil {
-			t.Fatalf("docker stats %s: %v", ct.Names, err)
+			return 0, fmt.Errorf("docker stats %s: %w", ct.Names, err)
 		}
-		t.Logf("memory of %s: %s", strings.Join(ct.Names, ","), used)
 		total += b
 	}
-	return total
+	return total, nil
 }
 
 // parseSize reads Docker's sizes as `docker stats` prints them (1.5GiB,

@@ -59,6 +59,9 @@ type Web struct {
 	registry *prometheus.Registry
 	handler  http.Handler
 	draining atomic.Bool
+	// starting is set while ServeWhen waits for the schema: the API and
+	// /readyz answer 503, /healthz 200.
+	starting atomic.Bool
 }
 
 // NewWeb returns the web API over a PostgreSQL pool (migrated with
@@ -94,8 +97,24 @@ func NewWeb(cfg WebConfig, pg *pgxpool.Pool, rdb redis.UniversalClient, log *slo
 	mux.HandleFunc("POST /api/login", w.login)
 	mux.HandleFunc("GET /api/account", w.account)
 	mux.HandleFunc("GET /api/orders", w.orders)
-	w.handler = w.observe(mux)
+	w.handler = w.observe(w.gate(mux))
 	return w
+}
+
+// gate answers 503 to every request but the probes' and the metrics' while
+// the pod is starting (ServeWhen).
+func (w *Web) gate(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if w.starting.Load() {
+			switch r.URL.Path {
+			case "/healthz", "/readyz", "/healthz/stores", "/metrics":
+			default:
+				writeJSON(rw, http.StatusServiceUnavailable, errorBody{Error: "starting: the schema is not migrated yet"})
+				return
+			}
+		}
+		next.ServeHTTP(rw, r)
+	})
 }
 
 // ServeHTTP serves the API.
@@ -106,6 +125,37 @@ func (w *Web) ServeHTTP(rw http.ResponseWriter, r *http.Request) { w.handler.Ser
 // ShutdownTimeout to finish.
 func (w *Web) Serve(ctx context.Context, l net.Listener) error {
 	return serve(ctx, l, w, w.cfg.ShutdownTimeout, &w.draining, w.log)
+}
+
+// ServeWhen serves on l at once, as Serve, but the API only once ready
+// (the schema's migration) has returned nil: until then /readyz and the API
+// answer 503 and /healthz 200, so that a pod that waits for PostgreSQL at
+// start (its primary failing over, or down) is alive but not ready, and its
+// liveness probe does not restart it over and over. An error of ready ends
+// the serving with it.
+func (w *Web) ServeWhen(ctx context.Context, l net.Listener, ready func(context.Context) error) error {
+	w.starting.Store(true)
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	failed := make(chan error, 1)
+	go func() {
+		if err := ready(sctx); err != nil {
+			if ctx.Err() == nil {
+				failed <- err
+			}
+			cancel()
+			return
+		}
+		w.starting.Store(false)
+		w.log.Info("ready: serving the API")
+	}()
+	err := w.Serve(sctx, l)
+	select {
+	case rerr := <-failed:
+		return errors.Join(rerr, err)
+	default:
+		return err
+	}
 }
 
 // Serve serves h on l until ctx is cancelled, then shuts down gracefully,
@@ -249,7 +299,7 @@ func (w *Web) healthz(rw http.ResponseWriter, _ *http.Request) {
 }
 
 // readyz says whether this pod can serve: it is up (the schema is
-// migrated before it listens) and not shutting down. It does not ask the
+// migrated, see ServeWhen) and not shutting down. It does not ask the
 // stores: readiness gates the pod's traffic, and a store fault would take
 // every web pod out of the Service at once, so that nginx answered 502
 // even for requests that need no store, and recovery waited for the
@@ -257,6 +307,10 @@ func (w *Web) healthz(rw http.ResponseWriter, _ *http.Request) {
 func (w *Web) readyz(rw http.ResponseWriter, _ *http.Request) {
 	if w.draining.Load() {
 		writeJSON(rw, http.StatusServiceUnavailable, map[string]string{"status": "shutting down"})
+		return
+	}
+	if w.starting.Load() {
+		writeJSON(rw, http.StatusServiceUnavailable, map[string]string{"status": "starting: migrating the schema"})
 		return
 	}
 	writeJSON(rw, http.StatusOK, map[string]string{"status": "ok"})

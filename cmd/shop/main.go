@@ -246,11 +246,10 @@ func (c *config) run(ctx context.Context, mode string, log *slog.Logger) error {
 	}
 	switch mode {
 	case "web":
-		if err := migrate(ctx, pool, c.migrateTimeout, log); err != nil {
-			_ = l.Close()
-			return err
-		}
-		return shop.NewWeb(c.web, pool, rdb, log).Serve(ctx, l)
+		// Alive while it waits for PostgreSQL, ready once migrated.
+		return shop.NewWeb(c.web, pool, rdb, log).ServeWhen(ctx, l, func(ctx context.Context) error {
+			return migrate(ctx, pool, c.migrateTimeout, log)
+		})
 	case "worker":
 		w := shop.NewWorker(c.worker, pool, rdb, log)
 		return runWithOps(ctx, l, shop.OpsHandler(w.Registry(), pool, rdb, c.web.RequestTimeout), c.web.ShutdownTimeout, log, w.Run)
