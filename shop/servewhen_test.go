@@ -20,7 +20,11 @@ func TestServeWhen(t *testing.T) {
 	t.Parallel()
 	get := func(t *testing.T, base, path string) int {
 		t.Helper()
-		resp, err := http.Get(base + path)
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, base+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatalf("GET %s: %v", path, err)
 		}
@@ -29,7 +33,8 @@ func TestServeWhen(t *testing.T) {
 	}
 	start := func(t *testing.T, ready func(context.Context) error) (string, <-chan error, context.CancelFunc) {
 		t.Helper()
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		var lc net.ListenConfig
+		l, err := lc.Listen(t.Context(), "tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -32,7 +32,7 @@ func TestBackend(t *testing.T) {
 	for _, o := range []*networkingv1.Ingress{
 		{ObjectMeta: metav1.ObjectMeta{Name: "shop", Namespace: "shop"}, Spec: networkingv1.IngressSpec{
 			IngressClassName: ptr.To("traefik"),
-			Rules: []networkingv1.IngressRule{rule("", path("/", &prefix, backend("nginx", 80, "")), path("/api/admin", &prefix, backend("admin", 0, "http")))},
+			Rules:            []networkingv1.IngressRule{rule("", path("/", &prefix, backend("nginx", 80, "")), path("/api/admin", &prefix, backend("admin", 0, "http")))},
 		}},
 		{ObjectMeta: metav1.ObjectMeta{Name: "docs", Namespace: "docs"}, Spec: networkingv1.IngressSpec{
 			Rules: []networkingv1.IngressRule{rule("docs.example", path("/exact", &exact, backend("docs", 8080, "")))},
