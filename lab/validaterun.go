@@ -244,6 +244,13 @@ func (l *Lab) environment(profile, clusterName string, foreign bool) map[string]
 			"chart chaos-mesh":        charts.ChaosMeshVersion,
 			"chart postgres-operator": charts.PostgresOperatorVersion,
 		})
+		if l.cfg.Stack.Offline {
+			// lab up installed neither (stack.offline): the rows of
+			// what runs instead (postgresql, chaos mesh controller)
+			// come from the cluster.
+			env["chart chaos-mesh"] = "not installed (stack.offline)"
+			env["chart postgres-operator"] = "not installed (stack.offline)"
+		}
 	}
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		for _, d := range bi.Deps {

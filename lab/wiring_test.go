@@ -3,6 +3,7 @@ package lab
 import (
 	"testing"
 
+	"github.com/jewelry-shop/lab/charts"
 	"github.com/jewelry-shop/lab/cluster"
 	"github.com/jewelry-shop/lab/lab/internal/kube"
 )
@@ -26,6 +27,27 @@ func TestTestNode(t *testing.T) {
 	for _, tt := range tests {
 		if got := testNode(&cluster.Info{Nodes: tt.nodes}, facts); got != tt.want {
 			t.Errorf("%s: %q, want %q", tt.name, got, tt.want)
+		}
+	}
+}
+
+// TestEnvironmentOffline: an offline lab's report does not name the
+// upstream charts' versions as if lab had installed them.
+func TestEnvironmentOffline(t *testing.T) {
+	t.Parallel()
+	for _, offline := range []bool{false, true} {
+		cfg := testConfig(t)
+		cfg.Stack.Offline = offline
+		env := New(cfg).environment("quick", "lab", false)
+		want := charts.PostgresOperatorVersion
+		if offline {
+			want = "not installed (stack.offline)"
+		}
+		if got := env["chart postgres-operator"]; got != want {
+			t.Errorf("offline %v: chart postgres-operator = %q, want %q", offline, got, want)
+		}
+		if got := env["chart chaos-mesh"]; offline && got != want {
+			t.Errorf("offline: chart chaos-mesh = %q, want %q", got, want)
 		}
 	}
 }
