@@ -23,7 +23,6 @@ import (
 	"github.com/docker/docker/client"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/client-go/tools/clientcmd"
 	crclient "sigs.k8s.io/controller-runtime/pkg/client"
 
 	chaosv1alpha1 "github.com/chaos-mesh/chaos-mesh/api/v1alpha1"
@@ -109,20 +108,8 @@ func flow(m map[string]any) string {
 
 // runChaosStandIn installs the Chaos Mesh stand-in into the lab's cluster
 // and plays Chaos Mesh's controller until the test ends.
-func runChaosStandIn(t *testing.T, kubeconfig, pause string) {
+func runChaosStandIn(t *testing.T, c crclient.Client, pause string) {
 	t.Helper()
-	data, err := os.ReadFile(kubeconfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rc, err := clientcmd.RESTConfigFromKubeConfig(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := controlplane.NewClient(rc)
-	if err != nil {
-		t.Fatal(err)
-	}
 	if err := controlplane.InstallChaosStandIn(t.Context(), c, charts.ChaosMeshNamespace, pause); err != nil {
 		t.Fatal(err)
 	}
@@ -329,20 +316,8 @@ func (s *syncBuffer) String() string {
 
 // checkNoExperiments fails the test if any Chaos Mesh object is left in the
 // stack's namespace.
-func checkNoExperiments(t *testing.T, kubeconfig string) {
+func checkNoExperiments(t *testing.T, c crclient.Client) {
 	t.Helper()
-	data, err := os.ReadFile(kubeconfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rc, err := clientcmd.RESTConfigFromKubeConfig(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := controlplane.NewClient(rc)
-	if err != nil {
-		t.Fatal(err)
-	}
 	for _, list := range []crclient.ObjectList{&chaosv1alpha1.PodChaosList{}, &chaosv1alpha1.NetworkChaosList{}, &chaosv1alpha1.StressChaosList{}} {
 		if err := c.List(t.Context(), list, crclient.InNamespace("jewelry-shop")); err != nil {
 			t.Fatal(err)
