@@ -62,14 +62,7 @@ func TestPostgresImage(t *testing.T) {
 		pg.checkReadinessProbe(ctx, t)
 		pg.checkWrongPassword(ctx, t)
 
-		pg.stop(ctx, t)
-		pg.start(ctx, t)
-		conn = pg.connect(ctx, t)
-		if got := ringName(ctx, t, conn); got != "solitaire" {
-			t.Errorf("after a restart read %q, want solitaire", got)
-		}
-		_ = conn.Close(ctx)
-		pg.stop(ctx, t)
+		pg.restartAndRead(ctx, t, "solitaire")
 	})
 
 	t.Run("uid999OnVolume", func(t *testing.T) {
@@ -80,14 +73,7 @@ func TestPostgresImage(t *testing.T) {
 		mustExec(ctx, t, conn, `INSERT INTO rings VALUES (1, 'eternity')`)
 		_ = conn.Close(ctx)
 		pg.checkProcesses(ctx, t, "999")
-		pg.stop(ctx, t)
-		pg.start(ctx, t)
-		conn = pg.connect(ctx, t)
-		if got := ringName(ctx, t, conn); got != "eternity" {
-			t.Errorf("after a restart read %q, want eternity", got)
-		}
-		_ = conn.Close(ctx)
-		pg.stop(ctx, t)
+		pg.restartAndRead(ctx, t, "eternity")
 	})
 
 	t.Run("uid999OnVolumeRootSaysWhy", func(t *testing.T) {
@@ -423,4 +409,18 @@ func (w tWriter) Write(b []byte) (int, error) {
 	w.t.Helper()
 	w.t.Log(strings.TrimSuffix(string(b), "\n"))
 	return len(b), nil
+}
+
+// restartAndRead stops and starts the container and reads the ring back:
+// the data outlives the restart. It leaves the container stopped.
+func (pg *pgContainer) restartAndRead(ctx context.Context, t *testing.T, want string) {
+	t.Helper()
+	pg.stop(ctx, t)
+	pg.start(ctx, t)
+	conn := pg.connect(ctx, t)
+	if got := ringName(ctx, t, conn); got != want {
+		t.Errorf("after a restart read %q, want %s", got, want)
+	}
+	_ = conn.Close(ctx)
+	pg.stop(ctx, t)
 }
