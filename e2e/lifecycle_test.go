@@ -1,15 +1,12 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -129,34 +126,16 @@ func TestLifecycleInterrupted(t *testing.T) {
 	bin := buildLab(t, t.TempDir())
 	lc := newLifecycle(t, bin)
 
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "up")
-	cmd.Env = labbin.Env(lc.env)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
 	byCluster := filters.NewArgs(filters.Arg("label", "k3d.cluster="+lc.name))
-	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+	code, stderr := labbin.Interrupt(t, 2*time.Minute, bin, lc.env, func(ctx context.Context, _ string) (bool, error) {
 		cs, err := dc.ContainerList(ctx, container.ListOptions{All: true, Filters: byCluster})
 		return len(cs) > 0, err
-	})
-	if err != nil {
-		_ = cmd.Process.Kill()
-		t.Fatalf("no node container appeared: %v\n%s", err, stderr.String())
-	}
-	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
-		t.Fatal(err)
-	}
-	err = cmd.Wait()
-	t.Logf("lab up interrupted: %v\n%s", err, stderr.String())
-	if err == nil {
+	}, "up")
+	if code == 0 {
 		t.Errorf("interrupted lab up exited 0")
 	}
 	for _, want := range []string{"Interrupted", "Removing what this run created"} {
-		if !strings.Contains(stderr.String(), want) {
+		if !strings.Contains(stderr, want) {
 			t.Errorf("stderr does not say %q", want)
 		}
 	}

@@ -3,18 +3,13 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -22,7 +17,6 @@ import (
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/client"
 	"k8s.io/apimachinery/pkg/api/meta"
-	"k8s.io/apimachinery/pkg/util/wait"
 	crclient "sigs.k8s.io/controller-runtime/pkg/client"
 
 	chaosv1alpha1 "github.com/chaos-mesh/chaos-mesh/api/v1alpha1"
@@ -260,58 +254,13 @@ func parseSize(s string) (uint64, error) {
 	return 0, fmt.Errorf("size %q: no unit", s)
 }
 
-// interrupted runs the lab binary with args, presses Ctrl-C (SIGINT) once
-// its standard error says when, and returns its exit code and standard
-// error. It fails the test if when never comes within timeout.
+// interrupted runs the lab binary with args and presses Ctrl-C once its
+// standard error says when (labbin.Interrupt).
 func interrupted(t *testing.T, bin string, env []string, when string, timeout time.Duration, args ...string) (int, string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(t.Context()), timeout+5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Env = labbin.Env(env)
-	stderr := &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = io.Discard, stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, timeout, true, func(context.Context) (bool, error) {
-		return strings.Contains(stderr.String(), when), nil
-	})
-	if err != nil {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		t.Fatalf("lab %v never said %q: %v\n%s", args, when, err, stderr.String())
-	}
-	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
-		t.Fatal(err)
-	}
-	err = cmd.Wait()
-	code := 0
-	if ee := (*exec.ExitError)(nil); errors.As(err, &ee) {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("lab %v: %v", args, err)
-	}
-	t.Logf("lab %s, interrupted at %q: exit %d\n%s", strings.Join(args, " "), when, code, stderr.String())
-	return code, stderr.String()
-}
-
-// syncBuffer is a bytes.Buffer that a command writes while the test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	return labbin.Interrupt(t, timeout, bin, env, func(_ context.Context, stderr string) (bool, error) {
+		return strings.Contains(stderr, when), nil
+	}, args...)
 }
 
 // checkNoExperiments fails the test if any Chaos Mesh object is left in the

@@ -7,12 +7,17 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
+
+	"k8s.io/apimachinery/pkg/util/wait"
 )
 
 // Build builds the lab binary (cmd/lab) into dir and returns its path.
@@ -61,4 +66,59 @@ func Env(env []string) []string {
 		}
 	}
 	return append(out, env...)
+}
+
+// Interrupt runs the lab binary with args and presses Ctrl-C (SIGINT) once
+// until, polled with lab's standard error so far, holds; it returns lab's
+// exit code and standard error. It fails the test if until does not hold
+// within timeout, or fails.
+func Interrupt(tb testing.TB, timeout time.Duration, bin string, env []string, until func(ctx context.Context, stderr string) (bool, error), args ...string) (int, string) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(tb.Context()), timeout+5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = Env(env)
+	stderr := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = io.Discard, stderr
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		return until(ctx, stderr.String())
+	})
+	if err != nil {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		tb.Fatalf("lab %v: the moment to interrupt never came: %v\n%s", args, err, stderr.String())
+	}
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		tb.Fatal(err)
+	}
+	err = cmd.Wait()
+	code := 0
+	if ee := (*exec.ExitError)(nil); errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		tb.Fatalf("lab %v: %v", args, err)
+	}
+	tb.Logf("lab %s, interrupted: exit %d\n%s", strings.Join(args, " "), code, stderr.String())
+	return code, stderr.String()
+}
+
+// syncBuffer is a bytes.Buffer that a command writes while the test reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
