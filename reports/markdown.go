@@ -418,7 +418,7 @@ func (m markdown) experiment(e Experiment) {
 	m.row("Injected", since(e.InjectedAt, "injected_at"))
 	m.row("First error", since(e.FirstError, "first_error"))
 	m.row("Recovered", since(e.RecoveredAt, "recovered_at"))
-	m.row("Steady (all replicas Ready)", since(e.SteadyAt, "steady_at"))
+	m.row("Steady (Ready replicas back)", since(e.SteadyAt, "steady_at"))
 	m.row("RTO", m.durOr(e.RTO, nm, "rto"))
 	if e.Leader != nil {
 		m.row("Primary / master", fmt.Sprintf("%s → %s (%s)", e.Leader.Old, e.Leader.New, e.Leader.Path))

@@ -386,8 +386,9 @@ type Experiment struct {
 	NotRunReason string `json:"not_run_reason,omitempty"`
 	// InjectedAt is when the fault was confirmed injected; FirstError the
 	// first failed request after it; RecoveredAt the first success
-	// followed by a sustained run of successes; SteadyAt when all replicas
-	// were Ready again. Zero times were not observed.
+	// followed by a sustained run of successes; SteadyAt when the replicas
+	// were back at their Ready count (the wanted one, or the one before the
+	// fault when a scale-up was under way). Zero times were not observed.
 	InjectedAt  time.Time `json:"injected_at,omitzero"`
 	FirstError  time.Time `json:"first_error,omitzero"`
 	RecoveredAt time.Time `json:"recovered_at,omitzero"`

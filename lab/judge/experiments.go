@@ -115,16 +115,20 @@ func experimentReport(o *Observation, d runData, f *figures) reports.Experiment 
 			e.Notes = append(e.Notes, "no recovery after the partition healed was confirmed: "+f.healed.RTO.Reason)
 		}
 	}
-	if st, repl, why := steadiness(o, f); why != "" {
+	if st, why := steadiness(o, f); why != "" {
 		e.NotMeasured["steady_at"] = why
 	} else {
 		e.SteadyAt = st.At.UTC()
+		repl := st.Replacement
 		if repl != nil {
 			e.Timeline = append(e.Timeline, reports.Event{At: repl.ReadyAt.UTC(), Source: "kubernetes", What: fmt.Sprintf("replacement pod %s Ready (created %s)", repl.Name, repl.Created.UTC().Format(time.TimeOnly))})
 			e.Notes = append(e.Notes, "steady is when the killed pod's replacement was first seen Ready (polled every second, so up to a second late), or when the Ready count was back, whichever is later")
 		}
 		if repl == nil {
-			e.Timeline = append(e.Timeline, reports.Event{At: e.SteadyAt, Source: "kubernetes", What: fmt.Sprintf("web replicas all Ready again (lowest %d)", st.Lowest)})
+			e.Timeline = append(e.Timeline, reports.Event{At: e.SteadyAt, Source: "kubernetes", What: fmt.Sprintf("web replicas back at %d Ready (lowest %d)", st.Want, st.Lowest)})
+		}
+		if st.belowDesired() {
+			e.Notes = append(e.Notes, fmt.Sprintf("the Ready count is measured against the %d Ready before the fault, not the %d the Deployment wanted: the HPA's scale-up was under way, and its pods still starting are not the fault's", st.Want, st.Desired))
 		}
 		if !st.Dipped && repl == nil {
 			e.Notes = append(e.Notes, "the web replicas were never seen below their wanted count: a dip shorter than the observer's poll interval cannot be seen")

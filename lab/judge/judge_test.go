@@ -195,7 +195,15 @@ func TestRequirements(t *testing.T) {
 		{"R27", "the count missed the dip, the replacement shows it", func(o *Observation) {
 			o.Replicas.Ready = []measure.ReplicaPoint{{At: t0, Replicas: 3}}
 			o.Replicas.Pods = []PodSeen{{Name: "web-a", Created: t0, ReadyAt: at(1)}, {Name: "web-new", Created: at(60), ReadyAt: at(63.5)}, {Name: "web-later", Created: at(90), ReadyAt: at(95)}}
-		}, nil, reports.Pass, "the replacement pod passed its readiness probe, all web replicas Ready, 3.5s after the kill"},
+		}, nil, reports.Pass, "the replacement pod passed its readiness probe and the web replicas were back at 3 Ready, 3.5s after the kill"},
+		{"R27", "a scale-up under way: measured against the Ready count before the kill", func(o *Observation) {
+			o.Replicas.Desired = []measure.ReplicaPoint{{At: t0, Replicas: 3}, {At: at(55), Replicas: 7}}
+			o.Replicas.Ready = []measure.ReplicaPoint{{At: t0, Replicas: 3}, {At: at(60.2), Replicas: 2}, {At: at(64), Replicas: 3}, {At: at(110), Replicas: 7}}
+		}, nil, reports.Pass, "back at 3 Ready (their count before the fault; the HPA's scale-up to 7 was under way), 4s after the fault"},
+		{"R27", "a scale-up under way: a dip below the count before still counts", func(o *Observation) {
+			o.Replicas.Desired = []measure.ReplicaPoint{{At: t0, Replicas: 3}, {At: at(55), Replicas: 7}}
+			o.Replicas.Ready = []measure.ReplicaPoint{{At: t0, Replicas: 3}, {At: at(60.2), Replicas: 2}, {At: at(64), Replicas: 3}, {At: at(100), Replicas: 2}, {At: at(119), Replicas: 7}}
+		}, func(c *Criteria) { c.Thresholds.PodRecovery = 30 * time.Second }, reports.Fail, "Ready again after 59s, not <= 30s"},
 		{"R27", "the replacement later than the count", func(o *Observation) {
 			o.Replicas.Pods = []PodSeen{{Name: "web-new", Created: at(60), ReadyAt: at(75)}}
 		}, nil, reports.Pass, "15s after the kill"},

@@ -134,8 +134,8 @@ func (j *judgement) masters(pg, redis failoverJudged) reports.Requirement {
 	return withValues(requirementRow(id, title, thr, joinFigures(pg.measured, redis.measured), measure.All(pg.v, redis.v), ev...), vals...)
 }
 
-// webPods judges R27: after each web pod fault the web replicas are all
-// Ready again within the limit.
+// webPods judges R27: after each web pod fault the web replicas are back
+// at their Ready count within the limit.
 func (j *judgement) webPods() reports.Requirement {
 	const id, title = "R27", "Kill random pods"
 	limit := j.crit.Thresholds.PodRecovery
@@ -162,15 +162,19 @@ func (j *judgement) webPods() reports.Requirement {
 	for _, f := range ran {
 		name := f.x.Name
 		ev = append(ev, reports.ExperimentAnchor(name))
-		st, repl, why := steadiness(j.o, f)
+		st, why := steadiness(j.o, f)
 		if why != "" {
 			vs = append(vs, measure.Missing(name+": "+why))
 		} else {
 			after := ms(st.After.V)
-			if repl != nil {
-				measured = append(measured, fmt.Sprintf("%s: the replacement pod passed its readiness probe, all web replicas Ready, %s after the kill", name, after))
+			back := fmt.Sprintf("the web replicas were back at %d Ready", st.Want)
+			if st.belowDesired() {
+				back += fmt.Sprintf(" (their count before the fault; the HPA's scale-up to %d was under way)", st.Desired)
+			}
+			if st.Replacement != nil {
+				measured = append(measured, fmt.Sprintf("%s: the replacement pod passed its readiness probe and %s, %s after the kill", name, back, after))
 			} else {
-				measured = append(measured, fmt.Sprintf("%s: web replicas all Ready %s after the fault (lowest %d)", name, after, st.Lowest))
+				measured = append(measured, fmt.Sprintf("%s: %s, %s after the fault (lowest %d)", name, back, after, st.Lowest))
 			}
 			vs = append(vs, reword(measure.AtMost(st.After, limit), name+": Ready again after "+after, "<=", limit.String()))
 			vals = append(vals, reports.Seconds("web replicas Ready again "+name, st.After.V))
@@ -250,23 +254,40 @@ func (j *judgement) partition() reports.Requirement {
 	return q
 }
 
-// steadiness measures when the web replicas were all Ready again after a
-// fault: from its injection, or from the removal of a held fault; why says
+// steady is when the web replicas were whole again after a fault.
+type steady struct {
+	measure.Settle
+	// Want is the Ready count measured against: the count wanted by the
+	// Deployment at the reference time, or the Ready count just before the
+	// fault when that was lower. A scale-up under way when the fault struck
+	// (the HPA's new pods still starting) is not the fault's to finish.
+	// Desired is the count the Deployment wanted.
+	Want, Desired int32
+	// Replacement is the pod that replaced the one a web pod kill took,
+	// nil for other faults or when none was seen Ready.
+	Replacement *PodSeen
+}
+
+// belowDesired says that the fault was measured against the Ready count
+// before it rather than the Deployment's wanted count.
+func (s steady) belowDesired() bool { return s.Want < s.Desired }
+
+// steadiness measures when the web replicas were back at their count after
+// a fault: from its injection, or from the removal of a held fault; why says
 // why it could not be measured. After a web pod kill, the Ready count alone
 // can miss the dip (a replacement Ready before the count is read again):
-// then the replacement's readiness, when later, is the time, and it is
-// returned.
-func steadiness(o *Observation, f *figures) (measure.Settle, *PodSeen, string) {
+// then the replacement's readiness, when later, is the time.
+func steadiness(o *Observation, f *figures) (steady, string) {
 	st, why := readyCount(o, f)
 	if why != "" {
-		return st, nil, why
+		return st, why
 	}
-	r := replacement(o, f)
-	if r != nil && r.ReadyAt.After(st.At) {
+	st.Replacement = replacement(o, f)
+	if r := st.Replacement; r != nil && r.ReadyAt.After(st.At) {
 		ref := st.At.Add(-st.After.V)
 		st.At, st.After = r.ReadyAt, measure.Known(r.ReadyAt.Sub(ref))
 	}
-	return st, r, ""
+	return st, ""
 }
 
 // replacement is the pod that replaced the one a web pod kill took: the
@@ -289,28 +310,38 @@ func replacement(o *Observation, f *figures) *PodSeen {
 	return best
 }
 
-// readyCount measures when the web replicas' Ready count was back at the
-// wanted count for good.
-func readyCount(o *Observation, f *figures) (measure.Settle, string) {
+// readyCount measures when the web replicas' Ready count was back for
+// good at the count the fault is measured against (see steady.Want).
+func readyCount(o *Observation, f *figures) (steady, string) {
 	switch {
 	case o.Replicas == nil:
-		return measure.Settle{}, replicasWhy(o)
+		return steady{}, replicasWhy(o)
 	case !f.hasWindow:
-		return measure.Settle{}, "the fault was not injected"
+		return steady{}, "the fault was not injected"
 	}
 	ref := f.x.InjectedAt
 	if f.x.Held > 0 && !f.x.RemovedAt.IsZero() {
 		ref = f.x.RemovedAt
 	}
-	want := measure.CountAt(o.Replicas.Desired, ref)
-	if !want.Known {
-		return measure.Settle{}, "the wanted replicas are not known: " + want.Reason
+	desired := measure.CountAt(o.Replicas.Desired, ref)
+	if !desired.Known {
+		return steady{}, "the wanted replicas are not known: " + desired.Reason
+	}
+	st := steady{Want: desired.V, Desired: desired.V}
+	// The count in effect when the experiment was applied: Chaos Mesh's
+	// record of the injection is kept to the second, and may be later.
+	before := f.x.InjectedAt
+	if !f.x.AppliedAt.IsZero() && f.x.AppliedAt.Before(before) {
+		before = f.x.AppliedAt
+	}
+	if ready := measure.CountAt(o.Replicas.Ready, before); ready.Known && ready.V < st.Want {
+		st.Want = ready.V
 	}
 	end := f.horizon.End
 	if o.ObservedUntil.Before(end) {
 		end = o.ObservedUntil
 	}
-	st := measure.Steady(o.Replicas.Ready, ref, end, want.V)
+	st.Settle = measure.Steady(o.Replicas.Ready, ref, end, st.Want)
 	if !st.After.Known {
 		return st, st.After.Reason
 	}
