@@ -19,7 +19,12 @@ type DownResult struct {
 // Down removes the lab's cluster, everything k3d created for it and the
 // kubeconfig lab wrote. Removing a lab that does not exist succeeds. A cluster
 // of the same name that lab did not create is refused unless force is set.
+//
+// Down does not stop when ctx is cancelled: a removal stopped halfway
+// leaves a cluster that is neither usable nor gone, so it is finished (it
+// takes seconds); the caller can still end the process.
 func (l *Lab) Down(ctx context.Context, force bool) (*DownResult, error) {
+	ctx = context.WithoutCancel(ctx)
 	c := l.cfg.Cluster
 	res := &DownResult{Cluster: c.Name}
 	if err := l.step("Deleting cluster "+c.Name, func() error {

@@ -411,6 +411,23 @@ func TestDown(t *testing.T) {
 			t.Errorf("kubeconfig still there: %v", err)
 		}
 	})
+	t.Run("interrupted, finishes the removal", func(t *testing.T) {
+		t.Parallel()
+		cfg := testConfig(t)
+		if err := writeKubeconfig(cfg.Cluster.Kubeconfig, []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		cancel() // Ctrl-C
+		fc := &fakeClusters{existing: healthy("jewelry-shop")}
+		res, err := newTestLab(cfg, fc, &fakeNodes{}, &recorder{}).Down(ctx, false)
+		if err != nil || !res.Existed || res.Kubeconfig != cfg.Cluster.Kubeconfig {
+			t.Fatalf("Down = %+v, %v; want the cluster and the kubeconfig removed", res, err)
+		}
+		if fc.deleteErr != nil {
+			t.Errorf("the deletion ran with a cancelled context: %v", fc.deleteErr)
+		}
+	})
 }
 
 // TestDownForeign refuses a cluster lab did not create and says how to

@@ -525,3 +525,17 @@ profiles:
 		t.Errorf("the configuration differs after a round trip through the environment (-file +environment):\n%s", diff)
 	}
 }
+
+// TestInterruptNotice: the first Ctrl-C says what happens next, which is
+// the running command's to say.
+func TestInterruptNotice(t *testing.T) {
+	t.Parallel()
+	_, o := newRoot(Streams{}, Build{})
+	if got := o.interruptNotice(); !strings.Contains(got, "stopping and cleaning up") {
+		t.Errorf("default notice = %q, want it to say lab stops and cleans up", got)
+	}
+	o.setInterruptNotice("Interrupted: finishing the removal first")
+	if got := o.interruptNotice(); got != "Interrupted: finishing the removal first" {
+		t.Errorf("notice = %q after the command set its own", got)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -44,6 +45,10 @@ type options struct {
 	// isTerminal reports whether progress may draw a spinner on stderr.
 	isTerminal bool
 
+	// onInterrupt, when a command sets it, is what the first Ctrl-C
+	// prints instead of the default notice (read by the signal watcher).
+	onInterrupt *atomic.Pointer[string]
+
 	// set by setup()
 	cfg lab.Config
 	src configSource
@@ -58,7 +63,7 @@ const configKeyAnnotation = "lab/config-key"
 // cleans up; a second one ends the process at once.
 func Main(args []string, s Streams, b Build) int {
 	root, o := newRoot(s, b)
-	ctx, stop := interruptible(o.notice)
+	ctx, stop := interruptible(func() { o.notice(o.interruptNotice()) })
 	defer stop()
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
@@ -74,9 +79,9 @@ func Main(args []string, s Streams, b Build) int {
 }
 
 // interruptible returns a context cancelled by the first SIGINT or SIGTERM,
-// and says so with notice; after it, Go's default handling is restored, so
-// that a second signal ends the process at once.
-func interruptible(notice func(string)) (context.Context, func()) {
+// and calls notice to say so; after it, Go's default handling is restored,
+// so that a second signal ends the process at once.
+func interruptible(notice func()) (context.Context, func()) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	done, exited := make(chan struct{}), make(chan struct{})
 	go func() {
@@ -85,7 +90,7 @@ func interruptible(notice func(string)) (context.Context, func()) {
 		case <-done:
 		case <-ctx.Done():
 			stop()
-			notice("Interrupted: stopping and cleaning up (press Ctrl-C again to exit at once, leaving things behind)")
+			notice()
 		}
 	}()
 	// The watcher ends before stop cancels ctx: otherwise it could take the
@@ -100,7 +105,7 @@ func NewRoot(s Streams, b Build) *cobra.Command {
 }
 
 func newRoot(s Streams, b Build) (*cobra.Command, *options) {
-	o := &options{streams: s, build: b, environ: os.Environ(), isTerminal: isTerminal(s.Err)}
+	o := &options{streams: s, build: b, environ: os.Environ(), isTerminal: isTerminal(s.Err), onInterrupt: &atomic.Pointer[string]{}}
 	// Logs, progress and errors all go to stderr, some from goroutines of
 	// their own: one lock keeps their lines whole.
 	o.streams.Err = &lockedWriter{w: s.Err}
@@ -216,6 +221,24 @@ func (o *options) jsonOutput() bool { return o.logFormat == "json" }
 // --log-format json: progress, notices and the error, at every level.
 func (o *options) jsonRecords() slog.Handler {
 	return slog.NewJSONHandler(o.streams.Err, &slog.HandlerOptions{Level: slog.LevelDebug - 4})
+}
+
+// interruptNotice is what the first Ctrl-C prints: the running command's
+// own notice, or that lab stops and cleans up.
+func (o *options) interruptNotice() string {
+	if o.onInterrupt != nil {
+		if msg := o.onInterrupt.Load(); msg != nil {
+			return *msg
+		}
+	}
+	return "Interrupted: stopping and cleaning up (press Ctrl-C again to exit at once, leaving things behind)"
+}
+
+// setInterruptNotice makes msg what the first Ctrl-C prints.
+func (o *options) setInterruptNotice(msg string) {
+	if o.onInterrupt != nil {
+		o.onInterrupt.Store(&msg)
+	}
 }
 
 // notice tells the user something on stderr that is neither a log nor an

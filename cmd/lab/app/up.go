@@ -121,7 +121,8 @@ func newDownCmd(o *options) *cobra.Command {
 		Short: "Remove the cluster and everything lab created for it",
 		Long: `Remove the lab's k3d cluster with its containers, network and volumes (also the
 leftovers of a failed creation), and the kubeconfig lab wrote. Running it when
-there is nothing to remove succeeds.
+there is nothing to remove succeeds. Once the removal has begun, Ctrl-C does
+not stop it halfway (a second Ctrl-C does; lab down then removes the rest).
 
 A cluster of the same name that lab did not create is left alone unless --force.`,
 		Args: noArgs,
@@ -129,6 +130,7 @@ A cluster of the same name that lab did not create is left alone unless --force.
 			if err := o.setup(cmd); err != nil {
 				return err
 			}
+			o.setInterruptNotice("Interrupted: finishing the removal first, a cluster removed halfway is neither usable nor gone (press Ctrl-C again to exit at once; `lab down` then removes the rest)")
 			res, err := o.newLab().Down(cmd.Context(), force)
 			if err != nil {
 				return err
