@@ -33,7 +33,7 @@ import (
 // show: every requirement of the quick profile measured and passed (those
 // the profile does not validate marked so), and exit code 0, which says
 // exactly that.
-func checkQuickReport(t *testing.T, path string, code int, stdout string) {
+func checkQuickReport(t testing.TB, path string, code int, stdout string) {
 	t.Helper()
 	run, err := reports.Load(path)
 	if err != nil {
@@ -66,7 +66,8 @@ func checkQuickReport(t *testing.T, path string, code int, stdout string) {
 // lab's test-only node image and the offline stack (see offline_test.go),
 // and its quick validation includes a node failure. With E2E_OUT set, the
 // validation's report is written there.
-func TestE2EUpStatusDown(t *testing.T) {
+func TestE2EUpStatusDown(tt *testing.T) {
+	t := repeatFailures(tt)
 	if os.Getenv("LAB_E2E") != "1" {
 		ci.Missing(t, "LAB_E2E=1 is not set: the end-to-end test runs with `make e2e` (needs Docker and internet) or `make e2e-offline` (needs Docker)")
 	}

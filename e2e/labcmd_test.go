@@ -9,13 +9,13 @@ import (
 )
 
 // labCmd runs the lab binary (see labbin.Run) for at most 20 minutes.
-func labCmd(t *testing.T, bin string, env []string, args ...string) (int, string, string) {
+func labCmd(t testing.TB, bin string, env []string, args ...string) (int, string, string) {
 	t.Helper()
 	return labbin.Run(t, 20*time.Minute, bin, env, args...)
 }
 
 // buildLab builds the lab binary into dir.
-func buildLab(t *testing.T, dir string) string {
+func buildLab(t testing.TB, dir string) string {
 	t.Helper()
 	return labbin.Build(t, dir)
 }

@@ -59,9 +59,9 @@ func (lc *lifecycle) lab(args ...string) (int, string, string) {
 // local Docker daemon with the test-only node images (internal/testnode):
 // lab up creates a three-node cluster whose nodes become Ready, lab status
 // shows it as lab's, a second lab up reuses it, a node stopped and started
-// as node failure does goes NotReady and Ready again, lab down removes every
-// container, network, volume and the kubeconfig, and a second lab down has
-// nothing to do.
+// as node failure does goes NotReady and Ready again, lab down, interrupted
+// with Ctrl-C halfway, still removes every container, network, volume and
+// the kubeconfig, and a second lab down has nothing to do.
 func TestLifecycle(t *testing.T) {
 	dc := dockertest.Client(t)
 	bin := buildLab(t, t.TempDir())
@@ -106,8 +106,19 @@ func TestLifecycle(t *testing.T) {
 	}
 	waitNodeReady(t, kube, agent, true, time.Minute)
 
-	if code, out, stderr := lc.lab("down"); code != 0 || !strings.Contains(out, "Cluster "+lc.name+" removed.") {
-		t.Errorf("lab down: exit %d\n%s%s", code, out, stderr)
+	// Ctrl-C once lab down has removed a node container: the removal is
+	// finished, not left halfway (the plain lab down is make e2e's).
+	byCluster := filters.NewArgs(filters.Arg("label", "k3d.cluster="+lc.name))
+	before, err := dc.ContainerList(ctx, container.ListOptions{All: true, Filters: byCluster})
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, stderr = labbin.Interrupt(t, 2*time.Minute, bin, lc.env, func(ctx context.Context, _ string) (bool, error) {
+		cs, err := dc.ContainerList(ctx, container.ListOptions{All: true, Filters: byCluster})
+		return len(cs) < len(before), err
+	}, "down")
+	if code != 0 || !strings.Contains(stderr, "finishing the removal") {
+		t.Errorf("lab down interrupted while removing the cluster: exit %d, want 0 after finishing the removal:\n%s", code, stderr)
 	}
 	dockertest.AssertNothingLeft(t, dc, lc.name)
 	if _, err := os.Stat(lc.kubeconfig); !os.IsNotExist(err) {

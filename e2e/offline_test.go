@@ -63,7 +63,7 @@ var offlineMeasured = []string{"R25", "R27", "R28", "R30", "R31", "R33", "R35"}
 // offlineLab builds and loads the images of the offline lab, writes its
 // configuration and returns the lab binary's arguments and environment for
 // it, and the pause image the Chaos Mesh stand-in swaps in.
-func offlineLab(t *testing.T, dir string) (args, env []string, pause string) {
+func offlineLab(t testing.TB, dir string) (args, env []string, pause string) {
 	t.Helper()
 	nodes := dockertest.NodeImages(t)
 	work, err := testnode.BuildWorkloadImages(t.Context(), testnode.Options{})
@@ -102,7 +102,7 @@ func flow(m map[string]any) string {
 
 // runChaosStandIn installs the Chaos Mesh stand-in into the lab's cluster
 // and plays Chaos Mesh's controller until the test ends.
-func runChaosStandIn(t *testing.T, c crclient.Client, pause string) {
+func runChaosStandIn(t testing.TB, c crclient.Client, pause string) {
 	t.Helper()
 	if err := controlplane.InstallChaosStandIn(t.Context(), c, charts.ChaosMeshNamespace, pause); err != nil {
 		t.Fatal(err)
@@ -121,7 +121,7 @@ func runChaosStandIn(t *testing.T, c crclient.Client, pause string) {
 // checkOfflineReport asserts what the offline lab's validation must show:
 // the requirements of offlineMeasured measured, the others not failed
 // silently (each says why), and every stand-in named in the environment.
-func checkOfflineReport(t *testing.T, path string, code int) {
+func checkOfflineReport(t testing.TB, path string, code int) {
 	t.Helper()
 	run, err := reports.Load(path)
 	if err != nil {
@@ -164,7 +164,7 @@ func checkOfflineReport(t *testing.T, path string, code int) {
 // checkMemory fails the test if the cluster's containers use more than
 // the 8 GiB the offline lab may (its pods' cgroups are below their node
 // container's, so Docker's figure includes them).
-func checkMemory(t *testing.T, c *client.Client, name, when string) {
+func checkMemory(t testing.TB, c *client.Client, name, when string) {
 	t.Helper()
 	mem := clusterMemory(t, c, name)
 	t.Logf("MEMORY of the cluster's containers %s: %.2f GiB", when, float64(mem)/(1<<30))
@@ -175,7 +175,7 @@ func checkMemory(t *testing.T, c *client.Client, name, when string) {
 
 // sampleMemory samples the cluster's memory every interval until the
 // returned function is called, which returns the most it saw.
-func sampleMemory(t *testing.T, c *client.Client, name string, interval time.Duration) func() uint64 {
+func sampleMemory(t testing.TB, c *client.Client, name string, interval time.Duration) func() uint64 {
 	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
 	var most uint64
@@ -204,7 +204,7 @@ func sampleMemory(t *testing.T, c *client.Client, name string, interval time.Dur
 
 // clusterMemory is the memory the cluster's containers use now, as Docker
 // reports it, in bytes.
-func clusterMemory(t *testing.T, c *client.Client, name string) uint64 {
+func clusterMemory(t testing.TB, c *client.Client, name string) uint64 {
 	t.Helper()
 	m, err := memoryOf(t.Context(), c, name)
 	if err != nil {
@@ -256,7 +256,7 @@ func parseSize(s string) (uint64, error) {
 
 // interrupted runs the lab binary with args and presses Ctrl-C once its
 // standard error says when (labbin.Interrupt).
-func interrupted(t *testing.T, bin string, env []string, when string, timeout time.Duration, args ...string) (int, string) {
+func interrupted(t testing.TB, bin string, env []string, when string, timeout time.Duration, args ...string) (int, string) {
 	t.Helper()
 	return labbin.Interrupt(t, timeout, bin, env, func(_ context.Context, stderr string) (bool, error) {
 		return strings.Contains(stderr, when), nil
@@ -265,7 +265,7 @@ func interrupted(t *testing.T, bin string, env []string, when string, timeout ti
 
 // checkNoExperiments fails the test if any Chaos Mesh object is left in the
 // stack's namespace.
-func checkNoExperiments(t *testing.T, c crclient.Client) {
+func checkNoExperiments(t testing.TB, c crclient.Client) {
 	t.Helper()
 	for _, list := range []crclient.ObjectList{&chaosv1alpha1.PodChaosList{}, &chaosv1alpha1.NetworkChaosList{}, &chaosv1alpha1.StressChaosList{}} {
 		if err := c.List(t.Context(), list, crclient.InNamespace("jewelry-shop")); err != nil {
