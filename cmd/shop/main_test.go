@@ -6,11 +6,11 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/jewelry-shop/lab/internal/services"
+	"github.com/jewelry-shop/lab/internal/syncbuf"
 )
 
 func TestRunArguments(t *testing.T) {
@@ -58,7 +58,7 @@ func TestRunModes(t *testing.T) {
 			port := services.FreePort(t)
 			ctx, cancel := context.WithCancel(t.Context())
 			defer cancel()
-			var logs syncBuffer
+			var logs syncbuf.Buffer
 			done := make(chan int, 1)
 			args := []string{tt.mode, "--listen", "127.0.0.1:" + strconv.Itoa(port), "--pg-dsn", pg.DSN("postgres"), "--redis-addr", rs.Addr()}
 			go func() { done <- run(ctx, args, &logs, &logs) }()
@@ -92,22 +92,4 @@ func TestRunModes(t *testing.T) {
 			}
 		})
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for one writer and one reader.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

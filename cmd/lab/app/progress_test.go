@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/jewelry-shop/lab/internal/syncbuf"
 )
 
 // TestProgressViewsAreSafe drives every view as lab validate does: the load
@@ -98,7 +100,7 @@ func TestPlainProgressEvents(t *testing.T) {
 // TestSpinnerEvents: on a terminal, an event is printed above the spinner
 // line, ending with a newline, so that the next redraw does not overwrite it.
 func TestSpinnerEvents(t *testing.T) {
-	var out syncBuffer
+	var out syncbuf.Buffer
 	view := newSpinner(&out)
 	view.Start("Load and experiments")
 	view.Update(figures(1))
@@ -117,22 +119,4 @@ func TestSpinnerEvents(t *testing.T) {
 	if !strings.Contains(got[i:], figures(2)) {
 		t.Errorf("the spinner is not drawn again after the event:\n%q", got)
 	}
-}
-
-// syncBuffer is a bytes.Buffer that may be read while a view writes to it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
