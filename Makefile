@@ -87,10 +87,12 @@ fmt: ## Format the code
 	gofmt -w $$(git ls-files '*.go')
 
 .PHONY: lint
-lint: ## gofmt, go vet and golangci-lint (.golangci.yml)
+lint: ## gofmt, go vet and golangci-lint (.golangci.yml), also of the e2e-tagged tests
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: run make fmt"; exit 1; }
 	$(GO) vet ./...
+	$(GO) vet -tags e2e ./e2e/...
 	$(GO) run $(GOLANGCI) run ./...
+	$(GO) run $(GOLANGCI) run --build-tags e2e ./e2e/...
 
 .PHONY: verify
 verify: ## go.mod tidy and generated files up to date (clean diff)

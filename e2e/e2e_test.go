@@ -33,11 +33,11 @@ import (
 // show: every requirement of the quick profile measured and passed (those
 // the profile does not validate marked so), and exit code 0, which says
 // exactly that.
-func checkQuickReport(t testing.TB, path string, code int, stdout string) {
-	t.Helper()
+func checkQuickReport(tb testing.TB, path string, code int, stdout string) {
+	tb.Helper()
 	run, err := reports.Load(path)
 	if err != nil {
-		t.Fatalf("read the validation's report: %v", err)
+		tb.Fatalf("read the validation's report: %v", err)
 	}
 	inProfile := 0
 	for _, q := range run.Requirements {
@@ -47,14 +47,14 @@ func checkQuickReport(t testing.TB, path string, code int, stdout string) {
 		case reports.NotInProfile:
 		default:
 			inProfile++
-			t.Errorf("%s (%s) is %s: %s", q.ID, q.Title, q.Status, q.Reason)
+			tb.Errorf("%s (%s) is %s: %s", q.ID, q.Title, q.Status, q.Reason)
 		}
 	}
 	if inProfile == 0 {
-		t.Error("the quick profile validated no requirement")
+		tb.Error("the quick profile validated no requirement")
 	}
 	if code != run.ExitCode() || code != 0 {
-		t.Errorf("lab validate --profile quick exited %d, the report's exit code is %d, want both 0:\n%s", code, run.ExitCode(), stdout)
+		tb.Errorf("lab validate --profile quick exited %d, the report's exit code is %d, want both 0:\n%s", code, run.ExitCode(), stdout)
 	}
 }
 

@@ -1,3 +1,5 @@
+//go:build e2e
+
 package e2e
 
 import (
@@ -19,6 +21,7 @@ type failures struct {
 // repeatFailures returns t as a failures. Call it first in the test: its
 // cleanup, registered first, runs last.
 func repeatFailures(t *testing.T) *failures {
+	t.Helper()
 	f := &failures{TB: t}
 	t.Cleanup(func() {
 		f.mu.Lock()
@@ -37,25 +40,25 @@ func (f *failures) add(msg string) {
 }
 
 func (f *failures) Error(args ...any) {
-	f.TB.Helper()
+	f.Helper()
 	f.add(fmt.Sprint(args...))
 	f.TB.Error(args...)
 }
 
 func (f *failures) Errorf(format string, args ...any) {
-	f.TB.Helper()
+	f.Helper()
 	f.add(fmt.Sprintf(format, args...))
 	f.TB.Errorf(format, args...)
 }
 
 func (f *failures) Fatal(args ...any) {
-	f.TB.Helper()
+	f.Helper()
 	f.add(fmt.Sprint(args...))
 	f.TB.Fatal(args...)
 }
 
 func (f *failures) Fatalf(format string, args ...any) {
-	f.TB.Helper()
+	f.Helper()
 	f.add(fmt.Sprintf(format, args...))
 	f.TB.Fatalf(format, args...)
 }

@@ -9,15 +9,15 @@ import (
 )
 
 // labCmd runs the lab binary (see labbin.Run) for at most 20 minutes.
-func labCmd(t testing.TB, bin string, env []string, args ...string) (int, string, string) {
-	t.Helper()
-	return labbin.Run(t, 20*time.Minute, bin, env, args...)
+func labCmd(tb testing.TB, bin string, env []string, args ...string) (int, string, string) {
+	tb.Helper()
+	return labbin.Run(tb, 20*time.Minute, bin, env, args...)
 }
 
 // buildLab builds the lab binary into dir.
-func buildLab(t testing.TB, dir string) string {
-	t.Helper()
-	return labbin.Build(t, dir)
+func buildLab(tb testing.TB, dir string) string {
+	tb.Helper()
+	return labbin.Build(tb, dir)
 }
 
 // TestLabCmdEnvironment: the variable that turns the end-to-end test on

@@ -63,18 +63,18 @@ var offlineMeasured = []string{"R25", "R27", "R28", "R30", "R31", "R33", "R35"}
 // offlineLab builds and loads the images of the offline lab, writes its
 // configuration and returns the lab binary's arguments and environment for
 // it, and the pause image the Chaos Mesh stand-in swaps in.
-func offlineLab(t testing.TB, dir string) (args, env []string, pause string) {
-	t.Helper()
-	nodes := dockertest.NodeImages(t)
-	work, err := testnode.BuildWorkloadImages(t.Context(), testnode.Options{})
+func offlineLab(tb testing.TB, dir string) (args, env []string, pause string) {
+	tb.Helper()
+	nodes := dockertest.NodeImages(tb)
+	work, err := testnode.BuildWorkloadImages(tb.Context(), testnode.Options{})
 	if err != nil {
-		t.Fatalf("build the workload images: %v", err)
+		tb.Fatalf("build the workload images: %v", err)
 	}
-	loaded, err := testnode.LoadImages(t.Context(), dockertest.Client(t), work.Redis, work.Nginx, work.Postgres)
+	loaded, err := testnode.LoadImages(tb.Context(), dockertest.Client(tb), work.Redis, work.Nginx, work.Postgres)
 	if err != nil {
-		t.Fatalf("load the workload images into Docker: %v", err)
+		tb.Fatalf("load the workload images into Docker: %v", err)
 	}
-	t.Logf("workload images loaded: %v", loaded)
+	tb.Logf("workload images loaded: %v", loaded)
 	img := func(ref string) map[string]any {
 		repo, tag, _ := strings.Cut(ref, ":")
 		return map[string]any{"repository": repo, "tag": tag, "pullPolicy": "Never"}
@@ -87,10 +87,10 @@ postgresql: {single: {image: %s}}
 	valuesFile := filepath.Join(dir, "offline-values.yaml")
 	config := filepath.Join(dir, "lab.yaml")
 	if err := os.WriteFile(valuesFile, []byte(values), 0o600); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	if err := os.WriteFile(config, []byte(fmt.Sprintf(offlineConfig, valuesFile)), 0o600); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	return []string{"--config", config}, nodes.LabEnv(), work.Pause.Ref
 }
@@ -102,52 +102,52 @@ func flow(m map[string]any) string {
 
 // runChaosStandIn installs the Chaos Mesh stand-in into the lab's cluster
 // and plays Chaos Mesh's controller until the test ends.
-func runChaosStandIn(t testing.TB, c crclient.Client, pause string) {
-	t.Helper()
-	if err := controlplane.InstallChaosStandIn(t.Context(), c, charts.ChaosMeshNamespace, pause); err != nil {
-		t.Fatal(err)
+func runChaosStandIn(tb testing.TB, c crclient.Client, pause string) {
+	tb.Helper()
+	if err := controlplane.InstallChaosStandIn(tb.Context(), c, charts.ChaosMeshNamespace, pause); err != nil {
+		tb.Fatal(err)
 	}
-	ctx, stop := context.WithCancel(context.WithoutCancel(t.Context()))
+	ctx, stop := context.WithCancel(context.WithoutCancel(tb.Context()))
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		controlplane.RunChaosStandInWith(ctx, c, "jewelry-shop", controlplane.StandIn{PauseImage: pause, OnKill: func(k controlplane.Kill) {
-			t.Logf("chaos stand-in: %s: %s pod %s at %s", k.Chaos, k.Action, k.Pod, k.At.Format(time.TimeOnly))
+			tb.Logf("chaos stand-in: %s: %s pod %s at %s", k.Chaos, k.Action, k.Pod, k.At.Format(time.TimeOnly))
 		}})
 	}()
-	t.Cleanup(func() { stop(); <-done })
+	tb.Cleanup(func() { stop(); <-done })
 }
 
 // checkOfflineReport asserts what the offline lab's validation must show:
 // the requirements of offlineMeasured measured, the others not failed
 // silently (each says why), and every stand-in named in the environment.
-func checkOfflineReport(t testing.TB, path string, code int) {
-	t.Helper()
+func checkOfflineReport(tb testing.TB, path string, code int) {
+	tb.Helper()
 	run, err := reports.Load(path)
 	if err != nil {
-		t.Fatalf("read the validation's report: %v", err)
+		tb.Fatalf("read the validation's report: %v", err)
 	}
 	rows := map[string]reports.Requirement{}
 	for _, q := range run.Requirements {
 		rows[q.ID] = q
-		t.Logf("%s %s: %s %s %s", q.ID, q.Title, q.Status, q.Measured, q.Reason)
+		tb.Logf("%s %s: %s %s %s", q.ID, q.Title, q.Status, q.Measured, q.Reason)
 	}
 	for _, id := range offlineMeasured {
 		q, ok := rows[id]
 		switch {
 		case !ok:
-			t.Errorf("%s is not in the report", id)
+			tb.Errorf("%s is not in the report", id)
 		case q.Status != reports.Pass && q.Status != reports.Fail:
-			t.Errorf("%s (%s) is %s, want measured (pass or fail): %s", id, q.Title, q.Status, q.Reason)
+			tb.Errorf("%s (%s) is %s, want measured (pass or fail): %s", id, q.Title, q.Status, q.Reason)
 		}
 	}
 	for _, q := range run.Requirements {
 		if q.Status != reports.Pass && q.Status != reports.Fail && q.Status != reports.NotInProfile && q.Reason == "" {
-			t.Errorf("%s is %s without a reason", q.ID, q.Status)
+			tb.Errorf("%s is %s without a reason", q.ID, q.Status)
 		}
 	}
 	if code != run.ExitCode() {
-		t.Errorf("lab validate exited %d, the report's exit code is %d", code, run.ExitCode())
+		tb.Errorf("lab validate exited %d, the report's exit code is %d", code, run.ExitCode())
 	}
 	for key, want := range map[string]string{
 		"k3s":                   "k3s-compatible test node from Kubernetes v1.37.2 parts",
@@ -156,7 +156,7 @@ func checkOfflineReport(t testing.TB, path string, code int) {
 		"stack images":          "lab-test.invalid/postgres-debian",
 	} {
 		if got := run.Environment[key]; !strings.Contains(got, want) {
-			t.Errorf("environment %q = %q, want it to say %q", key, got, want)
+			tb.Errorf("environment %q = %q, want it to say %q", key, got, want)
 		}
 	}
 }
@@ -164,20 +164,20 @@ func checkOfflineReport(t testing.TB, path string, code int) {
 // checkMemory fails the test if the cluster's containers use more than
 // the 8 GiB the offline lab may (its pods' cgroups are below their node
 // container's, so Docker's figure includes them).
-func checkMemory(t testing.TB, c *client.Client, name, when string) {
-	t.Helper()
-	mem := clusterMemory(t, c, name)
-	t.Logf("MEMORY of the cluster's containers %s: %.2f GiB", when, float64(mem)/(1<<30))
+func checkMemory(tb testing.TB, c *client.Client, name, when string) {
+	tb.Helper()
+	mem := clusterMemory(tb, c, name)
+	tb.Logf("MEMORY of the cluster's containers %s: %.2f GiB", when, float64(mem)/(1<<30))
 	if mem > 8<<30 {
-		t.Errorf("the cluster's containers use %.2f GiB %s, more than 8 GiB", float64(mem)/(1<<30), when)
+		tb.Errorf("the cluster's containers use %.2f GiB %s, more than 8 GiB", float64(mem)/(1<<30), when)
 	}
 }
 
 // sampleMemory samples the cluster's memory every interval until the
 // returned function is called, which returns the most it saw.
-func sampleMemory(t testing.TB, c *client.Client, name string, interval time.Duration) func() uint64 {
-	t.Helper()
-	ctx, cancel := context.WithCancel(t.Context())
+func sampleMemory(tb testing.TB, c *client.Client, name string, interval time.Duration) func() uint64 {
+	tb.Helper()
+	ctx, cancel := context.WithCancel(tb.Context())
 	var most uint64
 	done := make(chan struct{})
 	go func() {
@@ -204,11 +204,11 @@ func sampleMemory(t testing.TB, c *client.Client, name string, interval time.Dur
 
 // clusterMemory is the memory the cluster's containers use now, as Docker
 // reports it, in bytes.
-func clusterMemory(t testing.TB, c *client.Client, name string) uint64 {
-	t.Helper()
-	m, err := memoryOf(t.Context(), c, name)
+func clusterMemory(tb testing.TB, c *client.Client, name string) uint64 {
+	tb.Helper()
+	m, err := memoryOf(tb.Context(), c, name)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	return m
 }
@@ -256,23 +256,23 @@ func parseSize(s string) (uint64, error) {
 
 // interrupted runs the lab binary with args and presses Ctrl-C once its
 // standard error says when (labbin.Interrupt).
-func interrupted(t testing.TB, bin string, env []string, when string, timeout time.Duration, args ...string) (int, string) {
-	t.Helper()
-	return labbin.Interrupt(t, timeout, bin, env, func(_ context.Context, stderr string) (bool, error) {
+func interrupted(tb testing.TB, bin string, env []string, when string, timeout time.Duration, args ...string) (int, string) {
+	tb.Helper()
+	return labbin.Interrupt(tb, timeout, bin, env, func(_ context.Context, stderr string) (bool, error) {
 		return strings.Contains(stderr, when), nil
 	}, args...)
 }
 
 // checkNoExperiments fails the test if any Chaos Mesh object is left in the
 // stack's namespace.
-func checkNoExperiments(t testing.TB, c crclient.Client) {
-	t.Helper()
+func checkNoExperiments(tb testing.TB, c crclient.Client) {
+	tb.Helper()
 	for _, list := range []crclient.ObjectList{&chaosv1alpha1.PodChaosList{}, &chaosv1alpha1.NetworkChaosList{}, &chaosv1alpha1.StressChaosList{}} {
-		if err := c.List(t.Context(), list, crclient.InNamespace("jewelry-shop")); err != nil {
-			t.Fatal(err)
+		if err := c.List(tb.Context(), list, crclient.InNamespace("jewelry-shop")); err != nil {
+			tb.Fatal(err)
 		}
 		if n := meta.LenList(list); n > 0 {
-			t.Errorf("%d %T left in jewelry-shop", n, list)
+			tb.Errorf("%d %T left in jewelry-shop", n, list)
 		}
 	}
 }
