@@ -1,8 +1,11 @@
 # lab — make targets. `make help` lists them.
 #
-# Every go command here uses the same flags (GOFLAGS below, -trimpath from the
-# test-assets script for the control plane), so the Go build cache is shared
-# between targets, CI and your shell.
+# Every go command here, and every go build the tests run (the lab binary, the
+# stand-in images' programs, labnode, the shop binary), builds static and with
+# -trimpath: the flags the test-assets script builds the control plane with.
+# The packages they share (client-go, the Kubernetes API types, ...) then
+# compile once; each other set of flags compiles them again, minutes on a cold
+# cache. The race detector needs cgo: its run is the one exception.
 
 SHELL        := bash
 .SHELLFLAGS  := -euo pipefail -c
@@ -12,6 +15,9 @@ COMMIT       ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS      := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 BIN          ?= bin
 GOLANGCI     := github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
+
+export CGO_ENABLED := 0
+export GOFLAGS := $(strip $(shell $(GO) env GOFLAGS) -trimpath)
 
 .DEFAULT_GOAL := help
 
@@ -44,7 +50,7 @@ test-assets: ## Build the test control plane once into the cache (no-op when bui
 # built without it too, so that the relay of every user request is not slowed by
 # it, and runs last.
 test: test-assets ## Run every test (CI=true turns missing services into failures)
-	$(GO) test -race -timeout 15m ./...
+	CGO_ENABLED=1 $(GO) test -race -timeout 15m ./...
 	$(GO) test -timeout 15m -run '^TestK3d' ./internal/testnode/
 	$(GO) test -timeout 30m -run '^TestValidateOnRealNodes$$' ./e2e/realnode/
 

@@ -77,8 +77,10 @@ func TestE2EUpStatusDown(tt *testing.T) {
 	}
 	dir := t.TempDir()
 	bin := buildLab(t, dir)
-	image := exec.CommandContext(t.Context(), "go", "run", "./hack/image", "-out", dir, "-platforms", "linux/"+runtime.GOARCH, "-version", "e2e")
+	// The flags of labbin.Build, so the packages they share compile once.
+	image := exec.CommandContext(t.Context(), "go", "run", "-trimpath", "./hack/image", "-out", dir, "-platforms", "linux/"+runtime.GOARCH, "-version", "e2e")
 	image.Dir = ".."
+	image.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := image.CombinedOutput(); err != nil {
 		t.Fatalf("build the shop image: %v\n%s", err, out)
 	}

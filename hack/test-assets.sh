@@ -17,7 +17,10 @@
 # The binaries of each module are built by one `go build` with the same flags
 # (-trimpath, CGO_ENABLED=0 and the version ldflags below), so the Go build cache is shared
 # between runs: a cold build takes minutes and ~3 GB of RAM, a warm one
-# seconds. Do not build these packages elsewhere with other flags. Without cgo
+# seconds. Do not build these packages elsewhere with other flags: the Makefile
+# and the tests build the main module's programs with these flags too, and
+# hack/tools requires the main module's versions of the modules they share, so
+# those packages compile once. Without cgo
 # the binaries are static: the same files run on the host and inside the
 # test-only node images, which have no C library.
 set -euo pipefail

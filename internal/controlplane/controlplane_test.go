@@ -10,6 +10,7 @@ import (
 
 	chaosv1alpha1 "github.com/chaos-mesh/chaos-mesh/api/v1alpha1"
 	"github.com/google/go-cmp/cmp"
+	"golang.org/x/mod/modfile"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -70,6 +71,47 @@ func TestAssetsScriptAgrees(t *testing.T) {
 			t.Errorf("%s does not require %s (%s in hack/test-assets.sh)", m.gomod, want, m.version)
 		}
 	}
+}
+
+// TestToolsModuleSharesVersions: every module that hack/tools and the main
+// module both use is at one version in both. The control plane is built
+// first (hack/test-assets.sh) with the flags of every other non-race build,
+// so the packages the stand-in images and the test binaries share with it
+// (client-go, the Kubernetes API types, x/net, protobuf, ...) come from the
+// build cache; one module at another version compiles its importers, most of
+// the tree, again: minutes on a cold cache. The fix is `go get` of the newer
+// version in the other module.
+func TestToolsModuleSharesVersions(t *testing.T) {
+	main, tools := readModFile(t, "../../go.mod"), readModFile(t, "../../hack/tools/go.mod")
+	for path, v := range main {
+		if tv, ok := tools[path]; ok && tv != v {
+			t.Errorf("%s is %s in go.mod but %s in hack/tools/go.mod: go get %s@<the newer> in the module with the older", path, v, tv, path)
+		}
+	}
+}
+
+// readModFile returns the version of every module a go.mod requires, the
+// replacement's where a replace directive names one.
+func readModFile(t *testing.T, path string) map[string]string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("read %s: %v", path, err)
+	}
+	f, err := modfile.Parse(path, data, nil)
+	if err != nil {
+		t.Fatalf("parse %s: %v", path, err)
+	}
+	versions := map[string]string{}
+	for _, r := range f.Require {
+		versions[r.Mod.Path] = r.Mod.Version
+	}
+	for _, r := range f.Replace {
+		if _, ok := versions[r.Old.Path]; ok && r.New.Version != "" {
+			versions[r.Old.Path] = r.New.Version
+		}
+	}
+	return versions
 }
 
 func TestAssetsDir(t *testing.T) {

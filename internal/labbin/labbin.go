@@ -12,19 +12,26 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/jewelry-shop/lab/internal/syncbuf"
 
 	"k8s.io/apimachinery/pkg/util/wait"
 )
 
 // Build builds the lab binary (cmd/lab) into dir and returns its path.
+//
+// It is built static and with -trimpath, the flags of the stand-in images'
+// programs and of every non-race go command in the Makefile: the packages
+// they share (client-go, the Kubernetes API types) are compiled once, also
+// when a race-detector test binary calls Build.
 func Build(tb testing.TB, dir string) string {
 	tb.Helper()
 	bin := filepath.Join(dir, "lab")
-	build := exec.CommandContext(tb.Context(), "go", "build", "-o", bin, "github.com/jewelry-shop/lab/cmd/lab")
+	build := exec.CommandContext(tb.Context(), "go", "build", "-trimpath", "-o", bin, "github.com/jewelry-shop/lab/cmd/lab")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		tb.Fatalf("build lab: %v\n%s", err, out)
 	}
@@ -78,7 +85,7 @@ func Interrupt(tb testing.TB, timeout time.Duration, bin string, env []string, u
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Env = Env(env)
-	stderr := &syncBuffer{}
+	stderr := &syncbuf.Buffer{}
 	cmd.Stdout, cmd.Stderr = io.Discard, stderr
 	if err := cmd.Start(); err != nil {
 		tb.Fatal(err)
@@ -103,22 +110,4 @@ func Interrupt(tb testing.TB, timeout time.Duration, bin string, env []string, u
 	}
 	tb.Logf("lab %s, interrupted: exit %d\n%s", strings.Join(args, " "), code, stderr.String())
 	return code, stderr.String()
-}
-
-// syncBuffer is a bytes.Buffer that a command writes while the test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
