@@ -48,9 +48,11 @@ test-assets: ## Build the test control plane once into the cache (no-op when bui
 # cluster in-process are built without the race detector (//go:build !race) and run
 # by the second command. The real-node tier's lab validate run (e2e/realnode) is
 # built without it too, so that the relay of every user request is not slowed by
-# it, and runs last.
+# it, and runs last. Most packages' tests wait on Docker, PostgreSQL, Patroni or
+# a control plane for most of their time: three test binaries at once (-p 3, on
+# two cores) use the cores those waits leave idle.
 test: test-assets ## Run every test (CI=true turns missing services into failures)
-	CGO_ENABLED=1 $(GO) test -race -timeout 15m ./...
+	CGO_ENABLED=1 $(GO) test -race -p 3 -timeout 15m ./...
 	$(GO) test -timeout 15m -run '^TestK3d' ./internal/testnode/
 	$(GO) test -timeout 30m -run '^TestValidateOnRealNodes$$' ./e2e/realnode/
 

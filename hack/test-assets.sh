@@ -59,7 +59,11 @@ if ! complete; then
   # rejects charts that carry a kubeVersion constraint. etcd and
   # controller-gen take their versions from their module; kwok's is set to
   # the same value its release build sets.
+  # -s -w: no symbol table and no DWARF (tracebacks keep their function
+  # names); it is what a release build does, links faster and makes the node
+  # image, which carries seven of these binaries, 30 % smaller (808 → 564 MB).
   ldflags=(
+    "-s" "-w"
     "-X k8s.io/component-base/version.gitVersion=${KUBERNETES_VERSION}"
     "-X k8s.io/component-base/version.gitMajor=${major}"
     "-X k8s.io/component-base/version.gitMinor=${minor}"
@@ -92,14 +96,14 @@ if ! complete; then
   # CoreDNS takes its version from its module; metrics-server, like its own
   # release build, from client-go's version variable.
   GOWORK=off CGO_ENABLED=0 go -C "${root}/hack/coredns" build \
-    -mod=readonly -trimpath -o "${tmp}/coredns" .
+    -mod=readonly -trimpath -ldflags "-s -w" -o "${tmp}/coredns" .
   GOWORK=off CGO_ENABLED=0 go -C "${root}/hack/metrics-server" build \
-    -mod=readonly -trimpath -ldflags "-X k8s.io/client-go/pkg/version.gitVersion=${METRICS_SERVER_VERSION}" \
+    -mod=readonly -trimpath -ldflags "-s -w -X k8s.io/client-go/pkg/version.gitVersion=${METRICS_SERVER_VERSION}" \
     -o "${tmp}/metrics-server" sigs.k8s.io/metrics-server/cmd/metrics-server
   # local-path-provisioner's release build (its scripts/build) sets
   # main.VERSION, without the leading v.
   GOWORK=off CGO_ENABLED=0 go -C "${root}/hack/local-path-provisioner" build \
-    -mod=readonly -trimpath -ldflags "-X main.VERSION=${LOCAL_PATH_PROVISIONER_VERSION#v}" \
+    -mod=readonly -trimpath -ldflags "-s -w -X main.VERSION=${LOCAL_PATH_PROVISIONER_VERSION#v}" \
     -o "${tmp}/local-path-provisioner" github.com/rancher/local-path-provisioner
   chmod 755 "${tmp}"
   rm -rf "${dir}"

@@ -82,8 +82,8 @@ func TestAssetsScriptAgrees(t *testing.T) {
 // the tree, again: minutes on a cold cache. The fix is `go get` of the newer
 // version in the other module.
 func TestToolsModuleSharesVersions(t *testing.T) {
-	main, tools := readModFile(t, "../../go.mod"), readModFile(t, "../../hack/tools/go.mod")
-	for path, v := range main {
+	lab, tools := readModFile(t, "../../go.mod"), readModFile(t, "../../hack/tools/go.mod")
+	for path, v := range lab {
 		if tv, ok := tools[path]; ok && tv != v {
 			t.Errorf("%s is %s in go.mod but %s in hack/tools/go.mod: go get %s@<the newer> in the module with the older", path, v, tv, path)
 		}

@@ -16,9 +16,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jewelry-shop/lab/internal/syncbuf"
-
 	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/jewelry-shop/lab/internal/syncbuf"
 )
 
 // Build builds the lab binary (cmd/lab) into dir and returns its path.
